@@ -1,0 +1,62 @@
+"""``ocikit copy SRC DST``."""
+
+from __future__ import annotations
+
+import click
+
+from ..ops.copy import CopyOptions, CopyResult, acopy
+from .main import run
+from .options import parse_platforms
+from .output import ProgressView, echo, emit_json, human_size, output_format
+
+
+@click.command("copy")
+@click.argument("source")
+@click.argument("destination")
+@click.option("-a", "--all", "all_platforms", is_flag=True,
+              help="Copy the index and every image it lists, byte-exact.")
+@click.option("--multi-arch", type=click.Choice(["system", "all", "index-only"]), default=None,
+              help="skopeo's spelling: system (the default), all (= --all).")
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
+              help="Copy only these platforms of an index (repeatable, or comma-separated).")
+@click.option("--preserve-index-digest", is_flag=True,
+              help="With --platform: keep the original index bytes (a sparse index) instead of a filtered one.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=6, show_default=True,
+              help="Blobs transferred at once.")
+def copy_command(source: str, destination: str, all_platforms: bool, multi_arch: str | None,
+                 platforms: tuple[str, ...], preserve_index_digest: bool, jobs: int) -> None:
+    """Copy an image from SOURCE to DESTINATION (docker://, oci:, oci-archive:, docker-archive:).
+
+    Digests are kept: every manifest is written as the exact bytes read.
+    """
+    if multi_arch == "all":
+        all_platforms = True
+    elif multi_arch == "index-only":
+        raise click.UsageError("--multi-arch index-only is not supported; use --platform to pick children")
+    with ProgressView() as view:
+        options = CopyOptions(all_platforms=all_platforms, platforms=parse_platforms(platforms),
+                              preserve_index_digest=preserve_index_digest, jobs=jobs, progress=view)
+        result = run(acopy(source, destination, options))
+    report(result)
+
+
+def report(result: CopyResult) -> None:
+    if output_format() == "json":
+        emit_json(result.to_dict())
+        return
+    moved = result.bytes_copied + result.bytes_linked
+    rate = f", {human_size(result.bytes_copied / result.seconds)}/s" if result.seconds > 0 and result.bytes_copied else ""
+    echo(f"Copied {result.source} -> {result.target}")
+    if result.digest_changed:
+        echo(f"  source digest {result.source_digest}")
+        echo(f"  new digest    {result.digest}")
+    else:
+        echo(f"  digest {result.digest}")
+    echo(f"  {len(result.manifests)} manifest(s); blobs: {result.blobs_copied} copied ({human_size(result.bytes_copied)}), "
+         f"{result.blobs_linked} linked, {result.blobs_mounted} mounted, "
+         f"{result.blobs_skipped} already there ({human_size(result.bytes_skipped)}); "
+         f"{human_size(moved)} in {result.seconds:.2f}s{rate}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(copy_command)

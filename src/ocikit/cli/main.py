@@ -1,0 +1,82 @@
+"""The ``ocikit`` command group: global options, error handling, command registration."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from typing import Any, Coroutine, TypeVar
+
+import click
+
+from .. import __version__
+from ..errors import OcikitError
+from .output import FORMATS
+
+T = TypeVar("T")
+
+# Each module defines ``register(group)``; adding a command group is one line here.
+COMMAND_MODULES = [
+    "ocikit.cli.copy_cmd",
+    "ocikit.cli.inspect_cmd",
+    "ocikit.cli.layout_cmd",
+]
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine for a command."""
+    return asyncio.run(coro)
+
+
+class OcikitGroup(click.Group):
+    """Turns ocikit's errors into one line on stderr and an exit code; ``--debug`` shows tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OcikitError as e:
+            if _debug(ctx):
+                raise
+            click.echo(f"ocikit: error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except OSError as e:
+            if _debug(ctx):
+                raise
+            where = f": {e.filename}" if getattr(e, "filename", None) else ""
+            click.echo(f"ocikit: error: {e.strerror or e}{where}", err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("ocikit: interrupted", err=True)
+            ctx.exit(130)
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool((ctx.find_root().obj or {}).get("debug")) or os.environ.get("OCIKIT_DEBUG") == "1"
+
+
+@click.group(cls=OcikitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="ocikit")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("--format", "output_format", type=FORMATS, default="text", show_default=True,
+              help="Output format for every command: text for people, json for scripts.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, output_format: str) -> None:
+    """ocikit: copy, mirror, inspect, unpack, build and serve OCI container images."""
+    ctx.obj = {"debug": debug, "format": output_format}
+    if debug:
+        import logging
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(_name).register(cli)
+
+
+def main() -> None:
+    cli(prog_name="ocikit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+    sys.exit(0)

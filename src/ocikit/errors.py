@@ -1,0 +1,228 @@
+"""One error hierarchy for the whole of ocikit, client and server alike.
+
+Every error carries a registry error ``code`` (the Distribution spec's table where one
+applies), the HTTP ``status`` a server answers it with, and the CLI ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OcikitError(Exception):
+    """Base of every error ocikit raises on purpose."""
+
+    code: str = "UNKNOWN"
+    status: int = 500
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_registry_error(self) -> dict[str, Any]:
+        """The ``{"code", "message", "detail"}`` object of a registry error body."""
+        out: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.detail is not None:
+            out["detail"] = self.detail
+        return out
+
+
+class UsageError(OcikitError):
+    """The caller asked for something that does not make sense."""
+
+    code = "UNSUPPORTED"
+    status = 400
+    exit_code = 2
+
+
+# --- input that cannot be parsed ---------------------------------------------------------
+
+
+class InvalidReference(OcikitError):
+    """A malformed image reference (``host/path:tag@digest``) or transport reference."""
+
+    code = "NAME_INVALID"
+    status = 400
+
+
+class NameInvalid(InvalidReference):
+    """A repository name that does not match the Distribution spec's pattern."""
+
+
+class InvalidPlatform(OcikitError):
+    code = "UNSUPPORTED"
+    status = 400
+
+
+class DigestInvalid(OcikitError):
+    """A digest string that does not follow the ``algorithm:encoded`` grammar."""
+
+    code = "DIGEST_INVALID"
+    status = 400
+
+
+class UnsupportedDigestAlgorithm(DigestInvalid):
+    pass
+
+
+class DigestMismatch(DigestInvalid):
+    """Content whose digest (or size) is not the one it was announced with."""
+
+    def __init__(self, expected: str, actual: str, *, what: str = "content", message: str | None = None) -> None:
+        super().__init__(message or f"{what}: digest mismatch: expected {expected}, got {actual}",
+                         detail={"expected": str(expected), "actual": str(actual)})
+        self.expected = expected
+        self.actual = actual
+
+
+class SizeInvalid(OcikitError):
+    code = "SIZE_INVALID"
+    status = 400
+
+    def __init__(self, message: str, *, expected: int | None = None, actual: int | None = None) -> None:
+        super().__init__(message, detail={"expected": expected, "actual": actual})
+        self.expected = expected
+        self.actual = actual
+
+
+class ManifestInvalid(OcikitError):
+    """A manifest, index or config that is not well formed; the message names the field path."""
+
+    code = "MANIFEST_INVALID"
+    status = 400
+
+
+class Schema1Unsupported(ManifestInvalid):
+    """Docker schema 1 manifests are recognised and refused."""
+
+
+class UnsupportedMediaType(ManifestInvalid):
+    pass
+
+
+class ConfigInvalid(ManifestInvalid):
+    pass
+
+
+# --- content that is not there -----------------------------------------------------------
+
+
+class NotFound(OcikitError):
+    status = 404
+
+
+class ManifestUnknown(NotFound):
+    code = "MANIFEST_UNKNOWN"
+
+
+class BlobUnknown(NotFound):
+    code = "BLOB_UNKNOWN"
+
+
+class NameUnknown(NotFound):
+    code = "NAME_UNKNOWN"
+
+
+class ManifestBlobUnknown(OcikitError):
+    code = "MANIFEST_BLOB_UNKNOWN"
+    status = 400
+
+
+class PlatformNotFound(NotFound):
+    code = "MANIFEST_UNKNOWN"
+
+
+class BlobUploadInvalid(OcikitError):
+    code = "BLOB_UPLOAD_INVALID"
+    status = 400
+
+
+class BlobUploadUnknown(NotFound):
+    code = "BLOB_UPLOAD_UNKNOWN"
+
+
+class RangeInvalid(OcikitError):
+    code = "BLOB_UPLOAD_INVALID"
+    status = 416
+
+
+# --- access ------------------------------------------------------------------------------
+
+
+class Unauthorized(OcikitError):
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class Denied(OcikitError):
+    code = "DENIED"
+    status = 403
+
+
+class Unsupported(OcikitError):
+    code = "UNSUPPORTED"
+    status = 405
+
+
+class TooManyRequests(OcikitError):
+    code = "TOOMANYREQUESTS"
+    status = 429
+
+
+# --- places ------------------------------------------------------------------------------
+
+
+class LayoutInvalid(OcikitError):
+    """An OCI image layout on disk that breaks the image-layout spec."""
+
+    code = "LAYOUT_INVALID"
+
+
+class ArchiveInvalid(OcikitError):
+    code = "ARCHIVE_INVALID"
+
+
+class TransportError(OcikitError):
+    """A place could not be reached, or answered something that makes no sense."""
+
+    code = "TRANSPORT"
+    status = 502
+
+
+class RegistryError(TransportError):
+    """A registry answered with an error the client did not map to a finer type."""
+
+
+class LayerInvalid(OcikitError):
+    """A layer tarball that cannot be applied (hostile paths, bad headers, ...)."""
+
+    code = "LAYER_INVALID"
+
+
+class StorageFull(OcikitError):
+    code = "STORAGE_FULL"
+    status = 507
+
+
+ERROR_CODES: dict[str, type[OcikitError]] = {
+    "BLOB_UNKNOWN": BlobUnknown,
+    "BLOB_UPLOAD_INVALID": BlobUploadInvalid,
+    "BLOB_UPLOAD_UNKNOWN": BlobUploadUnknown,
+    "DIGEST_INVALID": DigestInvalid,
+    "MANIFEST_BLOB_UNKNOWN": ManifestBlobUnknown,
+    "MANIFEST_INVALID": ManifestInvalid,
+    "MANIFEST_UNKNOWN": ManifestUnknown,
+    "NAME_INVALID": NameInvalid,
+    "NAME_UNKNOWN": NameUnknown,
+    "SIZE_INVALID": SizeInvalid,
+    "UNAUTHORIZED": Unauthorized,
+    "DENIED": Denied,
+    "UNSUPPORTED": Unsupported,
+    "TOOMANYREQUESTS": TooManyRequests,
+}
+"""Registry error codes of the Distribution spec mapped to their exception types."""

@@ -1,0 +1,1 @@
+"""Verbs that do not care where content lives: copy, inspect, tree, ..."""

@@ -1,0 +1,545 @@
+"""OCI image layouts on disk (image-spec image-layout.md) as a :class:`~ocikit.content.Store`.
+
+``oci-layout``, ``index.json`` and ``blobs/<alg>/<encoded>``. Tags are
+``org.opencontainers.image.ref.name`` annotations on ``index.json`` entries, so one layout
+holds many images sharing blobs. Blob writes are atomic (temp file in the same directory,
+fsync, rename) and verified; ``index.json`` updates hold an exclusive ``flock`` on the
+layout directory, so concurrent writers in several processes lose nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterator
+
+from .. import mediatypes as mt
+from ..content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ..digest import CHUNK, Digest, Verifier, digest_file, is_digest
+from ..errors import (
+    BlobUnknown,
+    LayoutInvalid,
+    ManifestInvalid,
+    ManifestUnknown,
+    OcikitError,
+    SizeInvalid,
+    StorageFull,
+)
+from ..model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest, canonical_json, parse_manifest
+from ..model.jsonutil import decode_object
+
+LAYOUT_FILE = "oci-layout"
+INDEX_FILE = "index.json"
+LAYOUT_VERSION = "1.0.0"
+TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
+    d = os.path.dirname(path) or "."
+    tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if e.errno == errno.ENOSPC:
+            raise StorageFull(f"no space left writing {path}") from None
+        raise
+
+
+def _ficlone(src_fd: int, dst_fd: int) -> bool:
+    FICLONE = 0x40049409
+    try:
+        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class GcResult:
+    removed: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept: int = 0
+
+
+class OCILayout:
+    """An OCI image layout directory. ``create=True`` makes it if missing."""
+
+    def __init__(self, path: str, *, create: bool = False, sync: bool = True) -> None:
+        self.path = os.path.abspath(path)
+        self.sync = sync
+        if create:
+            self._init()
+        elif not os.path.isdir(self.path):
+            raise LayoutInvalid(f"{self.path}: no such OCI layout directory")
+        elif not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
+            raise LayoutInvalid(f"{self.path}: not an OCI layout (no {LAYOUT_FILE} file)")
+        self._check_version()
+
+    # ---- structure -----------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return f"oci:{self.path}"
+
+    def _init(self) -> None:
+        try:
+            os.makedirs(os.path.join(self.path, "blobs", "sha256"), exist_ok=True)
+        except FileExistsError:
+            raise LayoutInvalid(f"{self.path}: exists and is not a directory") from None
+        with self.lock():
+            if not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
+                atomic_write(os.path.join(self.path, LAYOUT_FILE),
+                             canonical_json({"imageLayoutVersion": LAYOUT_VERSION}), sync=self.sync)
+            if not os.path.exists(os.path.join(self.path, INDEX_FILE)):
+                atomic_write(os.path.join(self.path, INDEX_FILE),
+                             canonical_json({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}),
+                             sync=self.sync)
+
+    def _check_version(self) -> None:
+        try:
+            with open(os.path.join(self.path, LAYOUT_FILE), "rb") as f:
+                doc = decode_object(f.read(), f"{self.path}/{LAYOUT_FILE}", ManifestInvalid)
+        except ManifestInvalid as e:
+            raise LayoutInvalid(str(e)) from None
+        v = doc.get("imageLayoutVersion")
+        if not isinstance(v, str) or not v.startswith("1."):
+            raise LayoutInvalid(f"{self.path}/{LAYOUT_FILE}: unsupported imageLayoutVersion {v!r}")
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """An exclusive lock on the layout (flock on its directory), for index.json updates and gc."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def blob_path(self, digest: str) -> str:
+        d = Digest(digest)
+        return os.path.join(self.path, "blobs", d.algorithm, d.encoded)
+
+    # ---- index.json ----------------------------------------------------------------------
+
+    def read_index_raw(self) -> bytes:
+        try:
+            with open(os.path.join(self.path, INDEX_FILE), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise LayoutInvalid(f"{self.path}: no {INDEX_FILE}") from None
+
+    def index(self) -> ImageIndex:
+        """``index.json`` parsed (it has no digest that matters, but is checked as an index)."""
+        raw = self.read_index_raw()
+        try:
+            m = parse_manifest(raw, mt.OCI_INDEX, what=f"{self.path}/{INDEX_FILE}")
+        except ManifestInvalid as e:
+            raise LayoutInvalid(str(e)) from None
+        if not isinstance(m, ImageIndex):
+            raise LayoutInvalid(f"{self.path}/{INDEX_FILE}: not an image index")
+        return m
+
+    def entries(self) -> list[Descriptor]:
+        return list(self.index().manifests)
+
+    def tags(self) -> list[str]:
+        return [d.ref_name for d in self.entries() if d.ref_name]
+
+    def _update_index(self, mutate: Any) -> None:
+        """Read-modify-write index.json under the lock. ``mutate(list_of_entry_dicts)`` edits in place."""
+        with self.lock():
+            raw = self.read_index_raw()
+            doc = decode_object(raw, f"{self.path}/{INDEX_FILE}", ManifestInvalid)
+            entries = list(doc.get("manifests") or [])
+            mutate(entries)
+            doc["manifests"] = entries
+            doc.setdefault("schemaVersion", 2)
+            atomic_write(os.path.join(self.path, INDEX_FILE), canonical_json(doc), sync=self.sync)
+
+    def add_entry(self, desc: Descriptor, tag: str | None) -> None:
+        """Point ``tag`` (or, with no tag, an untagged entry) at ``desc`` in index.json."""
+        entry = desc.with_annotations({**(desc.annotations or {}), **({ANNOTATION_REF_NAME: tag} if tag else {})})
+        d = entry.to_dict()
+
+        def mutate(entries: list[dict[str, Any]]) -> None:
+            if tag:
+                entries[:] = [e for e in entries
+                              if ((e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != tag)]
+            elif any(e.get("digest") == desc.digest and not (e.get("annotations") or {}).get(ANNOTATION_REF_NAME)
+                     for e in entries):
+                return
+            entries.append(d)
+
+        self._update_index(mutate)
+
+    def untag(self, tag: str) -> Descriptor:
+        found: list[Descriptor] = []
+
+        def mutate(entries: list[dict[str, Any]]) -> None:
+            keep = []
+            for e in entries:
+                if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag:
+                    found.append(Descriptor.from_dict(e, "manifests[]"))
+                else:
+                    keep.append(e)
+            entries[:] = keep
+
+        self._update_index(mutate)
+        if not found:
+            raise ManifestUnknown(f"{self.location}: no tag {tag!r}")
+        return found[0]
+
+    def remove_digest(self, digest: str) -> int:
+        n = [0]
+
+        def mutate(entries: list[dict[str, Any]]) -> None:
+            keep = [e for e in entries if e.get("digest") != digest]
+            n[0] = len(entries) - len(keep)
+            entries[:] = keep
+
+        self._update_index(mutate)
+        return n[0]
+
+    # ---- sync primitives -------------------------------------------------------------------
+
+    def resolve_sync(self, reference: str | None) -> Descriptor:
+        entries = self.entries()
+        if reference is None:
+            if len(entries) == 1:
+                return entries[0]
+            if not entries:
+                raise ManifestUnknown(f"{self.location}: the layout holds no image")
+            raise ManifestUnknown(f"{self.location}: the layout holds {len(entries)} images; name one "
+                                  f"(tags: {', '.join(t for t in self.tags()) or 'none'})")
+        if is_digest(reference):
+            for e in entries:
+                if e.digest == reference:
+                    return e
+            path = self.blob_path(reference)
+            if not os.path.exists(path):
+                raise ManifestUnknown(f"{self.location}: no manifest {reference}")
+            raw = self._read_verified(Digest(reference))
+            m = parse_manifest(raw, what=f"manifest {reference}")
+            return Descriptor(m.media_type, Digest(reference), len(raw))
+        matches = [e for e in entries if e.ref_name == reference]
+        if not matches:
+            raise ManifestUnknown(f"{self.location}: no tag {reference!r}")
+        return matches[-1]
+
+    def _read_verified(self, digest: Digest, size: int | None = None, *, what: str = "manifest") -> bytes:
+        try:
+            with open(self.blob_path(digest), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise (ManifestUnknown if what == "manifest" else BlobUnknown)(
+                f"{self.location}: {what} {digest} is missing from blobs/") from None
+        v = Verifier(digest, size, what=f"{self.location}: {what}")
+        v.update(data)
+        v.verify()
+        return data
+
+    def get_manifest_sync(self, reference: str) -> RawManifest:
+        desc = self.resolve_sync(reference)
+        raw = self._read_verified(desc.digest, desc.size)
+        media_type = desc.media_type
+        try:
+            media_type = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}").media_type
+        except ManifestInvalid:
+            raise
+        return RawManifest(raw, media_type, desc.digest)
+
+    def has_blob_sync(self, desc: Descriptor) -> bool:
+        try:
+            st = os.stat(self.blob_path(desc.digest))
+        except FileNotFoundError:
+            return False
+        return st.st_size == desc.size
+
+    def write_blob_file(self, desc: Descriptor, src: Iterator[bytes]) -> None:
+        """Write a blob from an iterator of chunks, verified, atomically."""
+        final = self.blob_path(desc.digest)
+        d = os.path.dirname(final)
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+        v = Verifier(desc.digest, desc.size)
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in src:
+                    v.update(chunk)
+                    f.write(chunk)
+                v.verify()
+                if self.sync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, final)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise StorageFull(f"no space left writing blob {desc.digest} to {self.location}") from None
+            raise
+
+    def put_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
+        desc = Descriptor(media_type, Digest.of(data), len(data))
+        if not self.has_blob_sync(desc):
+            self.write_blob_file(desc, iter([data]))
+        return desc
+
+    # ---- Store ---------------------------------------------------------------------------
+
+    async def resolve(self, reference: str | None, opts: Options = DEFAULT_OPTIONS) -> Descriptor:
+        return await asyncio.to_thread(self.resolve_sync, reference)
+
+    async def get_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> RawManifest:
+        return await asyncio.to_thread(self.get_manifest_sync, reference)
+
+    async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
+        try:
+            f = open(self.blob_path(desc.digest), "rb")
+        except FileNotFoundError:
+            raise BlobUnknown(f"{self.location}: blob {desc.digest} is missing from blobs/") from None
+        try:
+            while True:
+                chunk = await asyncio.to_thread(f.read, CHUNK)
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            f.close()
+
+    async def has_blob(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+        return self.has_blob_sync(desc)
+
+    async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes],
+                       opts: Options = DEFAULT_OPTIONS) -> None:
+        final = self.blob_path(desc.digest)
+        d = os.path.dirname(final)
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+        v = Verifier(desc.digest, desc.size)
+        f = open(tmp, "wb")
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(_hash_and_write, v, f, chunk)
+            v.verify()
+            if self.sync:
+                await asyncio.to_thread(_flush_sync, f)
+            f.close()
+            os.replace(tmp, final)
+        except BaseException as e:
+            f.close()
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise StorageFull(f"no space left writing blob {desc.digest} to {self.location}") from None
+            raise
+
+    async def has_manifest(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+        return self.has_blob_sync(desc)
+
+    async def put_manifest(self, raw: bytes, media_type: str, tag: str | None = None,
+                           opts: Options = DEFAULT_OPTIONS, *, root: bool = False) -> Digest:
+        desc = Descriptor(media_type, Digest.of(raw), len(raw))
+        if not self.has_blob_sync(desc):
+            await asyncio.to_thread(self.write_blob_file, desc, iter([raw]))
+        if tag or root:
+            await asyncio.to_thread(self.add_entry, desc, tag)
+        return desc.digest
+
+    async def list_tags(self, opts: Options = DEFAULT_OPTIONS) -> list[str]:
+        return self.tags()
+
+    async def close(self) -> None:
+        return None
+
+    async def delete_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> None:
+        if is_digest(reference):
+            if not self.remove_digest(reference):
+                raise ManifestUnknown(f"{self.location}: no index.json entry for {reference}")
+        else:
+            self.untag(reference)
+
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+        """Hardlink, else reflink, else kernel copy, a blob from another layout on this machine."""
+        if not isinstance(source, OCILayout):
+            return False
+        return await asyncio.to_thread(self._link_sync, source, desc)
+
+    def _link_sync(self, source: "OCILayout", desc: Descriptor) -> bool:
+        src = source.blob_path(desc.digest)
+        try:
+            st = os.stat(src)
+        except FileNotFoundError:
+            raise BlobUnknown(f"{source.location}: blob {desc.digest} is missing from blobs/") from None
+        if st.st_size != desc.size:
+            raise SizeInvalid(f"{source.location}: blob {desc.digest} is {st.st_size} bytes, "
+                              f"the descriptor says {desc.size}", expected=desc.size, actual=st.st_size)
+        final = self.blob_path(desc.digest)
+        d = os.path.dirname(final)
+        os.makedirs(d, exist_ok=True)
+        tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
+        try:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                with open(src, "rb") as fi, open(tmp, "wb") as fo:
+                    if not _ficlone(fi.fileno(), fo.fileno()):
+                        v = Verifier(desc.digest, desc.size)
+                        while chunk := fi.read(CHUNK):
+                            v.update(chunk)
+                            fo.write(chunk)
+                        v.verify()
+                    if self.sync:
+                        fo.flush()
+                        os.fsync(fo.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return True
+
+    # ---- maintenance -----------------------------------------------------------------------
+
+    def reachable(self) -> set[Digest]:
+        """Every blob digest reachable from index.json (manifests, configs, layers, subjects)."""
+        seen: set[Digest] = set()
+        stack = [e for e in self.entries()]
+        while stack:
+            desc = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            if not mt.is_manifest(desc.media_type) and desc.media_type != mt.OCI_INDEX:
+                continue
+            try:
+                raw = self._read_verified(desc.digest)
+                m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
+            except (OcikitError, OSError):
+                continue
+            stack.extend(m.children())
+            if m.subject is not None:
+                stack.append(m.subject)
+        return seen
+
+    def gc(self, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
+        """Remove blobs nothing reachable points at, and stale temp files.
+
+        Blobs whose inode changed within ``grace_seconds`` are kept (a writer may be about to
+        tag them).
+        """
+        res = GcResult()
+        now = time.time()
+        with self.lock():
+            keep = self.reachable()
+            blobs = os.path.join(self.path, "blobs")
+            for alg in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
+                adir = os.path.join(blobs, alg)
+                if not os.path.isdir(adir):
+                    continue
+                for name in sorted(os.listdir(adir)):
+                    p = os.path.join(adir, name)
+                    st = os.lstat(p)
+                    if now - st.st_ctime < grace_seconds:
+                        continue
+                    if name.startswith(TMP_PREFIX):
+                        pass
+                    elif f"{alg}:{name}" in keep:
+                        res.kept += 1
+                        continue
+                    res.removed.append(f"{alg}:{name}" if not name.startswith(TMP_PREFIX) else p)
+                    res.bytes_freed += st.st_size
+                    if not dry_run:
+                        os.unlink(p)
+        return res
+
+    def validate(self, *, hash_blobs: bool = True) -> list[str]:
+        """Problems found in the layout (empty when it is valid)."""
+        problems: list[str] = []
+        try:
+            entries = self.entries()
+        except LayoutInvalid as e:
+            return [str(e)]
+        seen: set[Digest] = set()
+        stack: list[tuple[Descriptor, str]] = [(e, f"index.json manifests[{i}]") for i, e in enumerate(entries)]
+        while stack:
+            desc, where = stack.pop()
+            if desc.digest in seen:
+                continue
+            seen.add(desc.digest)
+            path = self.blob_path(desc.digest)
+            if not os.path.exists(path):
+                problems.append(f"{where}: blob {desc.digest} ({desc.media_type}) is missing")
+                continue
+            size = os.path.getsize(path)
+            if size != desc.size:
+                problems.append(f"{where}: blob {desc.digest} is {size} bytes, descriptor says {desc.size}")
+                continue
+            if hash_blobs or mt.is_manifest(desc.media_type):
+                actual, _ = digest_file(path, desc.digest.algorithm)
+                if actual != desc.digest:
+                    problems.append(f"{where}: blob {desc.digest} has digest {actual}")
+                    continue
+            if not mt.is_manifest(desc.media_type):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    m = parse_manifest(f.read(), None, what=f"manifest {desc.digest}")
+            except ManifestInvalid as e:
+                problems.append(f"{where}: {e}")
+                continue
+            if m.media_type != desc.media_type:
+                problems.append(f"{where}: descriptor says {desc.media_type}, the manifest is {m.media_type}")
+            if isinstance(m, ImageIndex):
+                stack.extend((c, f"{desc.digest.short} manifests[{i}]") for i, c in enumerate(m.manifests))
+            else:
+                assert isinstance(m, ImageManifest)
+                stack.append((m.config, f"{desc.digest.short} config"))
+                for i, layer in enumerate(m.layers):
+                    if layer.urls and layer.media_type in mt.NONDISTRIBUTABLE_TYPES \
+                            and not os.path.exists(self.blob_path(layer.digest)):
+                        continue
+                    stack.append((layer, f"{desc.digest.short} layers[{i}]"))
+                if mt.is_docker(m.media_type) != mt.is_docker(m.config.media_type) \
+                        and m.config.media_type in mt.CONFIG_TYPES:
+                    problems.append(f"{where}: {m.media_type} with a {m.config.media_type} config")
+        return problems
+
+
+def _hash_and_write(v: Verifier, f: Any, chunk: bytes) -> None:
+    v.update(chunk)
+    f.write(chunk)
+
+
+def _flush_sync(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def open_layout(path: str, *, create: bool = False) -> OCILayout:
+    return OCILayout(path, create=create)
+
+
+__all__ = ["OCILayout", "GcResult", "open_layout", "atomic_write"]

@@ -1,0 +1,110 @@
+"""Real servers for tests: Debian's docker-registry (and later ``ocikit serve``).
+
+Every server listens on 127.0.0.1 on a free port and is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Iterator
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require(tool: str) -> str:
+    """The path of a peer tool; fails under CI (make test installs them), skips elsewhere."""
+    path = shutil.which(tool)
+    if path:
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"peer tool {tool!r} is not installed (make test installs it)")
+    pytest.skip(f"peer tool {tool!r} is not installed")
+    raise AssertionError  # unreachable
+
+
+def wait_http(url: str, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it is up (401 with auth)
+        except Exception as e:  # noqa: BLE001 - retry until the deadline
+            last = e
+            time.sleep(0.05)
+    raise RuntimeError(f"server at {url} did not come up: {last}")
+
+
+def stop_pid(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@dataclass
+class RunningServer:
+    host: str
+    """``127.0.0.1:PORT`` — what goes after ``docker://``."""
+    proc: subprocess.Popen
+    root: str
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+@contextlib.contextmanager
+def docker_registry(tmp: str, *, htpasswd: str | None = None, token: dict | None = None,
+                    extra_config: str = "") -> Iterator[RunningServer]:
+    """Debian's docker-registry (CNCF distribution 2.8) on a free port, filesystem storage in ``tmp``.
+
+    ``htpasswd``: path of a bcrypt htpasswd file for basic auth. ``token``: dict with realm,
+    service, issuer, rootcertbundle for bearer-token auth.
+    """
+    exe = require("docker-registry")
+    port = free_port()
+    root = os.path.join(tmp, f"registry-{port}")
+    os.makedirs(root, exist_ok=True)
+    auth = ""
+    if htpasswd:
+        auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n"
+    elif token:
+        auth = ("auth:\n  token:\n" + "".join(f"    {k}: {v}\n" for k, v in token.items()))
+    cfg = (f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+           f"storage:\n  filesystem:\n    rootdirectory: {root}/data\n  delete:\n    enabled: true\n"
+           f"  cache:\n    blobdescriptor: inmemory\n"
+           f"http:\n  addr: 127.0.0.1:{port}\n{auth}{extra_config}")
+    cfg_path = os.path.join(root, "config.yml")
+    with open(cfg_path, "w") as f:
+        f.write(cfg)
+    log = open(os.path.join(root, "log.txt"), "wb")
+    proc = subprocess.Popen([exe, "serve", cfg_path], stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc)
+        yield RunningServer(f"127.0.0.1:{port}", proc, root)
+    finally:
+        stop_pid(proc)
+        log.close()
