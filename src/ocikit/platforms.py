@@ -116,21 +116,33 @@ def matches(want: Platform, have: Platform) -> bool:
         return False
     if w.variant and not h.variant and _DEFAULT_VARIANT.get(h.architecture) not in (None, w.variant):
         return False
-    if w.os_version and h.os_version != w.os_version:
+    if w.os_version and not _os_version_matches(w.os_version, h.os_version):
         return False
     return set(w.os_features) <= set(h.os_features)
+
+
+def _os_version_matches(want: str, have: str | None) -> bool:
+    """``10.0.17763`` matches ``10.0.17763`` and ``10.0.17763.5329`` (a Windows build and its revisions)."""
+    return have is not None and (have == want or have.startswith(want + "."))
 
 
 def best_match(want: Platform, candidates: Sequence[Platform | None]) -> int | None:
     """Index of the candidate that best satisfies ``want``, or None.
 
-    An exact match wins; for arm, an older variant the CPU can run (v7 on a v8 CPU) is the
-    fallback, newest first.
+    A candidate with exactly the wanted variant wins over one that merely matches (an
+    ``amd64`` host prefers the plain ``amd64`` entry to an ``amd64/v3`` one); for arm, an older
+    variant the CPU can run (v7 on a v8 CPU) is the fallback, newest first.
     """
     w = want.normalized()
+    loose: int | None = None
     for i, c in enumerate(candidates):
         if c is not None and matches(w, c):
-            return i
+            if c.normalized().variant == w.variant:
+                return i
+            if loose is None:
+                loose = i
+    if loose is not None:
+        return loose
     if w.architecture == "arm" and w.variant in _ARM_FALLBACK:
         for v in _ARM_FALLBACK[w.variant][1:]:
             for i, c in enumerate(candidates):

@@ -25,6 +25,7 @@ _HOST_RE = re.compile(rf"^(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?$")
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _PATH_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _PATH_COMPONENT_RE = re.compile(rf"^{_PATH_COMPONENT}$")
+_ANCHORED_HEX_RE = re.compile(r"^[a-f0-9]{64}$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
 # the Distribution spec's repository name pattern (what a registry accepts in a URL)
 REPOSITORY_NAME_RE = re.compile(
@@ -141,9 +142,9 @@ def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
             digest = Digest(dig)
         except DigestInvalid as e:
             raise InvalidReference(f"invalid reference {text!r}: {e}") from None
-    # the tag is after the last ':' that follows the last '/'
+    # the tag is after the last ':' that follows the last '/' (and the ']' of an IPv6 host)
     tag: str | None = None
-    slash = rest.rfind("/")
+    slash = max(rest.rfind("/"), rest.rfind("]"))
     colon = rest.rfind(":")
     name = rest
     if colon > slash:
@@ -154,6 +155,8 @@ def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
     if not name:
         raise InvalidReference(f"invalid reference format {text!r}: repository name must have at least one component")
     first, sep, remainder = name.partition("/")
+    if not sep and first.startswith("["):
+        raise InvalidReference(f"invalid reference format {text!r}: registry host {first!r} without a repository")
     has_domain = bool(sep) and ("." in first or ":" in first or first == "localhost" or first.startswith("[")
                                 or first.lower() != first)
     path_part = remainder if has_domain else name
@@ -171,6 +174,9 @@ def parse_reference(text: str, *, default_tag: str | None = None) -> Reference:
             raise InvalidReference(f"invalid reference format {text!r}: bad path component {comp!r}")
     if len(name) > NAME_TOTAL_MAX:
         raise InvalidReference(f"invalid reference format {text[:60]!r}...: repository name longer than {NAME_TOTAL_MAX} characters")
+    if not has_domain and _ANCHORED_HEX_RE.match(name):
+        raise InvalidReference(
+            f"invalid reference format {text!r}: a repository name cannot be a 64-character hex string (an image ID)")
     domain, path = split_domain(name)
     if tag is None and digest is None and default_tag:
         tag = default_tag

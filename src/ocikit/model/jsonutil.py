@@ -22,6 +22,10 @@ def decode_object(raw: bytes, what: str, error: type[ManifestInvalid] = Manifest
         obj = _decoder.decode(raw)
     except msgspec.DecodeError as e:
         raise error(f"{what}: not valid JSON: {e}") from None
+    except RecursionError:
+        raise error(f"{what}: not valid JSON: nested too deeply") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{what}: not valid JSON: not UTF-8 at byte {e.start}") from None
     if not isinstance(obj, dict):
         raise error(f"{what}: expected a JSON object, got {type(obj).__name__}")
     return obj
