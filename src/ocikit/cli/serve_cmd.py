@@ -1,0 +1,111 @@
+"""``ocikit serve`` (the registry) and ``ocikit registry gc``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from .main import run
+from .output import emit_json, human_size, output_format
+
+
+def _parse_duration(value: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value = value.strip()
+    if value and value[-1] in units:
+        return float(value[:-1]) * units[value[-1]]
+    return float(value)
+
+
+@click.command("serve")
+@click.option("--listen", default=None, metavar="HOST:PORT", help="Address to listen on [127.0.0.1:5000].")
+@click.option("--root", default=None, metavar="DIR", help="Storage directory (filesystem driver).")
+@click.option("--config", "config_path", default=None, metavar="FILE", help="YAML configuration; flags override it.")
+@click.option("--read-only", is_flag=True, default=None, help="Refuse pushes and deletes (405 UNSUPPORTED).")
+@click.option("--tls-cert", default=None, metavar="FILE", help="Serve HTTPS with this certificate (PEM).")
+@click.option("--tls-key", default=None, metavar="FILE", help="Private key of --tls-cert (PEM).")
+@click.option("--htpasswd", default=None, metavar="FILE", help="Basic auth with this bcrypt htpasswd file.")
+@click.option("--no-fsync", is_flag=True, default=False, help="Skip fsync (faster; unsafe on power loss).")
+@click.option("--seed-sample", is_flag=True, help="Write a small multi-arch sample image (sample/multiarch).")
+@click.option("--quiet", is_flag=True, help="No access log.")
+def serve_command(listen: str | None, root: str | None, config_path: str | None, read_only: bool | None,
+                  tls_cert: str | None, tls_key: str | None, htpasswd: str | None, no_fsync: bool,
+                  seed_sample: bool, quiet: bool) -> None:
+    """Serve an OCI Distribution v1.1 registry from --root until SIGTERM/SIGINT."""
+    from ..server.app import serve
+    from ..server.config import ServerConfig, load_config
+    from ..server.seed import SAMPLE_REPOSITORY, seed_sample as do_seed, try_commands
+
+    cfg = load_config(config_path) if config_path else ServerConfig()
+    cfg = cfg.with_overrides(listen=listen, root=root, read_only=read_only or None, tls_cert=tls_cert,
+                             tls_key=tls_key)
+    if no_fsync:
+        cfg.fsync = False
+    if quiet:
+        cfg.access_log = False
+    if htpasswd:
+        cfg.auth.mode = cfg.auth.mode if cfg.auth.mode == "token" else "htpasswd"
+        cfg.auth.htpasswd = htpasswd
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+
+    async def ready(registry, host: str) -> None:  # type: ignore[no-untyped-def]
+        if seed_sample:
+            tags = await do_seed(registry.storage)
+            click.echo(f"seeded {host}/{SAMPLE_REPOSITORY} with tags {', '.join(tags)}")
+            click.echo("try:")
+            for c in try_commands(host, bool(cfg.tls_cert)):
+                click.echo(f"  {c}")
+        click.echo(f"ocikit serve: listening on {'https' if cfg.tls_cert else 'http'}://{host} (root {cfg.root})",
+                   err=True)
+        sys.stdout.flush()
+
+    asyncio.run(serve(cfg, on_ready=ready))
+
+
+@click.group("registry")
+def registry_group() -> None:
+    """Maintain a registry served by ``ocikit serve``."""
+
+
+@registry_group.command("gc")
+@click.option("--root", required=True, metavar="DIR", help="The storage directory of ocikit serve.")
+@click.option("--dry-run", is_flag=True, help="List what would be removed, remove nothing.")
+@click.option("--untagged", is_flag=True,
+              help="Also remove manifests no tag reaches (never children or referrers of kept ones).")
+@click.option("--grace", default="1h", show_default=True,
+              help="Keep anything written more recently than this (pushes in flight): 30s, 10m, 1h, 0.")
+@click.option("--upload-grace", default="24h", show_default=True, help="Keep upload sessions idle less than this.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default=None)
+def gc_command(root: str, dry_run: bool, untagged: bool, grace: str, upload_grace: str,
+               output_format: str | None) -> None:
+    """Mark and sweep: remove unreferenced blobs, links, stale uploads (and untagged manifests)."""
+    from ..server.gc import GcLock, collect_garbage
+    from ..server.storage.fs import FilesystemDriver
+    from ..server.storage.registry import RegistryStorage
+
+    storage = RegistryStorage(FilesystemDriver(root))
+    with GcLock(root):
+        report = run(collect_garbage(storage, dry_run=dry_run, untagged=untagged,
+                                     grace=_parse_duration(grace), upload_grace=_parse_duration(upload_grace)))
+    if output_format(click.get_current_context()) == "json":
+        emit_json(report.to_dict())
+        return
+    verb = "would remove" if dry_run else "removed"
+    for repo, d in report.manifests:
+        click.echo(f"{verb} manifest {repo}@{d}")
+    for repo, d in report.links:
+        click.echo(f"{verb} link {repo}@{d}")
+    for d in report.blobs:
+        click.echo(f"{verb} blob {d}")
+    for u in report.uploads:
+        click.echo(f"{verb} upload {u}")
+    click.echo(f"{verb} {len(report.blobs)} blobs ({human_size(report.bytes_freed)}), "
+               f"{len(report.manifests)} manifests, {len(report.uploads)} uploads; kept {report.blobs_kept} blobs")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(serve_command)
+    group.add_command(registry_group)

@@ -1,0 +1,180 @@
+"""The aiohttp application: one dispatcher for ``/v2/...``, the token realm, ``/metrics``.
+
+Every answer carries ``Docker-Distribution-API-Version: registry/2.0``; every ocikit error
+becomes the spec's JSON error body (:mod:`.errors`); access is checked before a handler runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+import time
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from ..errors import NotFound, OcikitError, Unsupported
+from . import blobs, catalog, manifests, referrers, tags, uploads
+from .auth import Authenticator, Need
+from .config import ServerConfig
+from .context import REGISTRY, Registry
+from .errors import error_response, simple_error
+from .metrics import Metrics
+from .routes import Route, parse_route
+from .storage.fs import FilesystemDriver
+from .storage.registry import RegistryStorage
+
+log = logging.getLogger("ocikit.server")
+access_log = logging.getLogger("ocikit.access")
+
+Handler = Callable[[web.Request, str, str], Awaitable[web.StreamResponse]]
+
+HANDLERS: dict[tuple[str, str], Handler] = {
+    ("manifest", "GET"): manifests.get_manifest,
+    ("manifest", "HEAD"): manifests.get_manifest,
+    ("manifest", "PUT"): manifests.put_manifest,
+    ("manifest", "DELETE"): manifests.delete_manifest,
+    ("blob", "GET"): blobs.get_blob,
+    ("blob", "HEAD"): blobs.get_blob,
+    ("blob", "DELETE"): blobs.delete_blob,
+    ("tags", "GET"): tags.list_tags,
+    ("tags", "HEAD"): tags.list_tags,
+    ("referrers", "GET"): referrers.list_referrers,
+    ("referrers", "HEAD"): referrers.list_referrers,
+    ("catalog", "GET"): catalog.list_catalog,
+}
+ACTION = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT": "push", "DELETE": "delete"}
+API_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+
+
+def _realm_url(request: web.Request, reg: Registry) -> str:
+    return reg.config.auth.token_realm or f"{request.scheme}://{request.host}/auth/token"
+
+
+def _need(route: Route, method: str) -> Need:
+    if route.kind == "base":
+        return Need(None, None)
+    if route.kind == "catalog":
+        return Need(None, "catalog")
+    return Need(route.name, ACTION.get(method, "pull"))
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    """Route, authorise, run the handler; errors become spec error responses."""
+    reg = request.app[REGISTRY]
+    started = time.perf_counter()
+    kind = "unknown"
+    reg.metrics.in_flight += 1
+    try:
+        route = parse_route(request.path)
+        kind = route.kind
+        need = _need(route, request.method)
+        request["ocikit_principal"] = await reg.auth.authenticate(request.headers, _realm_url(request, reg), need)
+        if route.kind == "base":
+            if request.method not in ("GET", "HEAD"):
+                raise Unsupported(f"{request.method} /v2/ is not supported")
+            resp: web.StreamResponse = web.Response(body=b"{}", content_type="application/json")
+        else:
+            if reg.config.read_only and request.method not in ("GET", "HEAD"):
+                raise Unsupported("the registry is in read-only mode")
+            if route.kind == "upload":
+                resp = await uploads.upload_route(request, route.name or "", route.reference or "")
+            else:
+                handler = HANDLERS.get((route.kind, request.method))
+                if handler is None:
+                    raise Unsupported(f"{request.method} is not supported on this endpoint")
+                resp = await handler(request, route.name or "", route.reference or "")
+    except OcikitError as e:
+        resp = error_response(e)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:  # noqa: BLE001 - a bug must not take the server down; log it, answer 500
+        log.exception("%s %s failed", request.method, request.path)
+        resp = simple_error(500, "UNKNOWN", "internal server error")
+    finally:
+        reg.metrics.in_flight -= 1
+    resp.headers[API_HEADER[0]] = API_HEADER[1]
+    reg.metrics.observe(kind, request.method, resp.status, time.perf_counter() - started)
+    return resp
+
+
+async def token_endpoint(request: web.Request) -> web.StreamResponse:
+    reg = request.app[REGISTRY]
+    try:
+        body = await reg.auth.issue_token(request.headers, request.query.getall("scope", []),
+                                          request.query.get("service"), _realm_url(request, reg))
+    except OcikitError as e:
+        return error_response(e)
+    return web.json_response(body)
+
+
+async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=request.app[REGISTRY].metrics.render(), content_type="text/plain",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    return error_response(NotFound(f"no such endpoint: {request.path}"))
+
+
+def build_registry(config: ServerConfig) -> Registry:
+    driver = FilesystemDriver(config.root, fsync=config.fsync)
+    storage = RegistryStorage(driver, accept_sparse_index=config.accept_sparse_index,
+                              check_blobs=config.check_blobs)
+    return Registry(storage, Authenticator(config.auth, read_only=config.read_only), config, Metrics())
+
+
+def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Application:
+    """The registry as an aiohttp application (no sockets opened)."""
+    app = web.Application(client_max_size=config.manifest_size + 1024)
+    app[REGISTRY] = registry or build_registry(config)
+    app.router.add_route("*", "/v2", dispatch)
+    app.router.add_route("*", "/v2/{tail:.*}", dispatch)
+    app.router.add_get("/auth/token", token_endpoint)
+    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    return app
+
+
+def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
+    if not config.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    return ctx
+
+
+ACCESS_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
+
+
+async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awaitable[None]] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Listen until SIGTERM/SIGINT (or ``stop``), then finish requests in flight and exit."""
+    registry = build_registry(config)
+    app = create_app(config, registry)
+    runner = web.AppRunner(app, access_log=access_log if config.access_log else None,
+                           access_log_format=ACCESS_FORMAT, shutdown_timeout=config.shutdown_timeout,
+                           handle_signals=False)
+    await runner.setup()
+    host, port = config.host_port
+    tls = ssl_context(config)
+    site = web.TCPSite(runner, host, port, ssl_context=tls, backlog=1024, reuse_address=True)
+    await site.start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
+            pass
+    url = f"{'https' if tls else 'http'}://{host}:{port}"
+    log.info("ocikit serve: listening on %s, storage %s", url, config.root)
+    try:
+        if on_ready is not None:
+            await on_ready(registry, f"{host}:{port}")
+        await stop.wait()
+    finally:
+        log.info("ocikit serve: shutting down (finishing requests in flight)")
+        await runner.cleanup()

@@ -1,0 +1,71 @@
+"""What every handler needs: storage, access control, configuration, metrics; request helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from ..errors import BlobUploadInvalid, UsageError
+from .auth import Authenticator, Principal
+from .config import ServerConfig
+from .metrics import Metrics
+from .storage.registry import RegistryStorage
+
+
+@dataclass
+class Registry:
+    storage: RegistryStorage
+    auth: Authenticator
+    config: ServerConfig
+    metrics: Metrics
+
+
+REGISTRY = web.AppKey("ocikit_registry", Registry)
+
+
+def registry(request: web.Request) -> Registry:
+    return request.app[REGISTRY]
+
+
+def principal(request: web.Request) -> Principal:
+    p = request.get("ocikit_principal")
+    return p if isinstance(p, Principal) else Principal(None)
+
+
+async def body_chunks(request: web.Request, metrics: Metrics | None = None) -> AsyncIterator[bytes]:
+    """The request body as it arrives; a broken body (short, bad chunking) is BLOB_UPLOAD_INVALID."""
+    try:
+        async for chunk in request.content.iter_any():
+            if metrics is not None:
+                metrics.bytes_received += len(chunk)
+            yield chunk
+    except (HttpProcessingError, ConnectionError) as e:
+        raise BlobUploadInvalid(f"request body: {e}") from None
+
+
+def content_length(request: web.Request) -> int | None:
+    value = request.headers.get("Content-Length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise BlobUploadInvalid(f"invalid Content-Length {value!r}")
+    return int(value)
+
+
+def has_body(request: web.Request) -> bool:
+    cl = request.headers.get("Content-Length")
+    if cl is not None:
+        return cl.strip() not in ("", "0")
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def query_int(request: web.Request, key: str) -> int | None:
+    value = request.query.get(key)
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise UsageError(f"query parameter {key}={value!r}: expected a non-negative integer")
+    return int(value)

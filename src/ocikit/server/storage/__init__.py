@@ -1,0 +1,1 @@
+"""Storage drivers and the registry storage layout."""

@@ -1,0 +1,111 @@
+"""The storage driver interface: the few primitives a registry needs from a place to keep bytes.
+
+Keys are ``/``-separated relative paths built only from validated names, digests, tags and
+upload ids. A driver is a key/value store with directory-like listing, plus upload *spools*
+(append-only files that are hashed as they grow and committed to a key by an atomic move).
+The filesystem driver (:mod:`.fs`) is the embedded default; an object-store driver can
+implement the same methods (spools as multipart uploads, ``local_path`` returning ``None``).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import AsyncIterator
+
+from ...digest import Digester
+
+
+class StorageDriver(abc.ABC):
+    """Primitive operations over keys. Every write that can be observed is atomic."""
+
+    # --- small objects ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The bytes under ``key``, or ``None`` when there is no such key."""
+
+    @abc.abstractmethod
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Write ``data`` under ``key`` atomically (readers see the old value or the new one)."""
+
+    @abc.abstractmethod
+    async def size(self, key: str) -> int | None:
+        """Size in bytes of the object under ``key``, ``None`` if absent."""
+
+    @abc.abstractmethod
+    async def mtime(self, key: str) -> float | None:
+        """Last modification (or touch) time, ``None`` if absent."""
+
+    @abc.abstractmethod
+    async def touch(self, key: str) -> bool:
+        """Refresh the modification time (protects content from a concurrent gc's grace window)."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> bool:
+        """Remove ``key``; ``True`` if it existed."""
+
+    @abc.abstractmethod
+    async def list(self, prefix: str) -> list[str]:
+        """Names directly under ``prefix`` (objects and "directories"), sorted."""
+
+    @abc.abstractmethod
+    async def is_dir(self, prefix: str) -> bool:
+        """Whether anything lives under ``prefix``."""
+
+    @abc.abstractmethod
+    async def delete_tree(self, prefix: str) -> None:
+        """Remove everything under ``prefix``."""
+
+    # --- large objects ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    def local_path(self, key: str) -> str | None:
+        """A filesystem path for zero-copy serving (``sendfile``), or ``None`` for remote drivers."""
+
+    @abc.abstractmethod
+    def read_chunks(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the object's bytes from ``offset`` (for drivers without ``local_path``)."""
+
+    # --- upload spools ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def spool_create(self, upload_id: str, info: bytes) -> None:
+        """Start an empty spool with a small JSON ``info`` document."""
+
+    @abc.abstractmethod
+    async def spool_info(self, upload_id: str) -> bytes | None: ...
+
+    @abc.abstractmethod
+    async def spool_size(self, upload_id: str) -> int | None:
+        """Bytes received so far, ``None`` when there is no such spool."""
+
+    @abc.abstractmethod
+    async def spool_append(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
+                           digester: Digester | None) -> int:
+        """Append ``chunks`` at ``offset`` (the current size), feeding ``digester``; returns the new size.
+
+        On any error the spool is cut back to ``offset`` so a retry starts clean.
+        """
+
+    @abc.abstractmethod
+    def spool_chunks(self, upload_id: str) -> AsyncIterator[bytes]:
+        """The spool's bytes (to rebuild a hash after a restart)."""
+
+    @abc.abstractmethod
+    async def spool_commit(self, upload_id: str, key: str) -> None:
+        """Make the spool's bytes durable and move them under ``key`` atomically; drop the spool.
+
+        If ``key`` already exists (same content, content-addressed) the spool is just dropped.
+        """
+
+    @abc.abstractmethod
+    async def spool_delete(self, upload_id: str) -> None: ...
+
+    @abc.abstractmethod
+    async def spool_list(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def spool_mtime(self, upload_id: str) -> float | None: ...
+
+    async def close(self) -> None:
+        """Release resources."""
