@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "ocikit.cli.inspect_cmd",
     "ocikit.cli.layout_cmd",
     "ocikit.cli.build_cmd",
+    "ocikit.cli.serve_cmd",
 ]
 
 
