@@ -31,13 +31,24 @@ from ..errors import (
     SizeInvalid,
     StorageFull,
 )
-from ..model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest, canonical_json, parse_manifest
+from ..model import (
+    ANNOTATION_REF_NAME,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    canonical_json,
+    parse_config,
+    parse_manifest,
+)
 from ..model.jsonutil import decode_object
+from ..model.manifest import MAX_MANIFEST_SIZE
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
 LAYOUT_VERSION = "1.0.0"
 TMP_PREFIX = ".tmp-"
+TMP_STALE_SECONDS = 600.0
+"""gc removes a writer's temp file only once it has not changed for this long."""
 
 
 def _fsync_dir(path: str) -> None:
@@ -65,6 +76,17 @@ def atomic_write(path: str, data: bytes, *, sync: bool = True) -> None:
         if e.errno == errno.ENOSPC:
             raise StorageFull(f"no space left writing {path}") from None
         raise
+
+
+@contextlib.contextmanager
+def lock_directory(path: str) -> Iterator[None]:
+    """An exclusive ``flock`` on a directory: serialises writers in any number of processes."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _ficlone(src_fd: int, dst_fd: int) -> bool:
@@ -106,8 +128,10 @@ class OCILayout:
     def _init(self) -> None:
         try:
             os.makedirs(os.path.join(self.path, "blobs", "sha256"), exist_ok=True)
-        except FileExistsError:
+        except (FileExistsError, NotADirectoryError):
             raise LayoutInvalid(f"{self.path}: exists and is not a directory") from None
+        except FileNotFoundError:
+            raise LayoutInvalid(f"{self.path}: cannot create the layout (a dangling symlink?)") from None
         with self.lock():
             if not os.path.exists(os.path.join(self.path, LAYOUT_FILE)):
                 atomic_write(os.path.join(self.path, LAYOUT_FILE),
@@ -127,15 +151,9 @@ class OCILayout:
         if not isinstance(v, str) or not v.startswith("1."):
             raise LayoutInvalid(f"{self.path}/{LAYOUT_FILE}: unsupported imageLayoutVersion {v!r}")
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on the layout (flock on its directory), for index.json updates and gc."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        return lock_directory(self.path)
 
     def blob_path(self, digest: str) -> str:
         d = Digest(digest)
@@ -171,7 +189,10 @@ class OCILayout:
         """Read-modify-write index.json under the lock. ``mutate(list_of_entry_dicts)`` edits in place."""
         with self.lock():
             raw = self.read_index_raw()
-            doc = decode_object(raw, f"{self.path}/{INDEX_FILE}", ManifestInvalid)
+            try:
+                doc = decode_object(raw, f"{self.path}/{INDEX_FILE}", ManifestInvalid)
+            except ManifestInvalid as e:
+                raise LayoutInvalid(str(e)) from None
             entries = list(doc.get("manifests") or [])
             mutate(entries)
             doc["manifests"] = entries
@@ -237,24 +258,42 @@ class OCILayout:
             for e in entries:
                 if e.digest == reference:
                     return e
-            path = self.blob_path(reference)
-            if not os.path.exists(path):
-                raise ManifestUnknown(f"{self.location}: no manifest {reference}")
-            raw = self._read_verified(Digest(reference))
-            m = parse_manifest(raw, what=f"manifest {reference}")
-            return Descriptor(m.media_type, Digest(reference), len(raw))
+            return self._resolve_blob(Digest(reference))
         matches = [e for e in entries if e.ref_name == reference]
         if not matches:
             raise ManifestUnknown(f"{self.location}: no tag {reference!r}")
+        if len({e.digest for e in matches}) > 1:
+            raise LayoutInvalid(f"{self.location}: tag {reference!r} names {len(matches)} different manifests in "
+                                f"{INDEX_FILE} ({', '.join(e.digest for e in matches)}); untag or re-tag it")
         return matches[-1]
 
+    def _resolve_blob(self, digest: Digest) -> Descriptor:
+        """A manifest that is a blob but not an index.json entry (an index's child, a referrer)."""
+        try:
+            size = os.path.getsize(self.blob_path(digest))
+        except FileNotFoundError:
+            raise ManifestUnknown(f"{self.location}: no manifest {digest}") from None
+        if size > MAX_MANIFEST_SIZE:
+            raise ManifestUnknown(f"{self.location}: {digest} is a {size}-byte blob, not a manifest")
+        raw = self._read_verified(digest)
+        try:
+            m = parse_manifest(raw, what=f"manifest {digest}")
+        except ManifestInvalid:
+            if _looks_like_manifest(raw):
+                raise
+            raise ManifestUnknown(f"{self.location}: {digest} is a blob, not a manifest") from None
+        return Descriptor(m.media_type, digest, len(raw))
+
     def _read_verified(self, digest: Digest, size: int | None = None, *, what: str = "manifest") -> bytes:
+        limit = MAX_MANIFEST_SIZE if what == "manifest" else None
         try:
             with open(self.blob_path(digest), "rb") as f:
-                data = f.read()
+                data = f.read(limit + 1) if limit is not None else f.read()
         except FileNotFoundError:
             raise (ManifestUnknown if what == "manifest" else BlobUnknown)(
                 f"{self.location}: {what} {digest} is missing from blobs/") from None
+        if limit is not None and len(data) > limit:
+            raise ManifestInvalid(f"{self.location}: {what} {digest} is larger than the {limit}-byte limit")
         v = Verifier(digest, size, what=f"{self.location}: {what}")
         v.update(data)
         v.verify()
@@ -263,11 +302,7 @@ class OCILayout:
     def get_manifest_sync(self, reference: str) -> RawManifest:
         desc = self.resolve_sync(reference)
         raw = self._read_verified(desc.digest, desc.size)
-        media_type = desc.media_type
-        try:
-            media_type = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}").media_type
-        except ManifestInvalid:
-            raise
+        media_type = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}").media_type
         return RawManifest(raw, media_type, desc.digest)
 
     def has_blob_sync(self, desc: Descriptor) -> bool:
@@ -349,7 +384,8 @@ class OCILayout:
             f.close()
             os.replace(tmp, final)
         except BaseException as e:
-            f.close()
+            with contextlib.suppress(OSError):
+                f.close()  # flushing buffered bytes may fail again (ENOSPC)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             if isinstance(e, OSError) and e.errno == errno.ENOSPC:
@@ -424,7 +460,12 @@ class OCILayout:
     # ---- maintenance -----------------------------------------------------------------------
 
     def reachable(self) -> set[Digest]:
-        """Every blob digest reachable from index.json (manifests, configs, layers, subjects)."""
+        """Every blob digest reachable from index.json (manifests, configs, layers, subjects).
+
+        A manifest that cannot be read raises :class:`LayoutInvalid`: walking on without it
+        would make its blobs look like garbage. JSON documents of media types ocikit does not
+        know are searched for descriptors, so their blobs are kept too.
+        """
         seen: set[Digest] = set()
         stack = [e for e in self.entries()]
         while stack:
@@ -432,23 +473,50 @@ class OCILayout:
             if desc.digest in seen:
                 continue
             seen.add(desc.digest)
-            if not mt.is_manifest(desc.media_type) and desc.media_type != mt.OCI_INDEX:
-                continue
-            try:
-                raw = self._read_verified(desc.digest)
-                m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
-            except (OcikitError, OSError):
-                continue
-            stack.extend(m.children())
-            if m.subject is not None:
-                stack.append(m.subject)
+            if mt.is_manifest(desc.media_type):
+                try:
+                    raw = self._read_verified(desc.digest, desc.size)
+                    m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
+                except ManifestUnknown:
+                    continue  # missing: nothing below it can be reached either
+                except OcikitError as e:
+                    raise LayoutInvalid(f"{self.location}: cannot walk manifest {desc.digest}: {e}") from None
+                stack.extend(m.children())
+                if m.subject is not None:
+                    stack.append(m.subject)
+            elif desc.media_type.endswith("+json") and desc.media_type not in mt.CONFIG_TYPES \
+                    and 0 < desc.size <= MAX_MANIFEST_SIZE:
+                stack.extend(self._embedded_descriptors(desc))
         return seen
+
+    def _embedded_descriptors(self, desc: Descriptor) -> list[Descriptor]:
+        """Descriptor-shaped objects anywhere in a JSON blob of an unknown type (best effort)."""
+        try:
+            with open(self.blob_path(desc.digest), "rb") as f:
+                doc = decode_object(f.read(MAX_MANIFEST_SIZE + 1), "blob")
+        except (OSError, OcikitError):
+            return []
+        found: list[Descriptor] = []
+        todo: list[Any] = [doc]
+        while todo:
+            v = todo.pop()
+            if isinstance(v, dict):
+                if isinstance(v.get("mediaType"), str) and is_digest(v.get("digest", "")):
+                    try:
+                        found.append(Descriptor.from_dict(v))
+                    except OcikitError:
+                        pass
+                todo.extend(v.values())
+            elif isinstance(v, list):
+                todo.extend(v)
+        return found
 
     def gc(self, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
         """Remove blobs nothing reachable points at, and stale temp files.
 
         Blobs whose inode changed within ``grace_seconds`` are kept (a writer may be about to
-        tag them).
+        tag them); a temp file is removed only once it has not changed for
+        ``max(grace_seconds, TMP_STALE_SECONDS)`` (a writer may be filling it right now).
         """
         res = GcResult()
         now = time.time()
@@ -461,18 +529,25 @@ class OCILayout:
                     continue
                 for name in sorted(os.listdir(adir)):
                     p = os.path.join(adir, name)
-                    st = os.lstat(p)
-                    if now - st.st_ctime < grace_seconds:
-                        continue
+                    try:
+                        st = os.lstat(p)
+                    except FileNotFoundError:
+                        continue  # a writer renamed its temp file meanwhile
                     if name.startswith(TMP_PREFIX):
-                        pass
+                        if now - st.st_mtime < max(grace_seconds, TMP_STALE_SECONDS):
+                            continue
+                        res.removed.append(p)
+                    elif now - st.st_ctime < grace_seconds:
+                        continue
                     elif f"{alg}:{name}" in keep:
                         res.kept += 1
                         continue
-                    res.removed.append(f"{alg}:{name}" if not name.startswith(TMP_PREFIX) else p)
+                    else:
+                        res.removed.append(f"{alg}:{name}")
                     res.bytes_freed += st.st_size
                     if not dry_run:
-                        os.unlink(p)
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(p)
         return res
 
     def validate(self, *, hash_blobs: bool = True) -> list[str]:
@@ -482,6 +557,14 @@ class OCILayout:
             entries = self.entries()
         except LayoutInvalid as e:
             return [str(e)]
+        by_tag: dict[str, set[Digest]] = {}
+        for e in entries:
+            if e.ref_name:
+                by_tag.setdefault(e.ref_name, set()).add(e.digest)
+        for tag, digests in by_tag.items():
+            if len(digests) > 1:
+                problems.append(f"index.json: tag {tag!r} names {len(digests)} different manifests: "
+                                + ", ".join(sorted(digests)))
         seen: set[Digest] = set()
         stack: list[tuple[Descriptor, str]] = [(e, f"index.json manifests[{i}]") for i, e in enumerate(entries)]
         while stack:
@@ -502,7 +585,16 @@ class OCILayout:
                 if actual != desc.digest:
                     problems.append(f"{where}: blob {desc.digest} has digest {actual}")
                     continue
+            if desc.media_type in mt.CONFIG_TYPES and size <= MAX_MANIFEST_SIZE:
+                with open(path, "rb") as f:
+                    try:
+                        parse_config(f.read(), what=f"config {desc.digest}")
+                    except ManifestInvalid as e:
+                        problems.append(f"{where}: {e}")
             if not mt.is_manifest(desc.media_type):
+                continue
+            if size > MAX_MANIFEST_SIZE:
+                problems.append(f"{where}: manifest {desc.digest} is larger than the {MAX_MANIFEST_SIZE}-byte limit")
                 continue
             try:
                 with open(path, "rb") as f:
@@ -528,6 +620,15 @@ class OCILayout:
         return problems
 
 
+def _looks_like_manifest(raw: bytes) -> bool:
+    """Does a blob that failed to parse as a manifest at least claim to be one?"""
+    try:
+        doc = decode_object(raw, "blob")
+    except ManifestInvalid:
+        return False
+    return "schemaVersion" in doc or mt.is_manifest(doc.get("mediaType")) or doc.get("mediaType") in mt.SCHEMA1_TYPES
+
+
 def _hash_and_write(v: Verifier, f: Any, chunk: bytes) -> None:
     v.update(chunk)
     f.write(chunk)
@@ -542,4 +643,4 @@ def open_layout(path: str, *, create: bool = False) -> OCILayout:
     return OCILayout(path, create=create)
 
 
-__all__ = ["OCILayout", "GcResult", "open_layout", "atomic_write"]
+__all__ = ["OCILayout", "GcResult", "open_layout", "atomic_write", "lock_directory"]
