@@ -137,6 +137,10 @@ class PlatformNotFound(NotFound):
     code = "MANIFEST_UNKNOWN"
 
 
+class DuplicatePlatform(ManifestInvalid):
+    """An index would list two different images for the same platform."""
+
+
 class BlobUploadInvalid(OcikitError):
     code = "BLOB_UPLOAD_INVALID"
     status = 400

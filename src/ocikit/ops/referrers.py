@@ -1,0 +1,229 @@
+"""OCI 1.1 referrers: find the artifacts whose ``subject`` is a manifest, and record new ones.
+
+Three mechanisms, chosen per store:
+
+- ``api``: the registry's ``GET /v2/<name>/referrers/<digest>`` (a store that implements
+  :class:`~ocikit.content.ReferrersLister` and answers it);
+- ``tag-schema``: the distribution spec's fallback for registries without the API — an image
+  index tagged ``<alg>-<hex>`` listing the referrers, which pushers keep up to date;
+- ``layout``: an OCI layout keeps referrers as ``index.json`` entries; they are found by
+  reading each entry's manifest and matching its ``subject``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+from .. import mediatypes as mt
+from ..content import DEFAULT_OPTIONS, Options, ReferrersLister, Store
+from ..digest import Digest
+from ..errors import ManifestUnknown, NotFound, OcikitError, Unsupported
+from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, build_index, parse_index, parse_manifest
+from ..transports.layout import OCILayout
+
+if TYPE_CHECKING:
+    from .copy import CopyOptions, CopyPlan, CopyResult
+
+FALLBACK_TAG_MAX = 64
+"""The spec truncates the encoded digest to this many characters in a fallback tag."""
+
+
+def fallback_tag(digest: str) -> str:
+    """The referrers tag schema's tag for ``digest``: ``sha256-<hex>`` (``<alg>-<ref>``)."""
+    d = Digest(digest)
+    return f"{d.algorithm}-{d.encoded[:FALLBACK_TAG_MAX]}"
+
+
+def referrer_descriptor(manifest: Manifest) -> Descriptor:
+    """The descriptor a referrers list holds for ``manifest``.
+
+    The spec: ``artifactType`` is the manifest's, else (for an image manifest) its config's
+    media type; ``annotations`` are the manifest's.
+    """
+    artifact_type = manifest.artifact_type
+    if not artifact_type and isinstance(manifest, ImageManifest):
+        artifact_type = manifest.config.media_type
+    return Descriptor(manifest.media_type, manifest.digest, manifest.size,
+                      dict(manifest.annotations) if manifest.annotations else None,
+                      artifact_type=artifact_type or None)
+
+
+@dataclass
+class Referrers:
+    """The referrers of ``subject`` found in a store, and the mechanism that found them."""
+
+    subject: Digest
+    referrers: list[Descriptor]
+    source: str
+    """``api``, ``tag-schema`` or ``layout``."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"subject": str(self.subject), "source": self.source,
+                "referrers": [d.to_dict() for d in self.referrers]}
+
+
+def _filter(descs: Iterable[Descriptor], artifact_type: str | None) -> list[Descriptor]:
+    out: list[Descriptor] = []
+    seen: set[Digest] = set()
+    for d in descs:
+        if d.digest in seen or (artifact_type and d.artifact_type != artifact_type):
+            continue
+        seen.add(d.digest)
+        out.append(d)
+    return out
+
+
+async def api_referrers(store: Store, subject: Digest, artifact_type: str | None = None,
+                        opts: Options = DEFAULT_OPTIONS) -> list[Descriptor] | None:
+    """The registry's referrers API answer, or ``None`` where the store or registry lacks the API."""
+    if isinstance(store, OCILayout) or not isinstance(store, ReferrersLister):
+        return None
+    try:
+        return await store.referrers(Digest(subject), artifact_type, opts)
+    except (Unsupported, NotFound):
+        return None
+
+
+async def tag_schema_index(store: Store, subject: Digest, opts: Options = DEFAULT_OPTIONS) -> ImageIndex | None:
+    """The fallback index tagged ``<alg>-<hex>`` for ``subject``, if there is one."""
+    try:
+        rm = await store.get_manifest(fallback_tag(subject), opts)
+    except NotFound:
+        return None
+    return parse_index(rm.raw, rm.media_type, what=f"referrers tag {fallback_tag(subject)}")
+
+
+class LayoutScan:
+    """Referrers in an OCI layout: every ``index.json`` entry whose manifest has a subject.
+
+    Reading each entry's manifest once, it maps subject digests to referrer descriptors.
+    """
+
+    def __init__(self, layout: OCILayout) -> None:
+        self.layout = layout
+        self._map: dict[Digest, list[Descriptor]] | None = None
+
+    def _scan(self) -> dict[Digest, list[Descriptor]]:
+        out: dict[Digest, list[Descriptor]] = {}
+        seen: set[Digest] = set()
+        for e in self.layout.entries():
+            if e.digest in seen or not mt.is_manifest(e.media_type):
+                continue
+            seen.add(e.digest)
+            try:
+                raw = self.layout.get_manifest_sync(str(e.digest)).raw
+                m = parse_manifest(raw, e.media_type, what=f"manifest {e.digest}")
+            except (OcikitError, OSError):
+                continue  # a broken entry is `layout validate`'s business, not discovery's
+            if m.subject is not None:
+                out.setdefault(m.subject.digest, []).append(referrer_descriptor(m))
+        return out
+
+    async def referrers(self, subject: Digest) -> list[Descriptor]:
+        if self._map is None:
+            self._map = await asyncio.to_thread(self._scan)
+        return list(self._map.get(Digest(subject), []))
+
+
+async def find_referrers(store: Store, subject: str, artifact_type: str | None = None,
+                         opts: Options = DEFAULT_OPTIONS, *, scan: LayoutScan | None = None) -> Referrers:
+    """The referrers of ``subject`` in ``store``: the API where it answers, else the tag schema.
+
+    In an OCI layout: its ``index.json`` entries with a matching subject, plus any tag-schema
+    index it holds (copied from a registry without the API).
+    """
+    digest = Digest(subject)
+    if isinstance(store, OCILayout):
+        scan = scan if scan is not None and scan.layout is store else LayoutScan(store)
+        found = await scan.referrers(digest)
+        idx = await tag_schema_index(store, digest, opts)
+        if idx is not None:
+            found.extend(idx.manifests)
+        return Referrers(digest, _filter(found, artifact_type), "layout")
+    api = await api_referrers(store, digest, artifact_type, opts)
+    if api is not None:
+        return Referrers(digest, _filter(api, artifact_type), "api")
+    idx = await tag_schema_index(store, digest, opts)
+    return Referrers(digest, _filter(idx.manifests if idx else [], artifact_type), "tag-schema")
+
+
+async def record_referrer(store: Store, referrer: Descriptor, subject: str,
+                          opts: Options = DEFAULT_OPTIONS) -> str:
+    """Make a pushed referrer discoverable; returns the mechanism (``api``, ``tag-schema``, ``layout``).
+
+    A registry with the referrers API indexes it by itself; an OCI layout finds it by scanning
+    (the manifest must be an ``index.json`` entry: push it with ``root=True``); otherwise the
+    ``<alg>-<hex>`` fallback index gains the referrer's descriptor (read, append, re-tag).
+    """
+    digest = Digest(subject)
+    if isinstance(store, OCILayout):
+        return "layout"
+    if await api_referrers(store, digest, None, opts) is not None:
+        return "api"
+    idx = await tag_schema_index(store, digest, opts)
+    entries = list(idx.manifests) if idx is not None else []
+    if any(e.digest == referrer.digest for e in entries):
+        return "tag-schema"
+    new = build_index([*entries, referrer], media_type=mt.OCI_INDEX)
+    await store.put_manifest(new.raw, new.media_type, fallback_tag(digest), opts, root=True)
+    return "tag-schema"
+
+
+@dataclass
+class ReferrerCopy:
+    """What :func:`copy_referrers` carried: (subject, referrer) pairs."""
+
+    carried: list[tuple[Digest, Digest]] = field(default_factory=list)
+
+
+async def copy_referrers(src: Store, dst: Store, plan: "CopyPlan", options: "CopyOptions",
+                         result: "CopyResult", opts: Options = DEFAULT_OPTIONS) -> ReferrerCopy:
+    """Copy the referrers of every manifest a copy wrote, recursively, keeping them discoverable.
+
+    Each referrer is copied whole (every platform of an index) with the copy engine, then
+    recorded at the target (tag-schema index where the target lacks the referrers API).
+    Counts are added to ``result``.
+    """
+    from .copy import copy_between
+
+    carried = ReferrerCopy()
+    done: set[Digest] = {n.desc.digest for n in plan.manifests}
+    queue: list[Digest] = [n.desc.digest for n in plan.manifests]
+    scan = LayoutScan(src) if isinstance(src, OCILayout) else None
+    while queue:
+        subject = queue.pop(0)
+        found = await find_referrers(src, subject, None, opts, scan=scan)
+        for ref in found.referrers:
+            if ref.digest in done:
+                continue
+            done.add(ref.digest)
+            sub_options = _without_referrers(options)
+            sub = await copy_between(src, str(ref.digest), dst, None, sub_options)
+            _merge(result, sub)
+            await record_referrer(dst, ref, subject, opts)
+            carried.carried.append((subject, ref.digest))
+            queue.append(ref.digest)  # referrers of referrers (a signature of an SBOM)
+    return carried
+
+
+def _without_referrers(options: "CopyOptions") -> "CopyOptions":
+    import dataclasses
+    return dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
+                               referrers=False)
+
+
+def _merge(result: "CopyResult", sub: "CopyResult") -> None:
+    result.manifests.extend(sub.manifests)
+    result.blobs_copied += sub.blobs_copied
+    result.bytes_copied += sub.bytes_copied
+    result.blobs_skipped += sub.blobs_skipped
+    result.bytes_skipped += sub.bytes_skipped
+    result.blobs_linked += sub.blobs_linked
+    result.bytes_linked += sub.bytes_linked
+    result.blobs_mounted += sub.blobs_mounted
+
+
+__all__ = ["LayoutScan", "ReferrerCopy", "Referrers", "api_referrers", "copy_referrers", "fallback_tag",
+           "find_referrers", "record_referrer", "referrer_descriptor", "tag_schema_index"]
