@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from ..ops.copy import CopyOptions, CopyResult, acopy
 from .main import run
 from .options import parse_platforms
 from .output import ProgressView, echo, emit_json, human_size, output_format
+from .registry_cmds import copy_transport_options, side_options
 
 
 @click.command("copy")
@@ -23,8 +26,14 @@ from .output import ProgressView, echo, emit_json, human_size, output_format
               help="With --platform: keep the original index bytes (a sparse index) instead of a filtered one.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=6, show_default=True,
               help="Blobs transferred at once.")
+@click.option("--preserve-digests", is_flag=True,
+              help="Fail rather than write anything whose digest differs from the source's.")
+@click.option("--referrers", is_flag=True,
+              help="Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of what is copied.")
+@copy_transport_options
 def copy_command(source: str, destination: str, all_platforms: bool, multi_arch: str | None,
-                 platforms: tuple[str, ...], preserve_index_digest: bool, jobs: int) -> None:
+                 platforms: tuple[str, ...], preserve_index_digest: bool, jobs: int, preserve_digests: bool,
+                 referrers: bool, **transport: Any) -> None:
     """Copy an image from SOURCE to DESTINATION (docker://, oci:, oci-archive:, docker-archive:).
 
     Digests are kept: every manifest is written as the exact bytes read.
@@ -35,8 +44,11 @@ def copy_command(source: str, destination: str, all_platforms: bool, multi_arch:
         raise click.UsageError("--multi-arch index-only is not supported; use --platform to pick children")
     with ProgressView() as view:
         options = CopyOptions(all_platforms=all_platforms, platforms=parse_platforms(platforms),
-                              preserve_index_digest=preserve_index_digest, jobs=jobs, progress=view)
-        result = run(acopy(source, destination, options))
+                              preserve_index_digest=preserve_index_digest, jobs=jobs, progress=view,
+                              preserve_digests=preserve_digests, retry_times=transport.get("retry_times", 3),
+                              referrers=referrers)
+        result = run(acopy(source, destination, options, src_options=side_options("src", transport),
+                           dst_options=side_options("dest", transport)))
     report(result)
 
 
@@ -44,7 +56,7 @@ def report(result: CopyResult) -> None:
     if output_format() == "json":
         emit_json(result.to_dict())
         return
-    moved = result.bytes_copied + result.bytes_linked
+    moved = result.bytes_copied + result.bytes_linked + result.bytes_mounted
     rate = f", {human_size(result.bytes_copied / result.seconds)}/s" if result.seconds > 0 and result.bytes_copied else ""
     echo(f"Copied {result.source} -> {result.target}")
     if result.digest_changed:
@@ -53,7 +65,8 @@ def report(result: CopyResult) -> None:
     else:
         echo(f"  digest {result.digest}")
     echo(f"  {len(result.manifests)} manifest(s); blobs: {result.blobs_copied} copied ({human_size(result.bytes_copied)}), "
-         f"{result.blobs_linked} linked, {result.blobs_mounted} mounted, "
+         f"{result.blobs_linked} linked ({human_size(result.bytes_linked)}), "
+         f"{result.blobs_mounted} mounted ({human_size(result.bytes_mounted)}), "
          f"{result.blobs_skipped} already there ({human_size(result.bytes_skipped)}); "
          f"{human_size(moved)} in {result.seconds:.2f}s{rate}")
 

@@ -14,7 +14,7 @@ from typing import AsyncIterator, Sequence
 from .. import mediatypes as mt
 from ..content import BlobLinker, Options, RawManifest, Store
 from ..digest import Digest, verify_bytes
-from ..errors import PlatformNotFound, UsageError
+from ..errors import PlatformNotFound, TransportError, Unsupported, UsageError
 from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, filter_index, parse_manifest
 from ..platforms import Platform, best_match, host_platform, select
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ManifestWritten, ProgressSink, emit
@@ -36,6 +36,14 @@ class CopyOptions:
     jobs: int = 6
     progress: ProgressSink | None = None
     host: Platform | None = None
+    preserve_digests: bool = False
+    """Refuse any change of digest (a filtered index, a format conversion)."""
+    manifest_format: str | None = None
+    """``oci`` or ``v2s2``: convert manifests and media types (``--format``); None keeps them."""
+    retry_times: int = 3
+    """Whole-blob retries when a transfer fails on the network (stores retry requests themselves)."""
+    referrers: bool = False
+    """Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of every manifest copied, recursively."""
 
 
 @dataclass
@@ -54,6 +62,7 @@ class CopyResult:
     blobs_linked: int = 0
     bytes_linked: int = 0
     blobs_mounted: int = 0
+    bytes_mounted: int = 0
     seconds: float = 0.0
     platforms: list[str] = field(default_factory=list)
 
@@ -68,7 +77,8 @@ class CopyResult:
             "manifests": [str(d) for d in self.manifests], "platforms": self.platforms,
             "blobs": {"copied": self.blobs_copied, "skipped": self.blobs_skipped,
                       "linked": self.blobs_linked, "mounted": self.blobs_mounted},
-            "bytes": {"copied": self.bytes_copied, "skipped": self.bytes_skipped, "linked": self.bytes_linked},
+            "bytes": {"copied": self.bytes_copied, "skipped": self.bytes_skipped, "linked": self.bytes_linked,
+                      "mounted": self.bytes_mounted},
             "seconds": round(self.seconds, 3),
         }
 
@@ -90,6 +100,8 @@ class CopyPlan:
     """Every manifest to write, children before parents, the root last."""
     blobs: dict[Digest, Descriptor]
     platforms: list[str]
+    sparse: bool = False
+    """The root is the source index kept byte-exact while only some children are copied."""
 
 
 async def fetch_manifest(store: Store, desc: Descriptor, opts: Options) -> Node:
@@ -161,7 +173,34 @@ async def plan_copy(store: Store, root: Node, options: CopyOptions, opts: Option
         manifests.append(node)
 
     await walk(root, chosen_children)
-    return CopyPlan(root, source_digest, manifests, blobs, platforms)
+    sparse = (isinstance(root.manifest, ImageIndex) and chosen_children is not None
+              and len(chosen_children) < len(root.manifest.manifests))
+    return CopyPlan(root, source_digest, manifests, blobs, platforms, sparse)
+
+
+async def check_sparse_target(dst: Store, plan: CopyPlan, opts: Options) -> None:
+    """Fail before moving anything when the target will not store an index with absent children.
+
+    A store may answer ``accepts_sparse_index(raw, media_type, copied, opts)`` (``copied``: the
+    children this copy writes); a store without it is taken to accept (layouts and archives do).
+    """
+    probe = getattr(dst, "accepts_sparse_index", None)
+    if probe is None:
+        return
+    copied = [n.desc.digest for n in plan.manifests if n is not plan.root]
+    if not await probe(plan.root.raw, plan.root.manifest.media_type, copied, opts):
+        raise Unsupported(
+            f"{dst.location} refuses a sparse index (it needs every manifest an index lists): "
+            f"--preserve-index-digest cannot keep {plan.root.desc.digest} there; "
+            "copy without it (a filtered index with a new digest) or with --all")
+
+
+def check_preserve_digests(plan: CopyPlan, options: CopyOptions) -> None:
+    """With ``preserve_digests``, refuse a plan whose root digest differs from the source's."""
+    if options.preserve_digests and plan.root.desc.digest != plan.source_root_digest:
+        raise Unsupported(
+            f"--preserve-digests: this copy would write {plan.root.desc.digest} instead of the source's "
+            f"{plan.source_root_digest} (a filtered index); use --all or --preserve-index-digest")
 
 
 async def _counted(chunks: AsyncIterator[bytes], desc: Descriptor, sink: ProgressSink | None) -> AsyncIterator[bytes]:
@@ -171,7 +210,7 @@ async def _counted(chunks: AsyncIterator[bytes], desc: Descriptor, sink: Progres
 
 
 async def transfer_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult, opts: Options,
-                        sink: ProgressSink | None) -> None:
+                        sink: ProgressSink | None, retries: int = 0) -> None:
     if await dst.has_blob(desc, opts):
         result.blobs_skipped += 1
         result.bytes_skipped += desc.size
@@ -182,12 +221,25 @@ async def transfer_blob(src: Store, dst: Store, desc: Descriptor, result: CopyRe
         how = getattr(dst, "last_link_kind", None) or "linked"
         if how == "mounted":
             result.blobs_mounted += 1
+            result.bytes_mounted += desc.size
         else:
             result.blobs_linked += 1
             result.bytes_linked += desc.size
         emit(sink, BlobDone(desc.digest, desc.size, how))
         return
-    await dst.put_blob(desc, _counted(src.blob_chunks(desc, opts), desc, sink), opts)
+    # put_blob verifies what it stores (the Store contract), so the source need not hash too
+    src_opts = Options(progress=opts.progress, extra={**opts.extra, "verified_downstream": True})
+    attempt = 0
+    while True:
+        try:
+            await dst.put_blob(desc, _counted(src.blob_chunks(desc, src_opts), desc, sink), opts)
+            break
+        except TransportError:
+            # the network failed mid-blob (after the stores' own retries): start the blob again
+            if attempt >= retries:
+                raise
+            attempt += 1
+            await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
     result.blobs_copied += 1
     result.bytes_copied += desc.size
     emit(sink, BlobDone(desc.digest, desc.size, "copied"))
@@ -197,10 +249,12 @@ async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, 
                        result: CopyResult, opts: Options) -> None:
     sem = asyncio.Semaphore(max(1, options.jobs))
     sink = options.progress
+    if plan.sparse:
+        await check_sparse_target(dst, plan, opts)
 
     async def one(desc: Descriptor) -> None:
         async with sem:
-            await transfer_blob(src, dst, desc, result, opts, sink)
+            await transfer_blob(src, dst, desc, result, opts, sink, options.retry_times)
 
     tasks = [asyncio.create_task(one(d)) for d in sorted(plan.blobs.values(), key=lambda d: -d.size)]
     try:
@@ -218,8 +272,11 @@ async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, 
         digest = await dst.put_manifest(node.raw, node.manifest.media_type, tag if is_root else None, opts,
                                         root=is_root)
         if digest != node.desc.digest:
-            from ..errors import DigestMismatch
-            raise DigestMismatch(node.desc.digest, digest, what=f"{dst.location}: stored manifest")
+            if not getattr(dst, "rewrites_manifests", False):
+                from ..errors import DigestMismatch
+                raise DigestMismatch(node.desc.digest, digest, what=f"{dst.location}: stored manifest")
+            if is_root:  # the target regenerates manifests (docker-archive): report what it stored
+                result.digest = digest
         result.manifests.append(digest)
         emit(sink, ManifestWritten(digest, node.manifest.media_type, tag if is_root else None))
 
@@ -236,9 +293,15 @@ async def copy_between(src: Store, selector: str | None, dst: Store, tag: str | 
     t0 = time.monotonic()
     root = await resolve_root(src, selector, opts)
     plan = await plan_copy(src, root, options, opts)
+    from .convert import convert_plan  # --format: rewrite manifests children first; check the target's limits
+    plan = convert_plan(plan, options.manifest_format, preserve_digests=options.preserve_digests, target=dst)
+    check_preserve_digests(plan, options)
     result = CopyResult(src.location, dst.location, plan.source_root_digest, plan.root.desc.digest,
                         plan.root.manifest.media_type, tag, platforms=plan.platforms)
     await execute_plan(src, dst, plan, tag, options, result, opts)
+    if options.referrers:
+        from .referrers import copy_referrers
+        await copy_referrers(src, dst, plan, options, result, opts)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -274,5 +337,5 @@ def copy(source: str, target: str, options: CopyOptions | None = None, **kw: obj
     return asyncio.run(acopy(source, target, options, **kw))  # type: ignore[arg-type]
 
 
-__all__ = ["CopyOptions", "CopyPlan", "CopyResult", "Node", "acopy", "copy", "copy_between", "execute_plan",
-           "fetch_manifest", "plan_copy", "resolve_root", "RawManifest"]
+__all__ = ["CopyOptions", "CopyPlan", "CopyResult", "Node", "acopy", "check_preserve_digests", "check_sparse_target",
+           "copy", "copy_between", "execute_plan", "fetch_manifest", "plan_copy", "resolve_root", "RawManifest"]

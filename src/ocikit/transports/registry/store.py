@@ -1,0 +1,434 @@
+"""A registry repository as a :class:`~ocikit.content.Store` (plus BlobLinker, Deleter, ReferrersLister).
+
+Blobs stream in large chunks; a GET cut mid-way resumes with ``Range``. Uploads are
+monolithic (POST then one streamed PUT), streamed (one PATCH), or chunked (PATCHes with
+``Content-Range``, at least ``OCI-Chunk-Min-Length`` each); the last bytes of a streamed
+upload are held back until the whole blob has been verified, so a bad blob never completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, AsyncIterator
+
+import aiohttp
+from yarl import URL
+
+from ... import mediatypes as mt
+from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ...digest import Digest, Verifier, is_digest
+from ...errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    DigestMismatch,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    RegistryError,
+    TransportError,
+    Unsupported,
+)
+from ...model import Descriptor, ImageIndex, parse_manifest
+from ...reference import Reference
+from .auth import Scope, repository_scope
+from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_json
+from .retry import backoff_delay
+
+log = logging.getLogger("ocikit.registry")
+
+MANIFEST_LIMIT = 4 << 20
+SMALL_BLOB = 1 << 20
+READ_CHUNK = 1 << 20
+DEFAULT_CHUNK_SIZE = 16 << 20
+UPLOAD_MODES = ("auto", "monolithic", "streamed", "chunked")
+
+
+class RegistryStore:
+    """One repository of one registry, reached through a :class:`RegistryClient`.
+
+    ``upload_mode``: ``auto`` (small blobs in one PUT of bytes, large ones streamed in one PUT),
+    ``monolithic``, ``streamed`` (one PATCH) or ``chunked`` (PATCHes of ``chunk_size``).
+    Options ``extra["verified_downstream"]``: the consumer of :meth:`blob_chunks` verifies, so
+    it need not hash the bytes itself.
+    """
+
+    last_link_kind = "mounted"
+
+    def __init__(self, client: RegistryClient, repository: str, *, upload_mode: str = "auto",
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, own_client: bool = True) -> None:
+        if upload_mode not in UPLOAD_MODES:
+            raise ValueError(f"upload_mode must be one of {UPLOAD_MODES}")
+        self.client = client
+        self.repository = repository
+        self.upload_mode = upload_mode
+        self.chunk_size = chunk_size
+        self.own_client = own_client
+        self.resumes = 0
+        """How many times a blob GET was resumed with Range (for tests and reports)."""
+
+    @property
+    def location(self) -> str:
+        return f"docker://{self.client.host}/{self.repository}"
+
+    @property
+    def host(self) -> str:
+        return self.client.host
+
+    def _pull(self) -> tuple[Scope, ...]:
+        return (repository_scope(self.repository, "pull"),)
+
+    def _push(self) -> tuple[Scope, ...]:
+        return (repository_scope(self.repository, "pull", "push"),)
+
+    def _path(self, kind: str, ref: str = "") -> str:
+        return f"/v2/{self.repository}/{kind}/{ref}"
+
+    # ---- manifests -------------------------------------------------------------------------
+
+    async def resolve(self, reference: str | None, opts: Options = DEFAULT_OPTIONS) -> Descriptor:
+        ref = reference or "latest"
+        what = f"{self.location}: manifest {ref}"
+        async with self.client.request("HEAD", self._path("manifests", ref), scopes=self._pull(),
+                                       headers={"Accept": mt.ACCEPT_MANIFESTS}, what=what,
+                                       not_found=ManifestUnknown) as resp:
+            digest = resp.headers.get("Docker-Content-Digest")
+            ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+            length = resp.headers.get("Content-Length")
+        if is_digest(ref) and digest and digest != ref:
+            raise DigestMismatch(ref, digest, what=what)
+        if not digest or not is_digest(digest) or not length or not mt.is_manifest(ctype):
+            rm = await self.get_manifest(ref, opts)
+            return Descriptor(rm.media_type, rm.digest, len(rm.raw))
+        return Descriptor(ctype, Digest(digest), int(length))
+
+    async def get_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> RawManifest:
+        what = f"{self.location}: manifest {reference}"
+        async with self.client.request("GET", self._path("manifests", reference), scopes=self._pull(),
+                                       headers={"Accept": mt.ACCEPT_MANIFESTS}, what=what,
+                                       not_found=ManifestUnknown) as resp:
+            ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
+            try:
+                raw = await resp.content.read(MANIFEST_LIMIT + 1)
+            except NETWORK_ERRORS as e:
+                raise TransportError(f"{what}: {_describe(e)}") from None
+        if len(raw) > MANIFEST_LIMIT:
+            raise ManifestInvalid(f"{what}: larger than {MANIFEST_LIMIT} bytes")
+        if is_digest(reference):
+            v = Verifier(reference, what=what)
+            v.update(raw)
+            digest = v.verify()
+        else:
+            digest = Digest.of(raw)
+        if ctype in mt.SCHEMA1_TYPES or not mt.is_manifest(ctype):
+            ctype = parse_manifest(raw, None, what=what).media_type
+        return RawManifest(raw, ctype, digest)
+
+    async def has_manifest(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+        async with self.client.request("HEAD", self._path("manifests", desc.digest), scopes=self._pull(),
+                                       headers={"Accept": mt.ACCEPT_MANIFESTS}, ok=(200, 404)) as resp:
+            return resp.status == 200
+
+    async def put_manifest(self, raw: bytes, media_type: str, tag: str | None = None,
+                           opts: Options = DEFAULT_OPTIONS, *, root: bool = False) -> Digest:
+        digest = Digest.of(raw)
+        ref = tag or digest
+        what = f"{self.location}: PUT manifest {ref}"
+        async with self.client.request("PUT", self._path("manifests", ref), scopes=self._push(), data=bytes(raw),
+                                       headers={"Content-Type": media_type}, ok=(200, 201, 202), what=what) as resp:
+            got = resp.headers.get("Docker-Content-Digest")
+        if got and is_digest(got) and Digest(got).algorithm == digest.algorithm and got != digest:
+            raise DigestMismatch(digest, got, what=f"{what}: the registry stored")
+        return digest
+
+    async def accepts_sparse_index(self, raw: bytes, media_type: str, copied: list[Digest],
+                                   opts: Options = DEFAULT_OPTIONS) -> bool:
+        """Whether this registry stores the index ``raw`` once ``copied`` children are here.
+
+        Probes by pushing the index untagged (by digest); a registry that checks the children
+        refuses it, and then only children this copy does not write can make it fail.
+        """
+        try:
+            await self.put_manifest(raw, media_type, None, opts)
+            return True
+        except (ManifestBlobUnknown, ManifestInvalid, ManifestUnknown, BlobUnknown):
+            pass
+        idx = parse_manifest(raw, media_type, what="index")
+        assert isinstance(idx, ImageIndex)
+        want = set(copied)
+        for child in idx.manifests:
+            if child.digest not in want and not await self.has_manifest(child, opts):
+                return False
+        return True
+
+    async def delete_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> None:
+        """Delete a manifest by digest; a tag is resolved first (which removes every tag on it)."""
+        digest = reference if is_digest(reference) else (await self.resolve(reference, opts)).digest
+        async with self.client.request("DELETE", self._path("manifests", digest), scopes=(
+                repository_scope(self.repository, "delete"),), ok=(200, 202),
+                what=f"{self.location}: delete {reference}", not_found=ManifestUnknown):
+            pass
+
+    async def list_tags(self, opts: Options = DEFAULT_OPTIONS, *, n: int | None = None,
+                        last: str | None = None) -> list[str]:
+        """Every tag, following ``Link`` pagination; ``n``/``last`` ask for pages."""
+        tags: list[str] = []
+        params: dict[str, str] = {}
+        if n:
+            params["n"] = str(n)
+        if last:
+            params["last"] = last
+        path: str | URL = self._path("tags", "list")
+        what = f"{self.location}: tags"
+        while True:
+            async with self.client.request("GET", path, scopes=self._pull(), params=params or None, what=what,
+                                           not_found=NameUnknown) as resp:
+                doc = await read_json(resp, what)
+                link = resp.headers.get("Link")
+            tags.extend(t for t in (doc.get("tags") or []) if isinstance(t, str))
+            nxt = next_link(link)
+            if not nxt:
+                return tags
+            path, params = await self.client.url(nxt), {}
+
+    async def referrers(self, digest: Digest, artifact_type: str | None = None,
+                        opts: Options = DEFAULT_OPTIONS) -> list[Descriptor]:
+        """The referrers API; on a registry without it, the ``sha256-<hex>`` tag schema."""
+        params = {"artifactType": artifact_type} if artifact_type else None
+        what = f"{self.location}: referrers of {digest}"
+        async with self.client.request("GET", self._path("referrers", digest), scopes=self._pull(), params=params,
+                                       ok=(200, 404), what=what) as resp:
+            if resp.status == 200 and "json" in (resp.headers.get("Content-Type") or ""):
+                raw = await resp.content.read(MANIFEST_LIMIT)
+                idx = parse_manifest(raw, mt.OCI_INDEX, what=what)
+                assert isinstance(idx, ImageIndex)
+                filtered = resp.headers.get("OCI-Filters-Applied", "")
+                out = list(idx.manifests)
+                if artifact_type and "artifactType" not in filtered:
+                    out = [d for d in out if d.artifact_type == artifact_type]
+                return out
+        tag = f"{digest.algorithm}-{digest.encoded}"
+        try:
+            rm = await self.get_manifest(tag, opts)
+        except ManifestUnknown:
+            return []
+        idx = parse_manifest(rm.raw, rm.media_type, what=f"{what} (tag {tag})")
+        if not isinstance(idx, ImageIndex):
+            return []
+        return [d for d in idx.manifests if not artifact_type or d.artifact_type == artifact_type]
+
+    # ---- blobs -------------------------------------------------------------------------------
+
+    async def has_blob(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+        async with self.client.request("HEAD", self._path("blobs", desc.digest), scopes=self._pull(),
+                                       ok=(200, 404), what=f"{self.location}: blob {desc.digest}") as resp:
+            if resp.status != 200:
+                return False
+            length = resp.headers.get("Content-Length")
+            return length is None or int(length) == desc.size
+
+    async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
+        """Stream a blob; a dropped connection resumes at the byte it stopped with ``Range``."""
+        verify = not (opts.extra or {}).get("verified_downstream")
+        v = Verifier(desc.digest, desc.size, what=f"{self.location}: blob") if verify else None
+        offset = 0
+        failures = 0
+        what = f"{self.location}: blob {desc.digest}"
+        policy = self.client.retry
+        while True:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            try:
+                async with self.client.request("GET", self._path("blobs", desc.digest), scopes=self._pull(),
+                                               headers=headers, ok=(200, 206), what=what,
+                                               not_found=BlobUnknown) as resp:
+                    skip = offset if resp.status == 200 else 0
+                    if resp.status == 206 and not (resp.headers.get("Content-Range") or "").startswith(
+                            f"bytes {offset}-"):
+                        raise RegistryError(f"{what}: asked for bytes {offset}-, got "
+                                            f"{resp.headers.get('Content-Range')!r}")
+                    async for chunk in _big_chunks(resp.content):
+                        if skip:
+                            if len(chunk) <= skip:
+                                skip -= len(chunk)
+                                continue
+                            chunk = chunk[skip:]
+                            skip = 0
+                        if v is not None:
+                            await asyncio.to_thread(v.update, chunk)
+                        offset += len(chunk)
+                        yield chunk
+                if offset < desc.size:
+                    raise aiohttp.ClientPayloadError(f"stream ended at byte {offset} of {desc.size}")
+                break
+            except NETWORK_ERRORS as e:
+                failures += 1
+                if failures > max(policy.times, 1) + 2:
+                    raise TransportError(f"{what}: connection lost at byte {offset} of {desc.size} "
+                                         f"after {failures} tries: {_describe(e)}") from None
+                self.resumes += 1
+                log.debug("%s: %s at byte %d; resuming", what, _describe(e), offset)
+                await asyncio.sleep(backoff_delay(policy, min(failures - 1, 4)) / 4)
+        if v is not None:
+            v.verify()
+
+    async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes],
+                       opts: Options = DEFAULT_OPTIONS) -> None:
+        location, min_chunk = await self._start_upload()
+        mode = self.upload_mode
+        if mode == "auto":
+            mode = "bytes" if desc.size <= SMALL_BLOB else "monolithic"
+        if mode == "bytes":
+            data = await _collect_verified(desc, chunks)
+            await self._finish_upload(location, desc, data)
+        elif mode == "monolithic":
+            await self._finish_upload(location, desc, _held_back(desc, chunks),
+                                      {"Content-Length": str(desc.size), "Content-Type": "application/octet-stream"})
+        elif mode == "streamed":
+            location = await self._patch(location, desc, _held_back(desc, chunks), None)
+            await self._finish_upload(location, desc, None)
+        else:
+            size = max(self.chunk_size, min_chunk)
+            start = 0
+            async for piece in _rechunk(_held_back(desc, chunks), size):
+                location = await self._patch(location, desc, piece, start)
+                start += len(piece)
+            await self._finish_upload(location, desc, None)
+
+    async def _start_upload(self, params: dict[str, str] | None = None,
+                            scopes: tuple[Scope, ...] | None = None) -> tuple[URL, int]:
+        what = f"{self.location}: start upload"
+        async with self.client.request("POST", self._path("blobs", "uploads/"), scopes=scopes or self._push(),
+                                       params=params, ok=(201, 202), what=what,
+                                       headers={"Content-Length": "0"}) as resp:
+            return await self._location(resp, what), int(resp.headers.get("OCI-Chunk-Min-Length") or 0)
+
+    async def _location(self, resp: aiohttp.ClientResponse, what: str) -> URL:
+        loc = resp.headers.get("Location")
+        if not loc:
+            if resp.status == 201:
+                return URL()
+            raise BlobUploadInvalid(f"{what}: the registry answered {resp.status} without a Location")
+        return resp.url.join(URL(loc, encoded=True))
+
+    async def _patch(self, location: URL, desc: Descriptor, body: Any, start: int | None) -> URL:
+        headers = {"Content-Type": "application/octet-stream"}
+        if start is not None:
+            headers["Content-Range"] = f"{start}-{start + len(body) - 1}"
+            headers["Content-Length"] = str(len(body))
+        what = f"{self.location}: upload of {desc.digest}"
+        async with self.client.request("PATCH", location, scopes=self._push(), data=body, headers=headers,
+                                       ok=(202, 204), what=what, retry=False) as resp:
+            rng = resp.headers.get("Range")
+            if start is not None and rng:
+                end = rng.split("-")[-1]
+                if end.isdigit() and int(end) != start + len(body) - 1:
+                    raise BlobUploadInvalid(f"{what}: the registry has bytes {rng}, expected up to "
+                                            f"{start + len(body) - 1}")
+            return await self._location(resp, what) if resp.headers.get("Location") else location
+
+    async def _finish_upload(self, location: URL, desc: Descriptor, body: Any,
+                             headers: dict[str, str] | None = None) -> None:
+        url = location.update_query({"digest": str(desc.digest)})
+        what = f"{self.location}: upload of {desc.digest}"
+        hdrs = dict(headers or {})
+        if body is None:
+            hdrs.setdefault("Content-Length", "0")
+        elif isinstance(body, (bytes, bytearray)):
+            hdrs.setdefault("Content-Type", "application/octet-stream")
+        async with self.client.request("PUT", url, scopes=self._push(), data=body, headers=hdrs,
+                                       ok=(201, 204), what=what, retry=isinstance(body, (bytes, type(None)))) as resp:
+            got = resp.headers.get("Docker-Content-Digest")
+        if got and is_digest(got) and got != desc.digest:
+            raise DigestMismatch(desc.digest, got, what=f"{what}: the registry stored")
+
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+        """Mount a blob from another repository of the same registry (``mount=`` and ``from=``)."""
+        if not isinstance(source, RegistryStore) or source.host != self.host or \
+                source.repository == self.repository:
+            return False
+        scopes = (*self._push(), repository_scope(source.repository, "pull"))
+        try:
+            async with self.client.request("POST", self._path("blobs", "uploads/"), scopes=scopes,
+                                           params={"mount": str(desc.digest), "from": source.repository},
+                                           ok=(201, 202), headers={"Content-Length": "0"},
+                                           what=f"{self.location}: mount {desc.digest}") as resp:
+                status = resp.status
+                loc = resp.headers.get("Location")
+                url = resp.url
+        except (Unsupported, RegistryError):
+            return False
+        if status == 201:
+            return True
+        if loc:  # the registry opened an upload instead: cancel it, stream the blob
+            try:
+                async with self.client.request("DELETE", url.join(URL(loc, encoded=True)), scopes=self._push(),
+                                               ok=(200, 202, 204, 404)):
+                    pass
+            except Exception:  # noqa: BLE001 - cancelling is a courtesy
+                pass
+        return False
+
+    async def close(self) -> None:
+        if self.own_client:
+            await self.client.close()
+
+    async def abort(self) -> None:
+        await self.close()
+
+
+async def _big_chunks(content: aiohttp.StreamReader, target: int = READ_CHUNK) -> AsyncIterator[bytes]:
+    """Re-group a response body into chunks of about ``target`` bytes (fewer hops to worker threads)."""
+    buf: list[bytes] = []
+    n = 0
+    while True:
+        data = await content.readany()
+        if not data:
+            break
+        buf.append(data)
+        n += len(data)
+        if n >= target:
+            yield buf[0] if len(buf) == 1 else b"".join(buf)
+            buf, n = [], 0
+    if buf:
+        yield buf[0] if len(buf) == 1 else b"".join(buf)
+
+
+async def _collect_verified(desc: Descriptor, chunks: AsyncIterator[bytes]) -> bytes:
+    v = Verifier(desc.digest, desc.size)
+    parts = []
+    async for c in chunks:
+        v.update(c)
+        parts.append(c)
+    v.verify()
+    return b"".join(parts)
+
+
+async def _held_back(desc: Descriptor, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield the chunks, hashing them in a worker thread, keeping the last one until the digest checks out."""
+    v = Verifier(desc.digest, desc.size)
+    prev: bytes | None = None
+    async for c in chunks:
+        if not c:
+            continue
+        await asyncio.to_thread(v.update, c)
+        if prev is not None:
+            yield prev
+        prev = c
+    v.verify()
+    if prev is not None:
+        yield prev
+
+
+async def _rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
+    buf = bytearray()
+    async for c in chunks:
+        buf += c
+        while len(buf) >= size:
+            yield bytes(buf[:size])
+            del buf[:size]
+    if buf:
+        yield bytes(buf)
+
+
+__all__ = ["RegistryStore", "UPLOAD_MODES"]
