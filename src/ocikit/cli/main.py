@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "ocikit.cli.copy_cmd",
     "ocikit.cli.inspect_cmd",
     "ocikit.cli.layout_cmd",
+    "ocikit.cli.registry_cmds",
     "ocikit.cli.manifest_cmd",
     "ocikit.cli.build_cmd",
     "ocikit.cli.serve_cmd",
