@@ -104,7 +104,7 @@ def tree_command(image: str, referrers: bool, output_format: str | None) -> None
             for i, layer in enumerate(d["layers"]):
                 node.add(f"layer {i} " + label(layer))
         for r in d.get("referrers", []):
-            node.add("referrer " + label(r))
+            build(node.add("referrer " + label(r)), r)
 
     root = Tree(label(t))
     build(root, t)

@@ -95,11 +95,10 @@ async def tree(store: Store, selector: str | None, opts: Options = Options(), *,
         if m.subject is not None:
             d["subject"] = str(m.subject.digest)
         if referrers:
-            from ..content import ReferrersLister
-            if isinstance(store, ReferrersLister):
-                refs = await store.referrers(node.desc.digest, None, opts)
-                if refs:
-                    d["referrers"] = [_blob(r) for r in refs]
+            from .referrers import find_referrers
+            refs = (await find_referrers(store, node.desc.digest, None, opts)).referrers
+            if refs:
+                d["referrers"] = [await node_dict(await fetch_manifest(store, r, opts)) for r in refs]
         return d
 
     return await node_dict(root)
