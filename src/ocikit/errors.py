@@ -40,6 +40,10 @@ class UsageError(OcikitError):
     exit_code = 2
 
 
+class ConversionError(UsageError):
+    """A manifest cannot be converted to the format asked for (``copy --format``), or may not change."""
+
+
 # --- input that cannot be parsed ---------------------------------------------------------
 
 

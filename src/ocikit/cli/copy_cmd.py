@@ -28,12 +28,14 @@ from .registry_cmds import copy_transport_options, side_options
               help="Blobs transferred at once.")
 @click.option("--preserve-digests", is_flag=True,
               help="Fail rather than write anything whose digest differs from the source's.")
+@click.option("-f", "--format", "manifest_format", type=click.Choice(["oci", "v2s2"], case_sensitive=False),
+              default=None, help="Convert manifests and media types to OCI or Docker v2s2 (digests change).")
 @click.option("--referrers", is_flag=True,
               help="Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of what is copied.")
 @copy_transport_options
 def copy_command(source: str, destination: str, all_platforms: bool, multi_arch: str | None,
                  platforms: tuple[str, ...], preserve_index_digest: bool, jobs: int, preserve_digests: bool,
-                 referrers: bool, **transport: Any) -> None:
+                 referrers: bool, manifest_format: str | None = None, **transport: Any) -> None:
     """Copy an image from SOURCE to DESTINATION (docker://, oci:, oci-archive:, docker-archive:).
 
     Digests are kept: every manifest is written as the exact bytes read.
@@ -46,7 +48,7 @@ def copy_command(source: str, destination: str, all_platforms: bool, multi_arch:
         options = CopyOptions(all_platforms=all_platforms, platforms=parse_platforms(platforms),
                               preserve_index_digest=preserve_index_digest, jobs=jobs, progress=view,
                               preserve_digests=preserve_digests, retry_times=transport.get("retry_times", 3),
-                              referrers=referrers)
+                              referrers=referrers, manifest_format=manifest_format)
         result = run(acopy(source, destination, options, src_options=side_options("src", transport),
                            dst_options=side_options("dest", transport)))
     report(result)

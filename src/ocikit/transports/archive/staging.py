@@ -1,0 +1,108 @@
+"""Writing an archive atomically: a staging directory beside the target, then temp file + rename.
+
+Content for a new archive is staged in ``.NAME.ocikit-staging-XXXX/`` next to the target
+(same filesystem, so layouts can hardlink blobs in). :meth:`ArchiveOutput.publish` writes the
+whole tar to ``.NAME.ocikit-tmp-XXXX``, fsyncs it and renames it over the target, holding an
+exclusive ``flock`` on the parent directory so concurrent ocikit writers of one archive
+serialise. An interrupted write leaves only dot-files with ``ocikit-tmp``/``ocikit-staging``
+in their names, never a half archive under the target name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import shutil
+from typing import Callable, Iterator
+
+from ...errors import ArchiveInvalid, StorageFull
+from .tarwriter import TarWriter
+
+
+class ArchiveOutput:
+    """The place a new version of the archive at ``path`` is built and published."""
+
+    def __init__(self, path: str, *, sync: bool = True) -> None:
+        self.path = os.path.abspath(path)
+        self.dir = os.path.dirname(self.path)
+        self.base = os.path.basename(self.path)
+        self.sync = sync
+        self.token = secrets.token_hex(6)
+        self._staging: str | None = None
+        if os.path.isdir(self.path):
+            raise ArchiveInvalid(f"{self.path}: is a directory; an archive target must be a file")
+        os.makedirs(self.dir, exist_ok=True)
+
+    @property
+    def staging(self) -> str:
+        """The staging directory (created on first use)."""
+        if self._staging is None:
+            d = os.path.join(self.dir, f".{self.base}.ocikit-staging-{self.token}")
+            os.makedirs(d)
+            self._staging = d
+        return self._staging
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """An exclusive lock on the target's directory, for read-merge-publish."""
+        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def publish(self, write: Callable[[TarWriter], None]) -> None:
+        """Write the archive with ``write(tar_writer)`` to a temp file, then rename it into place."""
+        tmp = os.path.join(self.dir, f".{self.base}.ocikit-tmp-{self.token}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            try:
+                w = TarWriter(fd)
+                write(w)
+                w.finish()
+                if self.sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+        except BaseException as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise StorageFull(f"no space left writing {self.path}") from None
+            raise
+        if self.sync:
+            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def discard(self) -> None:
+        """Remove the staging directory."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+
+def existing_archive(path: str) -> bool:
+    """True when ``path`` is a non-empty file (an archive to add to, not to create)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return st.st_size > 0
+
+
+def archive_changed(path: str, before: os.stat_result | None) -> bool:
+    """True when the file at ``path`` is not the one ``before`` described (another writer replaced it)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return before is not None
+    return before is None or (st.st_ino, st.st_mtime_ns, st.st_size) != (before.st_ino, before.st_mtime_ns,
+                                                                       before.st_size)
