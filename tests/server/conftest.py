@@ -1,0 +1,24 @@
+"""Fixtures for ``ocikit serve`` tests: a running server per module, a client per test."""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from servers import RunningServer, start_ocikit_serve
+from serve_helpers import Client
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory) -> Iterator[RunningServer]:
+    """One ``ocikit serve`` subprocess shared by a module's tests (each test uses its own repositories)."""
+    with start_ocikit_serve(str(tmp_path_factory.mktemp("serve"))) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client(serve) -> AsyncIterator[Client]:
+    async with aiohttp.ClientSession() as s:
+        yield Client(serve.url, s)
