@@ -108,3 +108,35 @@ def docker_registry(tmp: str, *, htpasswd: str | None = None, token: dict | None
     finally:
         stop_pid(proc)
         log.close()
+
+
+@contextlib.contextmanager
+def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None = None,
+                       args: tuple[str, ...] = (), port: int | None = None,
+                       fsync: bool = False) -> Iterator[RunningServer]:
+    """``python -m ocikit serve`` on a free 127.0.0.1 port, storage in ``tmp`` (or ``root``).
+
+    ``config``: YAML text written to a file and passed as ``--config``; ``args``: extra flags
+    (``--read-only``, ``--htpasswd FILE``, ``--seed-sample``...); ``fsync`` off by default (tests
+    need no power-loss safety). Stopped by PID (SIGTERM).
+    """
+    import sys
+
+    port = port or free_port()
+    root = root or os.path.join(tmp, f"ocikit-serve-{port}")
+    os.makedirs(root, exist_ok=True)
+    cmd = [sys.executable, "-m", "ocikit", "serve", "--listen", f"127.0.0.1:{port}", "--root", root,
+           "--quiet", *(() if fsync else ("--no-fsync",)), *args]
+    if config is not None:
+        cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
+        with open(cfg_path, "w") as f:
+            f.write(config)
+        cmd += ["--config", cfg_path]
+    log = open(os.path.join(tmp, f"ocikit-serve-{port}.log"), "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc, timeout=30)
+        yield RunningServer(f"127.0.0.1:{port}", proc, root)
+    finally:
+        stop_pid(proc)
+        log.close()
