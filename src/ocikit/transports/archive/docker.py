@@ -115,7 +115,7 @@ def _plain_chunks(tar: TarIndex, li: LayerInfo) -> Iterator[bytes]:
         f.close()
 
 
-class DockerArchiveReade(ReadOnly):
+class DockerArchiveReader(ReadOnly):
     """A docker-archive opened for reading."""
 
     def __init__(self, path: str) -> None:

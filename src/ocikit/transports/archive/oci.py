@@ -52,7 +52,7 @@ def resolve_entry(entries: list[Descriptor], reference: str | None, where: str) 
     return matches[-1]
 
 
-class OCIArchiveReade(ReadOnly):
+class OCIArchiveReader(ReadOnly):
     """An oci-archive opened for reading."""
 
     def __init__(self, path: str) -> None:
