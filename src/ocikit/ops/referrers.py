@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Iterable
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, ReferrersLister, Store
 from ..digest import Digest
-from ..errors import ManifestUnknown, NotFound, OcikitError, Unsupported
+from ..errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, build_index, parse_index, parse_manifest
 from ..transports.layout import OCILayout
 
@@ -78,12 +78,17 @@ def _filter(descs: Iterable[Descriptor], artifact_type: str | None) -> list[Desc
 async def api_referrers(store: Store, subject: Digest, artifact_type: str | None = None,
                         opts: Options = DEFAULT_OPTIONS) -> list[Descriptor] | None:
     """The registry's referrers API answer, or ``None`` where the store or registry lacks the API."""
-    if isinstance(store, OCILayout) or not isinstance(store, ReferrersLister):
+    if isinstance(store, OCILayout):
         return None
+    probe = getattr(store, "referrers_api", None)  # a registry store: the API alone, None on a 404
     try:
-        return await store.referrers(Digest(subject), artifact_type, opts)
+        if probe is not None:
+            return await probe(Digest(subject), artifact_type, opts)
+        if isinstance(store, ReferrersLister):
+            return await store.referrers(Digest(subject), artifact_type, opts)
     except (Unsupported, NotFound):
-        return None
+        pass
+    return None
 
 
 async def tag_schema_index(store: Store, subject: Digest, opts: Options = DEFAULT_OPTIONS) -> ImageIndex | None:

@@ -195,6 +195,23 @@ class RegistryStore:
     async def referrers(self, digest: Digest, artifact_type: str | None = None,
                         opts: Options = DEFAULT_OPTIONS) -> list[Descriptor]:
         """The referrers API; on a registry without it, the ``sha256-<hex>`` tag schema."""
+        api = await self.referrers_api(digest, artifact_type, opts)
+        if api is not None:
+            return api
+        what = f"{self.location}: referrers of {digest}"
+        tag = f"{digest.algorithm}-{digest.encoded[:64]}"
+        try:
+            rm = await self.get_manifest(tag, opts)
+        except ManifestUnknown:
+            return []
+        idx = parse_manifest(rm.raw, rm.media_type, what=f"{what} (tag {tag})")
+        if not isinstance(idx, ImageIndex):
+            return []
+        return [d for d in idx.manifests if not artifact_type or d.artifact_type == artifact_type]
+
+    async def referrers_api(self, digest: Digest, artifact_type: str | None = None,
+                            opts: Options = DEFAULT_OPTIONS) -> list[Descriptor] | None:
+        """The referrers API's answer, or ``None`` when this registry lacks the API (a 404)."""
         params = {"artifactType": artifact_type} if artifact_type else None
         what = f"{self.location}: referrers of {digest}"
         async with self.client.request("GET", self._path("referrers", digest), scopes=self._pull(), params=params,
@@ -208,15 +225,7 @@ class RegistryStore:
                 if artifact_type and "artifactType" not in filtered:
                     out = [d for d in out if d.artifact_type == artifact_type]
                 return out
-        tag = f"{digest.algorithm}-{digest.encoded}"
-        try:
-            rm = await self.get_manifest(tag, opts)
-        except ManifestUnknown:
-            return []
-        idx = parse_manifest(rm.raw, rm.media_type, what=f"{what} (tag {tag})")
-        if not isinstance(idx, ImageIndex):
-            return []
-        return [d for d in idx.manifests if not artifact_type or d.artifact_type == artifact_type]
+        return None
 
     # ---- blobs -------------------------------------------------------------------------------
 
