@@ -319,11 +319,11 @@ class TarEmitter:
 
     def add_whiteout(self, parent: str, name: str) -> None:
         """A whiteout ``parent/.wh.name``: ``name`` is deleted from the layers below."""
-        self._marker(_join(parent, WHITEOUT_PREFIX + name))
+        self._marker(join_name(parent, WHITEOUT_PREFIX + name))
 
     def add_opaque(self, directory: str) -> None:
         """An opaque marker: the lower layers' contents of ``directory`` are hidden."""
-        self._marker(_join(directory, OPAQUE_NAME))
+        self._marker(join_name(directory, OPAQUE_NAME))
 
     def _marker(self, name: str) -> None:
         ti = self._info(name, 0o644, 0, 0, 0)
@@ -339,7 +339,8 @@ class TarEmitter:
         self._tf.close()
 
 
-def _join(parent: str, name: str) -> str:
+def join_name(parent: str, name: str) -> str:
+    """``parent/name`` for tar entry names (``name`` alone at the top)."""
     return f"{parent}/{name}" if parent else name
 
 
@@ -397,7 +398,7 @@ def walk_tree(root: str, rel: str = "") -> Any:
     for n in names:
         p = os.path.join(base, n)
         st = os.lstat(p)
-        name = _join(rel, n)
+        name = join_name(rel, n)
         yield p, name, st
         if stat.S_ISDIR(st.st_mode):
             yield from walk_tree(root, name)

@@ -27,7 +27,8 @@ from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, BlobLinker, Options, RawManifest, Store, read_blob
 from ..digest import CHUNK, Digest, Digester
-from ..errors import ManifestUnknown, OcikitError, PlatformNotFound, UsageError
+from ..errors import LayerInvalid, ManifestUnknown, OcikitError, PlatformNotFound, UsageError
+from ..layers.reader import open_layer_file
 from ..layers.tarwriter import LayerResult, LayerSink, TarOptions, source_date_epoch, write_tree_layer
 from ..model import Descriptor, ImageIndex, ImageManifest, build_index, build_manifest, canonical_json, parse_config
 from ..platforms import Platform, host_platform, matches
@@ -341,59 +342,18 @@ def adopt_blob(staging: OCILayout, tmp: str, digest: Digest) -> None:
 # ---- layers from inputs -----------------------------------------------------------------------
 
 
-def detect_compression(path: str) -> str:
-    """``gzip``, ``zstd`` or ``none`` from a file's magic bytes."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    return "none"
+def read_tarball(path: str) -> tuple[str | None, Digest, int, Digest, int]:
+    """Read a tarball through the layer reader: (compression, digest, size, diff_id, tar size).
 
-
-def tar_digest(path: str, compression: str) -> tuple[Digest, int]:
-    """The digest and size of the tar inside a (compressed) tarball, streamed."""
-    d = Digester()
-    with open(path, "rb") as raw:
-        if compression == "gzip":
-            from isal import igzip
-
-            f: Any = igzip.GzipFile(fileobj=raw, mode="rb")
-        elif compression == "zstd":
-            import zstandard
-
-            f = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-        else:
-            f = raw
-        try:
-            while chunk := f.read(CHUNK):
-                d.update(chunk)
-        except (OSError, EOFError) as e:
-            if isinstance(e, OSError) and e.errno is not None:
-                raise
-            raise UsageError(f"{path}: corrupt {compression} stream: {e}") from None
-        except zstandard_errors() as e:
-            raise UsageError(f"{path}: corrupt {compression} stream: {e}") from None
-    return d.digest(), d.size
-
-
-def zstandard_errors() -> tuple[type[BaseException], ...]:
-    import zstandard
-
-    return (zstandard.ZstdError,)
-
-
-def _check_tar(path: str) -> None:
-    import tarfile
-
-    with open(path, "rb") as f:
-        block = f.read(512)
-    if len(block) < 512 or not (block[257:262] == b"ustar" or block == bytes(512)):
-        try:
-            tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-        except tarfile.TarError:
-            raise UsageError(f"{path}: not a tar archive, gzip or zstd file") from None
+    Raises :class:`~ocikit.errors.LayerInvalid` when it is not a (compressed) tar archive.
+    """
+    try:
+        with open_layer_file(path) as r:
+            r.drain()
+            assert r.digest is not None and r.diff_id is not None
+            return r.compression, r.digest, r.compressed_size, r.diff_id, r.size
+    except LayerInvalid as e:
+        raise UsageError(f"{path}: not a layer tarball ({e})") from None
 
 
 def layer_from_input(path: str, staging: OCILayout, compression: str, tar_options: TarOptions) -> LayerResult:
@@ -417,23 +377,26 @@ def layer_from_input(path: str, staging: OCILayout, compression: str, tar_option
 
 
 def _tarball_layer(path: str, tmp: str, compression: str) -> LayerResult:
-    have = detect_compression(path)
-    if have == "none":
-        _check_tar(path)
+    """A tarball as a layer: compressed ones are kept byte for byte, a plain tar is compressed."""
+    have, digest, size, diff_id, tar_size = read_tarball(path)
+    if have is None:
         with open(path, "rb") as src, open(tmp, "wb") as out:
             sink = LayerSink(out, compression)
             while chunk := src.read(CHUNK):
                 sink.write(chunk)
-            digest, size, diff_id, tar_size = sink.finish()
+            digest, size, diff_id2, tar_size = sink.finish()
+        if diff_id2 != diff_id:
+            raise UsageError(f"{path}: changed while it was read")
         return LayerResult(sink.media_type, digest, size, diff_id, tar_size, 0)
-    diff_id, tar_size = tar_digest(path, have)
     d = Digester()
     with open(path, "rb") as src, open(tmp, "wb") as out:
         while chunk := src.read(CHUNK):
             d.update(chunk)
             out.write(chunk)
+    if d.digest() != digest:
+        raise UsageError(f"{path}: changed while it was read")
     media = mt.OCI_LAYER_GZIP if have == "gzip" else mt.OCI_LAYER_ZSTD
-    return LayerResult(media, d.digest(), d.size, diff_id, tar_size, 0)
+    return LayerResult(media, digest, size, diff_id, tar_size, 0)
 
 
 # ---- assembling and writing images ------------------------------------------------------------
