@@ -24,6 +24,7 @@ from ..content import DEFAULT_OPTIONS, Options, RawManifest, Store
 from ..digest import CHUNK, Digest, Verifier, digest_file, is_digest
 from ..errors import (
     BlobUnknown,
+    DigestMismatch,
     LayoutInvalid,
     ManifestInvalid,
     ManifestUnknown,
@@ -437,23 +438,35 @@ class OCILayout:
         os.makedirs(d, exist_ok=True)
         tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
         try:
+            verified = False
             try:
                 os.link(src, tmp)
             except OSError:
                 with open(src, "rb") as fi, open(tmp, "wb") as fo:
                     if not _ficlone(fi.fileno(), fo.fileno()):
-                        v = Verifier(desc.digest, desc.size)
+                        v = Verifier(desc.digest, desc.size, what=f"{source.location}: blob")
                         while chunk := fi.read(CHUNK):
                             v.update(chunk)
                             fo.write(chunk)
                         v.verify()
+                        verified = True
                     if self.sync:
                         fo.flush()
                         os.fsync(fo.fileno())
+            if not verified:
+                # a link shares the source's bytes: check them, so a corrupt blob does not spread
+                actual, size = digest_file(tmp, desc.digest.algorithm)
+                if size != desc.size:
+                    raise SizeInvalid(f"{source.location}: blob {desc.digest} is {size} bytes, "
+                                      f"the descriptor says {desc.size}", expected=desc.size, actual=size)
+                if actual != desc.digest:
+                    raise DigestMismatch(desc.digest, actual, what=f"{source.location}: blob")
             os.replace(tmp, final)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise StorageFull(f"no space left writing blob {desc.digest} to {self.location}") from None
             raise
         return True
 
