@@ -19,6 +19,7 @@ from .copy_cmd import report as report_copy
 from .main import run
 from .options import parse_platforms
 from .output import ProgressView, echo, emit_json, format_option, human_size
+from .registry_cmds import open_options, transport_options
 from .output import output_format as current_format
 
 
@@ -87,13 +88,15 @@ def manifest_group() -> None:
               show_default=True, help="oci: an OCI image index; docker (v2s2): a Docker manifest list.")
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="An annotation on the index (repeatable).")
+@transport_options
 def create_command(list_name: str, images: tuple[str, ...], all_platforms: bool, amend: bool,
-                   index_format: str, annotations: tuple[str, ...]) -> None:
+                   index_format: str, annotations: tuple[str, ...], **transport: Any) -> None:
     """Create the manifest list LIST, optionally adding IMAGEs; prints its digest."""
     with ProgressView() as view:
         state = run(ml.create_list(list_name, media_type=ie.INDEX_FORMATS[index_format], images=images,
                                    all_platforms=all_platforms, amend=amend,
-                                   annotations=_annotations(annotations), progress=view))
+                                   annotations=_annotations(annotations), progress=view,
+                                   options=open_options(**transport)))
     _list_report(state, "added")
 
 
@@ -105,14 +108,16 @@ def create_command(list_name: str, images: tuple[str, ...], all_platforms: bool,
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="An annotation on the new entry (repeatable).")
 @format_option
+@transport_options
 def add_command(list_name: str, image: str, all_platforms: bool, os: str | None, arch: str | None,
                 variant: str | None, os_version: str | None, os_features: tuple[str, ...],
-                annotations: tuple[str, ...], output_format: str | None) -> None:
+                annotations: tuple[str, ...], output_format: str | None, **transport: Any) -> None:
     """Copy IMAGE into LIST's store and list it; its platform comes from its config unless given."""
     with ProgressView() as view:
         state = run(ml.add_to_list(list_name, image, all_platforms=all_platforms,
                                    platform=_platform_fields(os, arch, variant, os_version, os_features),
-                                   annotations=_annotations(annotations), progress=view))
+                                   annotations=_annotations(annotations), progress=view,
+                                   options=open_options(**transport)))
     _list_report(state, "added")
 
 
@@ -125,16 +130,17 @@ def add_command(list_name: str, image: str, all_platforms: bool, os: str | None,
 @click.option("--index", "on_index", is_flag=True, help="Annotate the index itself, not an entry.")
 @platform_field_options
 @format_option
+@transport_options
 def annotate_command(list_name: str, digest: str | None, annotations: tuple[str, ...],
                      remove_keys: tuple[str, ...], on_index: bool, os: str | None, arch: str | None,
                      variant: str | None, os_version: str | None, os_features: tuple[str, ...],
-                     output_format: str | None) -> None:
+                     output_format: str | None, **transport: Any) -> None:
     """Set annotations or platform fields of the entry DIGEST in LIST (or of the index with --index)."""
     if on_index == bool(digest):
         raise UsageError("name the entry's DIGEST, or give --index to annotate the index itself")
     state = run(ml.annotate_list(list_name, None if on_index else digest, annotations=_annotations(annotations),
                                  platform=_platform_fields(os, arch, variant, os_version, os_features),
-                                 remove_keys=remove_keys))
+                                 remove_keys=remove_keys, options=open_options(**transport)))
     _list_report(state, "annotated")
 
 
@@ -142,18 +148,20 @@ def annotate_command(list_name: str, digest: str | None, annotations: tuple[str,
 @click.argument("list_name", metavar="LIST")
 @click.argument("digest")
 @format_option
-def remove_command(list_name: str, digest: str, output_format: str | None) -> None:
+@transport_options
+def remove_command(list_name: str, digest: str, output_format: str | None, **transport: Any) -> None:
     """Remove the entry DIGEST from LIST."""
-    state = run(ml.remove_from_list(list_name, digest))
+    state = run(ml.remove_from_list(list_name, digest, options=open_options(**transport)))
     _list_report(state, "removed")
 
 
 @manifest_group.command("inspect")
 @click.argument("list_name", metavar="LIST")
 @click.option("--raw", is_flag=True, help="Print the index's exact bytes.")
-def inspect_command(list_name: str, raw: bool) -> None:
+@transport_options
+def inspect_command(list_name: str, raw: bool, **transport: Any) -> None:
     """Print LIST's index (pretty JSON; --raw for its exact bytes)."""
-    index = run(ml.inspect_list(list_name))
+    index = run(ml.inspect_list(list_name, options=open_options(**transport)))
     if raw:
         sys.stdout.buffer.write(index.raw)
         sys.stdout.buffer.flush()
@@ -172,13 +180,14 @@ def inspect_command(list_name: str, raw: bool) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=6, show_default=True)
 @click.option("--digestfile", type=click.Path(dir_okay=False), default=None,
               help="Write the pushed list's digest to this file.")
+@transport_options
 def push_command(list_name: str, destination: str, all_images: bool, index_format: str | None, remove: bool,
-                 jobs: int, digestfile: str | None) -> None:
+                 jobs: int, digestfile: str | None, **transport: Any) -> None:
     """Push LIST and the images it lists to DESTINATION (docker://, oci:, ...) with the copy engine."""
     with ProgressView() as view:
         result = run(ml.push_list(list_name, destination, all_images=all_images,
                                   media_type=_index_format(index_format), jobs=jobs, progress=view,
-                                  remove=remove))
+                                  remove=remove, options=open_options(**transport)))
     if digestfile:
         with open(digestfile, "w") as f:
             f.write(str(result.digest))
@@ -214,10 +223,13 @@ def index_group() -> None:
               help="A platform to keep (repeatable, or comma-separated).")
 @click.option("-t", "--tag", "target", default=None, help="Write the new index here (default: REFERENCE).")
 @format_option
-def filter_command(reference: str, platforms: tuple[str, ...], target: str | None, output_format: str | None) -> None:
+@transport_options
+def filter_command(reference: str, platforms: tuple[str, ...], target: str | None, output_format: str | None,
+                   **transport: Any) -> None:
     """Keep only the given platforms of the index at REFERENCE."""
     with ProgressView() as view:
-        edit = run(ie.filter_index_ref(reference, parse_platforms(platforms), target, progress=view))
+        edit = run(ie.filter_index_ref(reference, parse_platforms(platforms), target, progress=view,
+                                       options=open_options(**transport)))
     _edit_report(edit)
 
 
@@ -231,12 +243,14 @@ def filter_command(reference: str, platforms: tuple[str, ...], target: str | Non
 @click.option("--format", "index_format", type=click.Choice(sorted(ie.INDEX_FORMATS)), default=None,
               help="The new index's media type (default: BASE's, or OCI).")
 @format_option
+@transport_options
 def append_command(base: str | None, manifests: tuple[str, ...], target: str | None, flatten: bool,
-                   index_format: str | None, output_format: str | None) -> None:
+                   index_format: str | None, output_format: str | None, **transport: Any) -> None:
     """Append images to the index BASE (or to a new empty index) and write it to --tag."""
     with ProgressView() as view:
         edit = run(ie.append_index_ref(base, manifests, target, flatten=flatten,
-                                       media_type=_index_format(index_format), progress=view))
+                                       media_type=_index_format(index_format), progress=view,
+                                       options=open_options(**transport)))
     _edit_report(edit)
 
 
@@ -257,10 +271,12 @@ def artifact_group() -> None:
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="A manifest annotation (repeatable).")
 @format_option
+@transport_options
 def artifact_push_command(reference: str, files: tuple[str, ...], artifact_type: str, subject: str | None,
-                          annotations: tuple[str, ...], output_format: str | None) -> None:
+                          annotations: tuple[str, ...], output_format: str | None, **transport: Any) -> None:
     """Push FILEs (PATH or PATH:MEDIATYPE) as an artifact to REFERENCE; prints its digest."""
-    res = run(art.apush(reference, files, artifact_type, subject=subject, annotations=_annotations(annotations)))
+    res = run(art.apush(reference, files, artifact_type, subject=subject, annotations=_annotations(annotations),
+                        options=open_options(**transport)))
     if current_format() == "json":
         emit_json(res.to_dict())
         return
@@ -273,9 +289,10 @@ def artifact_push_command(reference: str, files: tuple[str, ...], artifact_type:
 @click.argument("reference")
 @click.argument("directory", type=click.Path(file_okay=False))
 @format_option
-def artifact_pull_command(reference: str, directory: str, output_format: str | None) -> None:
+@transport_options
+def artifact_pull_command(reference: str, directory: str, output_format: str | None, **transport: Any) -> None:
     """Write the files of the artifact at REFERENCE into DIRECTORY (each verified)."""
-    res = run(art.apull(reference, directory))
+    res = run(art.apull(reference, directory, options=open_options(**transport)))
     if current_format() == "json":
         emit_json(res.to_dict())
         return
@@ -287,14 +304,15 @@ def artifact_pull_command(reference: str, directory: str, output_format: str | N
 @click.argument("reference")
 @click.option("--artifact-type", default=None, metavar="MEDIATYPE", help="Only referrers of this type.")
 @format_option
-def referrers_command(reference: str, artifact_type: str | None, output_format: str | None) -> None:
+@transport_options
+def referrers_command(reference: str, artifact_type: str | None, output_format: str | None, **transport: Any) -> None:
     """List the artifacts referring to REFERENCE (referrers API, else the sha256-<hex> tag schema)."""
     from ..transports import open_store
 
     tref = parse_transport_reference(reference, default_transport="docker")
 
     async def go() -> Any:
-        store = open_store(tref)
+        store = open_store(tref, options=open_options(**transport))
         try:
             desc = await store.resolve(tref.selector)
             return await find_referrers(store, desc.digest, artifact_type)

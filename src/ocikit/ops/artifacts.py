@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Mapping, Sequence
 
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store
@@ -24,6 +24,9 @@ from ..transportref import TransportReference, parse_transport_reference
 from .copy import fetch_manifest
 from .referrers import record_referrer
 from .stores import holding
+
+if TYPE_CHECKING:
+    from ..transports import OpenOptions
 
 ANNOTATION_TITLE = "org.opencontainers.image.title"
 DEFAULT_FILE_TYPE = "application/vnd.oci.image.layer.v1.tar"
@@ -215,7 +218,7 @@ def explicit_tag(text: str, tref: TransportReference) -> str | None:
 
 
 async def apush(reference: str, files: Sequence[str], artifact_type: str, *, subject: str | None = None,
-                annotations: Mapping[str, str] | None = None) -> PushedArtifact:
+                annotations: Mapping[str, str] | None = None, options: "OpenOptions | None" = None) -> PushedArtifact:
     """``ocikit artifact push``: REF's tag (if it names one) is applied; ``subject`` is a tag, digest or
     reference in the same repository or layout."""
     from ..transports import open_store
@@ -226,7 +229,7 @@ async def apush(reference: str, files: Sequence[str], artifact_type: str, *, sub
     if tag is None and subject_sel is None and tref.transport == "docker":
         raise UsageError(f"{reference}: name a tag, or give --subject (an untagged artifact needs a subject "
                          "to be found again)")
-    async with holding(open_store(tref, write=True)) as store:
+    async with holding(open_store(tref, write=True, options=options)) as store:
         return await push_artifact(store, tag, [parse_file_arg(f) for f in files], artifact_type,
                                    subject=subject_sel, annotations=annotations)
 
@@ -248,11 +251,11 @@ def _subject_selector(subject: str, tref: TransportReference) -> str:
     return subject
 
 
-async def apull(reference: str, directory: str) -> PulledArtifact:
+async def apull(reference: str, directory: str, *, options: "OpenOptions | None" = None) -> PulledArtifact:
     from ..transports import open_store
 
     tref = parse_transport_reference(reference, default_transport="docker")
-    store = open_store(tref)
+    store = open_store(tref, options=options)
     try:
         return await pull_artifact(store, tref.selector, directory)
     finally:

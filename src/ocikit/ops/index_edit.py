@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store, read_blob
@@ -27,6 +27,9 @@ from ..transportref import TransportReference, parse_transport_reference
 from ..transports.layout import OCILayout
 from .copy import CopyOptions, CopyResult, Node, copy_between, fetch_manifest, resolve_root
 from .stores import finish, holding
+
+if TYPE_CHECKING:
+    from ..transports import OpenOptions
 
 INDEX_FORMATS = {"oci": mt.OCI_INDEX, "docker": mt.DOCKER_MANIFEST_LIST, "v2s2": mt.DOCKER_MANIFEST_LIST}
 """``--format`` names of the two index media types."""
@@ -325,7 +328,8 @@ def _tref(text: str) -> TransportReference:
 
 
 async def filter_index_ref(ref: str, platforms: Sequence[Platform], target: str | None = None, *,
-                           jobs: int = 6, progress: ProgressSink | None = None) -> IndexEdit:
+                           jobs: int = 6, progress: ProgressSink | None = None,
+                           options: "OpenOptions | None" = None) -> IndexEdit:
     """Keep only ``platforms`` of the index at ``ref``; write the new index to ``target`` (default: ``ref``).
 
     Every other field of the index and of kept entries stays as it was.
@@ -336,7 +340,7 @@ async def filter_index_ref(ref: str, platforms: Sequence[Platform], target: str 
         raise UsageError("index filter needs at least one --platform to keep")
     sref = _tref(ref)
     dref = _tref(target) if target else sref
-    src = open_store(sref)
+    src = open_store(sref, options=options)
     try:
         root = await resolve_root(src, sref.selector, DEFAULT_OPTIONS)
         if not isinstance(root.manifest, ImageIndex):
@@ -344,7 +348,7 @@ async def filter_index_ref(ref: str, platforms: Sequence[Platform], target: str 
         if not select(platforms, root.manifest.platforms()):
             have = ", ".join(str(p) for p in root.manifest.platforms() if p) or "none"
             raise PlatformNotFound(f"{ref}: no image for {', '.join(map(str, platforms))} (it has {have})")
-        async with holding(open_store(dref, write=True)) as dst:
+        async with holding(open_store(dref, write=True, options=options)) as dst:
             res = await copy_between(src, sref.selector, dst, target_tag(dref),
                                      CopyOptions(platforms=list(platforms), jobs=jobs, progress=progress))
             new = parse_index(await _manifest_bytes(dst, res.digest), res.media_type)
@@ -360,7 +364,7 @@ async def _manifest_bytes(store: Store, digest: Digest) -> bytes:
 async def append_index_ref(base: str | None, manifests: Sequence[str], target: str | None = None, *,
                            flatten: bool = True, media_type: str | None = None,
                            platform: PlatformFields | None = None, jobs: int = 6,
-                           progress: ProgressSink | None = None) -> IndexEdit:
+                           progress: ProgressSink | None = None, options: "OpenOptions | None" = None) -> IndexEdit:
     """Append images to the index at ``base`` (or a new empty index); write it to ``target``.
 
     Each appended image is copied into the target with the copy engine. An appended index
@@ -373,13 +377,13 @@ async def append_index_ref(base: str | None, manifests: Sequence[str], target: s
     if not manifests:
         raise UsageError("index append needs at least one -m/--manifest to append")
     dref = _tref(target or base)  # type: ignore[arg-type]
-    dst = open_store(dref, write=True)
+    dst = open_store(dref, write=True, options=options)
     ok = False
     try:
         before = _root_entries(dst)
         if base:
             bref = _tref(base)
-            bsrc = open_store(bref)
+            bsrc = open_store(bref, options=options)
             try:
                 res = await copy_between(bsrc, bref.selector, dst, None,
                                          CopyOptions(all_platforms=True, jobs=jobs, progress=progress))
@@ -396,7 +400,7 @@ async def append_index_ref(base: str | None, manifests: Sequence[str], target: s
         added: list[Descriptor] = []
         for text in manifests:
             mref = _tref(text)
-            msrc = open_store(mref)
+            msrc = open_store(mref, options=options)
             try:
                 imp = await import_image(msrc, mref.selector, dst, all_platforms=True, flatten=flatten,
                                          platform=platform, jobs=jobs, progress=progress)

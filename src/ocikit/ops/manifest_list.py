@@ -17,7 +17,7 @@ import fcntl
 import os
 import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Store
@@ -39,6 +39,9 @@ from .index_edit import (
     remove_entry,
     set_index_annotations,
 )
+
+if TYPE_CHECKING:
+    from ..transports import OpenOptions
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}$")
 
@@ -78,7 +81,7 @@ class ListRef:
     def selector(self) -> str | None:
         return self.text if self.tref is None else self.tref.selector
 
-    def open(self, *, write: bool = False) -> Store:
+    def open(self, *, write: bool = False, options: "OpenOptions | None" = None) -> Store:
         if self.tref is None:
             path = working_layout_path()
             if not write and not os.path.isdir(path):
@@ -86,7 +89,7 @@ class ListRef:
                                       "`ocikit manifest create` makes one)")
             return OCILayout(path, create=write)
         from ..transports import open_store
-        return open_store(self.tref, write=write)
+        return open_store(self.tref, write=write, options=options)
 
     def __str__(self) -> str:
         return self.text
@@ -118,8 +121,9 @@ def _list_lock(ref: ListRef):  # type: ignore[no-untyped-def]
         os.close(fd)
 
 
-def _opened(ref: ListRef, *, write: bool) -> "contextlib.AbstractAsyncContextManager[Store]":
-    return holding(ref.open(write=write))
+def _opened(ref: ListRef, *, write: bool,
+            options: "OpenOptions | None" = None) -> "contextlib.AbstractAsyncContextManager[Store]":
+    return holding(ref.open(write=write, options=options))
 
 
 async def read_list(store: Store, ref: ListRef) -> ImageIndex:
@@ -158,12 +162,12 @@ class ListState:
 
 async def create_list(name: str, *, media_type: str = mt.OCI_INDEX, images: Sequence[str] = (),
                       all_platforms: bool = False, amend: bool = False,
-                      annotations: Mapping[str, str] | None = None,
-                      progress: ProgressSink | None = None) -> ListState:
+                      annotations: Mapping[str, str] | None = None, progress: ProgressSink | None = None,
+                      options: "OpenOptions | None" = None) -> ListState:
     """Create an empty list (refused if it exists, unless ``amend``), then add ``images``."""
     ref = parse_list_ref(name)
     with _list_lock(ref):
-        async with _opened(ref, write=True) as store:
+        async with _opened(ref, write=True, options=options) as store:
             try:
                 existing: ImageIndex | None = await read_list(store, ref)
             except ManifestUnknown:
@@ -176,7 +180,7 @@ async def create_list(name: str, *, media_type: str = mt.OCI_INDEX, images: Sequ
                 index = set_index_annotations(index, annotations)
             added: list[Descriptor] = []
             for image in images:
-                imp = await _import(store, image, all_platforms, None, progress)
+                imp = await _import(store, image, all_platforms, None, progress, options=options)
                 index = append_entries(index, imp)
                 added.extend(imp)
             digest = await _write_list(store, ref, index)
@@ -184,12 +188,13 @@ async def create_list(name: str, *, media_type: str = mt.OCI_INDEX, images: Sequ
 
 
 async def _import(store: Store, image: str, all_platforms: bool, platform: PlatformFields | None,
-                  progress: ProgressSink | None, annotations: Mapping[str, str] | None = None) -> list[Descriptor]:
+                  progress: ProgressSink | None, annotations: Mapping[str, str] | None = None, *,
+                  options: "OpenOptions | None" = None) -> list[Descriptor]:
     from ..transports import open_store
 
     iref = parse_transport_reference(image, default_transport="docker")
     try:
-        src = open_store(iref)
+        src = open_store(iref, options=options)
     except LayoutInvalid as e:
         raise LayoutInvalid(f"cannot add {image}: {e}") from None
     try:
@@ -206,7 +211,7 @@ async def _import(store: Store, image: str, all_platforms: bool, platform: Platf
 
 async def add_to_list(name: str, image: str, *, all_platforms: bool = False,
                       platform: PlatformFields | None = None, annotations: Mapping[str, str] | None = None,
-                      progress: ProgressSink | None = None) -> ListState:
+                      progress: ProgressSink | None = None, options: "OpenOptions | None" = None) -> ListState:
     """Copy ``image`` into the list's store and list it (its platform from its config unless given).
 
     An index: with ``all_platforms`` all its images, else the one for ``--os/--arch`` or the host.
@@ -215,20 +220,21 @@ async def add_to_list(name: str, image: str, *, all_platforms: bool = False,
     """
     ref = parse_list_ref(name)
     with _list_lock(ref):
-        async with _opened(ref, write=True) as store:
+        async with _opened(ref, write=True, options=options) as store:
             index = await read_list(store, ref)
-            added = await _import(store, image, all_platforms, platform, progress, annotations)
+            added = await _import(store, image, all_platforms, platform, progress, annotations, options=options)
             index = append_entries(index, added)
             digest = await _write_list(store, ref, index)
     return ListState(ref.text, digest, index, added)
 
 
 async def annotate_list(name: str, digest: str | None, *, annotations: Mapping[str, str] | None = None,
-                        platform: PlatformFields | None = None, remove_keys: Sequence[str] = ()) -> ListState:
+                        platform: PlatformFields | None = None, remove_keys: Sequence[str] = (),
+                        options: "OpenOptions | None" = None) -> ListState:
     """Set annotations / platform fields on the entry for ``digest`` (``None``: the index's own annotations)."""
     ref = parse_list_ref(name)
     with _list_lock(ref):
-        async with _opened(ref, write=True) as store:
+        async with _opened(ref, write=True, options=options) as store:
             index = await read_list(store, ref)
             if digest is None:
                 if platform is not None and platform.any():
@@ -243,11 +249,11 @@ async def annotate_list(name: str, digest: str | None, *, annotations: Mapping[s
     return ListState(ref.text, new_digest, index, [])
 
 
-async def remove_from_list(name: str, digest: str) -> ListState:
+async def remove_from_list(name: str, digest: str, *, options: "OpenOptions | None" = None) -> ListState:
     """Drop the entry for ``digest``; :class:`ManifestUnknown` if the list has none."""
     ref = parse_list_ref(name)
     with _list_lock(ref):
-        async with _opened(ref, write=True) as store:
+        async with _opened(ref, write=True, options=options) as store:
             index = await read_list(store, ref)
             try:
                 index = remove_entry(index, digest)
@@ -257,10 +263,10 @@ async def remove_from_list(name: str, digest: str) -> ListState:
     return ListState(ref.text, new_digest, index, [])
 
 
-async def inspect_list(name: str) -> ImageIndex:
+async def inspect_list(name: str, *, options: "OpenOptions | None" = None) -> ImageIndex:
     """The list's index (exact bytes in ``.raw``)."""
     ref = parse_list_ref(name)
-    async with _opened(ref, write=False) as store:
+    async with _opened(ref, write=False, options=options) as store:
         return await read_list(store, ref)
 
 
@@ -277,7 +283,8 @@ async def delete_list(name: str) -> Digest:
 
 
 async def push_list(name: str, destination: str, *, all_images: bool = True, media_type: str | None = None,
-                    jobs: int = 6, progress: ProgressSink | None = None, remove: bool = False) -> CopyResult:
+                    jobs: int = 6, progress: ProgressSink | None = None, remove: bool = False,
+                    options: "OpenOptions | None" = None, list_options: "OpenOptions | None" = None) -> CopyResult:
     """Push a list: every image it lists (with ``all_images``), then the index, with the copy engine.
 
     ``media_type`` converts the index (OCI index <-> Docker manifest list); the images are
@@ -288,7 +295,7 @@ async def push_list(name: str, destination: str, *, all_images: bool = True, med
 
     ref = parse_list_ref(name)
     dref = parse_transport_reference(destination, default_transport="docker")
-    async with _opened(ref, write=False) as src:
+    async with _opened(ref, write=False, options=list_options) as src:
         index = await read_list(src, ref)
         if not index.manifests:
             raise UsageError(f"manifest list {ref.text} is empty; nothing to push")
@@ -300,7 +307,7 @@ async def push_list(name: str, destination: str, *, all_images: bool = True, med
             # the converted index is a blob of the list's layout (untagged) so the copy engine reads it
             await src.put_manifest(index.raw, index.media_type, None, root=False)
             selector = str(index.digest)
-        async with holding(open_store(dref, write=True)) as dst:
+        async with holding(open_store(dref, write=True, options=options)) as dst:
             if all_images:
                 result = await copy_between(src, selector, dst, target_tag(dref),
                                             CopyOptions(all_platforms=True, jobs=jobs, progress=progress))
