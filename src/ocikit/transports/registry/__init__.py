@@ -38,7 +38,7 @@ def open_repository(tref: TransportReference, opts: "OpenOptions", *, write: boo
     client = client_for(tref.image.domain, opts)
     extra = dict(opts.extra or {})
     return RegistryStore(client, tref.image.path, upload_mode=str(extra.get("upload_mode", "auto")),
-                         chunk_size=int(extra.get("chunk_size", 16 << 20)))
+                         chunk_size=int(extra.get("chunk_size", 16 << 20)), write=write)
 
 
 __all__ = ["Credentials", "RegistryClient", "RegistryStore", "RetryPolicy", "client_for", "open_repository"]

@@ -7,6 +7,7 @@ gives it, so it does no I/O of its own.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from dataclasses import dataclass, field
@@ -125,6 +126,8 @@ def parse_challenges(header: str) -> list[Challenge]:
                     value, i = read_quoted(i)
                 else:
                     value, i = read_token(i)
+                    if not value:
+                        raise ChallengeSyntaxError(f"parameter {name!r} has no value")
                 params[name.lower()] = value
                 i = skip_ws(i)
                 if i >= n:
@@ -252,6 +255,7 @@ class Authenticator:
         self.challenge: Challenge | None = None
         self.tokens: dict[tuple[Scope, ...], Token] = {}
         self.fetches = 0
+        self._locks: dict[tuple[Scope, ...], asyncio.Lock] = {}
 
     def _cached(self, need: tuple[Scope, ...]) -> Token | None:
         now = time.monotonic()
@@ -276,13 +280,20 @@ class Authenticator:
             return f"Bearer {tok.value}"
         return None
 
-    async def _new_token(self, ch: Challenge, scopes: tuple[Scope, ...]) -> Token:
+    async def _new_token(self, ch: Challenge, scopes: tuple[Scope, ...], *, reuse: bool = True) -> Token:
+        """Fetch a token; concurrent callers wanting the same scopes share one fetch."""
         scopes = merge_scopes(scopes)
-        value, expires = await self._fetch(ch, scopes, self.creds)
-        self.fetches += 1
-        tok = Token(value, scopes, expires)
-        self.tokens[scopes] = tok
-        return tok
+        lock = self._locks.setdefault(scopes, asyncio.Lock())
+        async with lock:
+            if reuse:
+                tok = self._cached(scopes)
+                if tok is not None:
+                    return tok
+            value, expires = await self._fetch(ch, scopes, self.creds)
+            self.fetches += 1
+            tok = Token(value, scopes, expires)
+            self.tokens[scopes] = tok
+            return tok
 
     async def on_challenge(self, header: str | None, need: tuple[Scope, ...], sent: str | None) -> str:
         """A 401 arrived for a request sent with ``sent`` as Authorization: the header to retry with."""
@@ -319,6 +330,8 @@ class Authenticator:
                 if tok.value == sent[7:]:
                     del self.tokens[key]
         tok = await self._new_token(ch, scopes)
+        if sent and f"Bearer {tok.value}" == sent:
+            tok = await self._new_token(ch, scopes, reuse=False)
         hdr = f"Bearer {tok.value}"
         return hdr
 

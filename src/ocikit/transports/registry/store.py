@@ -57,7 +57,7 @@ class RegistryStore:
     last_link_kind = "mounted"
 
     def __init__(self, client: RegistryClient, repository: str, *, upload_mode: str = "auto",
-                 chunk_size: int = DEFAULT_CHUNK_SIZE, own_client: bool = True) -> None:
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, own_client: bool = True, write: bool = False) -> None:
         if upload_mode not in UPLOAD_MODES:
             raise ValueError(f"upload_mode must be one of {UPLOAD_MODES}")
         self.client = client
@@ -65,6 +65,8 @@ class RegistryStore:
         self.upload_mode = upload_mode
         self.chunk_size = chunk_size
         self.own_client = own_client
+        self.write = write
+        """Opened to write: every request asks for pull and push, so one token serves them all."""
         self.resumes = 0
         """How many times a blob GET was resumed with Range (for tests and reports)."""
 
@@ -77,6 +79,8 @@ class RegistryStore:
         return self.client.host
 
     def _pull(self) -> tuple[Scope, ...]:
+        if self.write:
+            return self._push()
         return (repository_scope(self.repository, "pull"),)
 
     def _push(self) -> tuple[Scope, ...]:
