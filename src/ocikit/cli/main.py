@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "ocikit.cli.manifest_cmd",
     "ocikit.cli.build_cmd",
     "ocikit.cli.serve_cmd",
+    "ocikit.cli.mirror_cmd",
 ]
 
 

@@ -1,0 +1,238 @@
+"""``ocikit mirror``: air-gapped mirroring (registry -> registry, registry -> disk, disk -> registry)
+and ``ocikit mirror verify``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import click
+
+from ..mirror.config import load_config
+from ..mirror.execute import MirrorReport
+from ..mirror.outputs import write_outputs
+from ..mirror.plan import KIND_REFERRER, MirrorPlan
+from ..mirror.places import RegistryTarget, Target
+from ..mirror.run import MirrorJob, Prepared, execute, mapping, prepare
+from ..mirror.verify import verify_plan
+from .main import run
+from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
+from .registry_cmds import copy_transport_options, side_options
+
+
+def _size(text: str | None) -> int | None:
+    if text is None:
+        return None
+    units = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "ki": 2**10, "mi": 2**20, "gi": 2**30,
+             "ti": 2**40}
+    t = text.strip().lower().removesuffix("b")
+    num = t.rstrip("kmgti")
+    unit = t[len(num):]
+    try:
+        n = int(float(num) * units[unit])
+    except (ValueError, KeyError):
+        raise click.BadParameter(f"{text!r}: expected a size such as 700M, 4.7G, 25GiB") from None
+    if n < 1 << 20:
+        raise click.BadParameter(f"{text!r}: volumes must hold at least 1 MiB")
+    return n
+
+
+def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every mirror command shares: what (config or bundle), where, how to reach them."""
+    f = click.option("--max-per-registry", type=click.IntRange(1, 64), default=6, show_default=True,
+                     help="Requests/transfers at once per registry.")(f)
+    f = click.option("-j", "--jobs", type=click.IntRange(1, 128), default=8, show_default=True,
+                     help="Transfers at once in total.")(f)
+    f = click.option("--to", "to", metavar="TARGET",
+                     help="docker://HOST[:PORT]/PREFIX, dir:BUNDLE (a disk bundle) or oci:DIR (a layout per repository).")(f)
+    f = click.option("--from", "from_", metavar="dir:BUNDLE", help="Mirror the images of a disk bundle.")(f)
+    f = click.option("--config", "config", metavar="M.yaml", type=click.Path(dir_okay=False),
+                     help="The mirror configuration (images: - source: docker://...).")(f)
+    f = copy_transport_options(f)
+    return format_option(f)
+
+
+def _job(config: str | None, from_: str | None, to: str | None, kw: dict[str, Any], **extra: Any) -> MirrorJob:
+    if not to:
+        raise click.UsageError("--to is required (docker://HOST[:PORT]/PREFIX, dir:BUNDLE or oci:DIR)")
+    if bool(config) == bool(from_):
+        raise click.UsageError("give exactly one of --config M.yaml and --from dir:BUNDLE")
+    bundle = None
+    if from_:
+        if not from_.startswith("dir:") or len(from_) <= 4:
+            raise click.UsageError(f"--from {from_!r}: expected dir:BUNDLE")
+        bundle = from_[4:]
+    cfg = load_config(config) if config else None
+    return MirrorJob(to=to, config=cfg, bundle=bundle, src_options=side_options("src", kw),
+                     dest_options=side_options("dest", kw), jobs=kw["jobs"], per_registry=kw["max_per_registry"],
+                     **extra)
+
+
+def _plan_lines(plan: MirrorPlan, target: Target) -> list[str]:
+    lines = []
+    for p in plan.images:
+        j = p.job
+        dest = target.display(j.path, j.tag) if j.tag else target.display(j.path, None) + \
+            (f"@{p.digest}" if p.digest else "")
+        if p.plan is None:
+            lines.append(f"  FAILED   {j.source}: {p.error}")
+            continue
+        kind = "referrer" if j.kind == KIND_REFERRER else "image"
+        plats = ", ".join(p.plan.platforms) or "-"
+        picked = ", ".join(str(x) for x in j.platforms)
+        mode = {"all": "all platforms", "sparse": f"sparse: index digest kept, only {picked} copied",
+                "rewrite": f"rewritten index: only {picked}"}[j.mode]
+        lines.append(f"  {kind:8} {j.source} -> {dest}")
+        lines.append(f"           {p.digest} [{plats}]" + (f" ({mode})" if p.plan.platforms else ""))
+        if p.digest != p.source_digest:
+            lines.append(f"           source digest {p.source_digest} (index rewritten: new digest)")
+    s = plan.summary()
+    lines.append(f"{s['images']} image(s), {s['referrers']} referrer(s), {s['manifests']} manifest(s); "
+                 f"platforms: {', '.join(s['platforms']) or '-'}")
+    lines.append(f"{s['uniqueBlobs']} unique blob(s), {human_size(s['totalBytes'])}, for {s['blobReferences']} "
+                 f"blob reference(s): {s['blobsToMove']} to move ({human_size(s['bytesToMove'])}), "
+                 f"{s['blobsToMount']} to mount/link, {s['blobsAlreadyThere']} already at the target "
+                 f"({human_size(s['bytesAlreadyThere'])})")
+    if s["failed"]:
+        lines.append(f"{s['failed']} image(s) could not be planned")
+    return lines
+
+
+def _report_text(report: MirrorReport) -> None:
+    for i in report.images:
+        if i.status == "failed":
+            echo(f"  FAILED   {i.source} -> {i.destination}: {i.error}")
+        else:
+            echo(f"  {i.status:8} {i.source} -> {i.destination} {i.digest}")
+    echo(f"blobs: {report.unique_blobs} unique; {report.blobs_moved} moved ({human_size(report.bytes_moved)}), "
+         f"{report.blobs_mounted} mounted, {report.blobs_linked} linked, {report.blobs_already} already there, "
+         f"{report.blobs_journaled} done by an earlier run, {report.blobs_resent} re-sent; "
+         f"{report.seconds:.2f}s")
+    for d, e in report.blob_failures.items():
+        echo(f"  FAILED   blob {d}: {e}")
+    n = len(report.failures) + len(report.blob_failures)
+    echo("mirror complete" if report.ok else f"mirror finished with {n} failure(s); re-run to continue")
+
+
+def _results(prep: Prepared, results: str | None) -> list[str]:
+    if not results or not isinstance(prep.target, RegistryTarget):
+        return []
+    t = prep.target
+    insecure = not prep.job.dest_options.tls_verify
+    return write_outputs(results, mapping(prep), lambda path: f"{t.host}/{t.repository(path)}", insecure=insecure)
+
+
+@click.group("mirror", invoke_without_command=True)
+@job_options
+@click.option("--dry-run", is_flag=True, help="Print the plan (and what is already at the target) and stop.")
+@click.option("--journal", default=None, metavar="FILE",
+              help="Job journal (default: under ~/.local/state/ocikit/mirror, named after the job).")
+@click.option("--since", default=None, metavar="METADATA",
+              help="With --to dir:: write only what an earlier bundle (its ocikit-mirror.json) lacks.")
+@click.option("--volume-size", default=None, metavar="SIZE",
+              help="With --to dir:: split the bundle into tar volumes of at most SIZE (700M, 4.7G, ...).")
+@click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
+              help="Write registries.conf, ImageDigestMirrorSet/ImageTagMirrorSet/ImageContentSourcePolicy "
+                   "YAML and mapping.txt here (registry targets).")
+@click.pass_context
+def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: str | None, dry_run: bool,
+                 journal: str | None, since: str | None, volume_size: str | None, results: str | None,
+                 **kw: Any) -> None:
+    """Mirror the images of a config (or a disk bundle) to a registry or to a disk bundle.
+
+    \b
+      ocikit mirror --config M.yaml --to docker://HOST[:PORT]/PREFIX
+      ocikit mirror --config M.yaml --to dir:BUNDLE
+      ocikit mirror --from dir:BUNDLE --to docker://HOST[:PORT]/PREFIX
+      ocikit mirror verify --config M.yaml --to docker://HOST[:PORT]/PREFIX
+
+    SRCHOST/path/name:tag lands at HOST:PORT/PREFIX/path/name:tag. Every platform is copied
+    byte-exact unless the config picks some; blobs move once per job; a killed run, re-run,
+    continues from its journal.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    vol = _size(volume_size)
+    if (since or vol) and not (to or "").startswith("dir:"):
+        raise click.UsageError("--since and --volume-size apply to a dir:BUNDLE target")
+    fmt = output_format()
+    with ProgressView(enabled=None if fmt == "text" else False) as view:
+        job = _job(config, from_, to, kw, journal=journal, since=since, progress=view)
+
+        async def go() -> tuple[Prepared, MirrorReport | None]:
+            prep = await prepare(job, dry_run=dry_run)
+            if dry_run:
+                await prep.close()
+                return prep, None
+            return prep, await execute(prep)
+
+        prep, report = run(go())
+    if report is None:
+        if fmt == "json":
+            emit_json({"target": prep.target.location, "plan": prep.plan.summary(),
+                       "images": [dict(p.job.to_dict(), digest=p.digest, sourceDigest=p.source_digest,
+                                       platforms=p.plan.platforms if p.plan else [], error=p.error)
+                                  for p in prep.plan.images]})
+        else:
+            echo(f"Plan: {prep.target.location}")
+            for line in _plan_lines(prep.plan, prep.target):
+                echo(line)
+        if any(p.plan is None for p in prep.plan.images):
+            ctx.exit(1)
+        return
+    written: list[str] = []
+    if report.ok and vol:
+        from ..mirror.volumes import pack_volumes
+        written += pack_volumes(to[4:], vol)  # type: ignore[index]
+    written += _results(prep, results)
+    if fmt == "json":
+        emit_json({**report.to_dict(), "outputs": written})
+    else:
+        echo(f"Mirror to {report.target}")
+        _report_text(report)
+        for w in written:
+            echo(f"  wrote {w}")
+    if not report.ok:
+        ctx.exit(1)
+
+
+@mirror_group.command("verify")
+@job_options
+@click.option("--deep", is_flag=True, help="Also stream every blob from the target and hash it.")
+def verify_command(config: str | None, from_: str | None, to: str | None, deep: bool, **kw: Any) -> None:
+    """Check that every image of a config (or a bundle) is at the target, digest-exact.
+
+    Every source reference must resolve to the same digest at the target and every child
+    manifest, config, layer and referrer must be there. Exits 1 naming what is missing.
+    """
+    job = _job(config, from_, to, kw, journal="")
+    if job.to.startswith("dir:"):
+        raise click.UsageError("mirror verify checks a registry (or oci:) target; a bundle is checked with "
+                               "sha256sum -c SHA256SUMS")
+
+    async def go() -> Any:
+        prep = await prepare(job, check_target=False)
+        try:
+            return await verify_plan(prep.plan, prep.target, deep=deep, jobs=job.jobs, per_registry=job.per_registry)
+        finally:
+            await prep.close()
+
+    report = run(go())
+    if output_format() == "json":
+        emit_json(report.to_dict())
+    else:
+        for p in report.problems:
+            click.echo(f"MISSING {p}" if "missing" in p.message else f"BAD     {p}")
+        echo(f"{report.checked_images} image(s), {report.checked_manifests} manifest(s), {report.checked_blobs} "
+             f"blob(s) checked at {report.target}: " + ("all present, digest-exact" if report.ok
+                                                         else f"{len(report.problems)} problem(s)"))
+    if not report.ok:
+        sys.stdout.flush()
+        raise SystemExit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(mirror_group)
+
+
+__all__ = ["mirror_group", "register"]

@@ -1,0 +1,194 @@
+"""Where a mirror reads from and writes to: repositories opened lazily, one Store each.
+
+A target is a registry prefix (``docker://HOST[:PORT]/PREFIX``), a tree of OCI layouts
+(``oci:DIR``, one layout per repository) or a disk bundle (``dir:BUNDLE``, see
+:mod:`ocikit.mirror.bundle`). Every target answers ``store_for(path)`` and ``key_for(path)``:
+images whose blobs land in the same place share a key, which is how blobs are deduplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Protocol
+
+from ..content import Store
+from ..errors import InvalidReference, UsageError
+from ..reference import validate_host, validate_repository_name
+from ..transportref import parse_transport_reference
+from ..transports import OpenOptions, open_store
+from ..transports.layout import OCILayout
+from .config import join_prefix
+
+
+class Target(Protocol):
+    """Where mirrored images land."""
+
+    location: str
+    registry: str
+    """A name for per-registry limits (``host:port``, ``local``)."""
+
+    def store_for(self, path: str) -> Store: ...
+
+    def key_for(self, path: str) -> str: ...
+
+    def display(self, path: str, tag: str | None) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class StoreCache:
+    """Stores opened once per key and closed together."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, Store] = {}
+
+    def get(self, key: str, opener: "callable") -> Store:  # type: ignore[valid-type]
+        s = self.stores.get(key)
+        if s is None:
+            s = self.stores[key] = opener()
+        return s
+
+    async def close(self) -> None:
+        stores, self.stores = list(self.stores.values()), {}
+        for s in stores:
+            with contextlib.suppress(Exception):
+                await s.close()
+
+
+class RegistryTarget:
+    """``docker://HOST[:PORT]/PREFIX``: image ``SRCHOST/path/name:tag`` lands at ``HOST:PORT/PREFIX/path/name:tag``."""
+
+    def __init__(self, host: str, prefix: str, options: OpenOptions | None = None) -> None:
+        self.host = validate_host(host)
+        self.prefix = prefix.strip("/")
+        if self.prefix:
+            validate_repository_name(self.prefix)
+        self.options = options or OpenOptions()
+        self.cache = StoreCache()
+        self.registry = host
+        self.location = f"docker://{host}/{self.prefix}" if self.prefix else f"docker://{host}"
+
+    def repository(self, path: str) -> str:
+        return join_prefix(self.prefix, path)
+
+    def store_for(self, path: str) -> Store:
+        repo = self.repository(path)
+        return self.cache.get(repo, lambda: open_store(
+            parse_transport_reference(f"docker://{self.host}/{repo}:latest"), write=True, options=self.options))
+
+    def key_for(self, path: str) -> str:
+        return f"{self.host}/{self.repository(path)}"
+
+    def display(self, path: str, tag: str | None) -> str:
+        return f"{self.host}/{self.repository(path)}" + (f":{tag}" if tag else "")
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+
+class LayoutTreeTarget:
+    """``oci:DIR``: one OCI layout per repository, at ``DIR/PREFIX/path/name``."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.cache = StoreCache()
+        self.registry = "local"
+        self.location = f"oci:{self.root}"
+
+    def _dir(self, path: str) -> str:
+        return os.path.join(self.root, *path.split("/"))
+
+    def store_for(self, path: str) -> Store:
+        return self.cache.get(path, lambda: OCILayout(self._dir(path), create=True))
+
+    def key_for(self, path: str) -> str:
+        return f"oci:{self._dir(path)}"
+
+    def display(self, path: str, tag: str | None) -> str:
+        return f"oci:{self._dir(path)}" + (f":{tag}" if tag else "")
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+
+@dataclass
+class SourceSet:
+    """Source repositories opened lazily: ``docker://host/repo`` or ``oci:PATH`` keys."""
+
+    options: OpenOptions = field(default_factory=OpenOptions)
+    cache: StoreCache = field(default_factory=StoreCache)
+    fixed: dict[str, Store] = field(default_factory=dict)
+
+    def store_for(self, key: str) -> Store:
+        if key in self.fixed:
+            return self.fixed[key]
+        if key.startswith("docker://"):
+            return self.cache.get(key, lambda: open_store(parse_transport_reference(key + ":latest"),
+                                                          options=self.options))
+        if key.startswith("oci:"):
+            return self.cache.get(key, lambda: OCILayout(key[4:]))
+        raise UsageError(f"unknown source {key!r}")
+
+    async def close(self) -> None:
+        await self.cache.close()
+
+
+def registry_of(key: str) -> str:
+    """The name per-registry limits use for a source or target key."""
+    if key.startswith("docker://"):
+        return key[len("docker://"):].split("/", 1)[0]
+    if "://" not in key and "/" in key and not key.startswith(("oci:", "dir:")):
+        return key.split("/", 1)[0]
+    return "local"
+
+
+class Limits:
+    """At most ``per_registry`` transfers per registry at once, and ``total`` overall."""
+
+    def __init__(self, total: int, per_registry: int) -> None:
+        self.total = asyncio.Semaphore(max(1, total))
+        self.per_registry = max(1, per_registry)
+        self.sems: dict[str, asyncio.Semaphore] = {}
+
+    def _sem(self, name: str) -> asyncio.Semaphore:
+        s = self.sems.get(name)
+        if s is None:
+            s = self.sems[name] = asyncio.Semaphore(self.per_registry)
+        return s
+
+    @contextlib.asynccontextmanager
+    async def hold(self, *registries: str) -> AsyncIterator[None]:
+        names = sorted(set(registries))  # one order everywhere: no deadlock
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.total)
+            for n in names:
+                await stack.enter_async_context(self._sem(n))
+            yield
+
+
+def parse_target(text: str, options: OpenOptions | None = None) -> "Target":
+    """``docker://HOST[:PORT]/PREFIX``, ``oci:DIR`` or ``dir:BUNDLE`` (see :mod:`ocikit.mirror.bundle`)."""
+    if text.startswith("docker://"):
+        rest = text[len("docker://"):].rstrip("/")
+        host, _, prefix = rest.partition("/")
+        if not host:
+            raise UsageError(f"invalid mirror target {text!r}: no registry host")
+        if "@" in prefix or (":" in prefix.rsplit("/", 1)[-1]):
+            raise UsageError(f"invalid mirror target {text!r}: a target is HOST[:PORT]/PREFIX, without tag or digest")
+        try:
+            return RegistryTarget(host, prefix, options)
+        except InvalidReference as e:
+            raise UsageError(f"invalid mirror target {text!r}: {e}") from None
+    if text.startswith("oci:") and len(text) > 4:
+        return LayoutTreeTarget(text[4:])
+    if text.startswith("dir:") and len(text) > 4:
+        from .bundle import BundleTarget
+        return BundleTarget(text[4:])
+    raise UsageError(f"invalid mirror target {text!r}: expected docker://HOST[:PORT]/PREFIX, oci:DIR or dir:BUNDLE")
+
+
+__all__ = ["Limits", "LayoutTreeTarget", "RegistryTarget", "SourceSet", "StoreCache", "Target", "parse_target",
+           "registry_of"]

@@ -1,0 +1,326 @@
+"""The mirror plan: every tag resolved to a digest, every graph walked, blobs deduplicated.
+
+Each image is planned with the copy engine's :func:`~ocikit.ops.copy.plan_copy`; the mirror
+plan is the union: one entry per unique blob, with every destination that needs it and
+whether it is already there. Nothing is transferred here; ``--dry-run`` stops after this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from ..content import Options, ReferrersLister, Store
+from ..digest import Digest, is_digest
+from ..errors import NotFound, OcikitError, Unsupported
+from ..model import Descriptor
+from ..ops.copy import CopyOptions, CopyPlan, plan_copy, resolve_root
+from ..platforms import Platform, parse_platform
+from .config import MirrorConfig, destination_path, select_tags
+from .places import Limits, SourceSet, Target, registry_of
+
+KIND_IMAGE = "image"
+KIND_REFERRER = "referrer"
+_FALLBACK_TAG_RE = re.compile(r"^(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})(\.(sig|att|sbom))?$")
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image to mirror: where it is, which one, and where it goes."""
+
+    source: str
+    """The full source reference, ``docker://quay.io/org/name:tag`` (kept in bundle annotations)."""
+    source_key: str
+    """The source repository: ``docker://quay.io/org/name`` or ``oci:/path``."""
+    repository: str
+    """The source repository's name (``quay.io/org/name``), for mappings and bundle ref names."""
+    selector: str
+    path: str
+    """Where it lands under the target prefix."""
+    tag: str | None
+    mode: str = "all"
+    """``all`` (every platform, byte-exact), ``sparse`` (original index, chosen children) or ``rewrite``."""
+    platforms: tuple[Platform, ...] = ()
+    kind: str = KIND_IMAGE
+    subject: Digest | None = None
+    referrers: bool = True
+
+    def copy_options(self, jobs: int = 6) -> CopyOptions:
+        if self.mode == "all":
+            return CopyOptions(all_platforms=True, jobs=jobs)
+        return CopyOptions(platforms=list(self.platforms), preserve_index_digest=self.mode == "sparse", jobs=jobs)
+
+    @property
+    def registry(self) -> str:
+        return registry_of(self.source_key)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"source": self.source, "repository": self.repository, "path": self.path,
+                             "tag": self.tag, "mode": self.mode, "kind": self.kind}
+        if self.platforms:
+            d["platforms"] = [str(p) for p in self.platforms]
+        if self.subject:
+            d["subject"] = str(self.subject)
+        return d
+
+
+def _source_ref(key: str, repository: str, selector: str) -> str:
+    sep = "@" if is_digest(selector) else ":"
+    if key.startswith("docker://"):
+        return f"docker://{repository}{sep}{selector}"
+    return f"{key}{sep}{selector}"
+
+
+async def jobs_from_config(cfg: MirrorConfig, sources: SourceSet, opts: Options = Options()) -> list[ImageJob]:
+    """The image jobs a config asks for; repositories are listed where tags are selected by pattern."""
+    jobs: list[ImageJob] = []
+    seen: set[tuple[str, str, str, str | None]] = set()
+
+    async def for_entry(entry: Any) -> list[ImageJob]:
+        src = entry.source
+        if src.image is not None:
+            key, repository = f"docker://{src.image.name}", src.image.name
+        else:
+            key, repository = f"oci:{src.path}", src.path
+        selectors = list(entry.explicit_selectors)
+        if entry.needs_tag_list:
+            tags = await sources.store_for(key).list_tags(opts)
+            tags = [t for t in tags if not _FALLBACK_TAG_RE.match(t)]
+            selectors += [t for t in select_tags(entry, tags) if t not in selectors]
+        path = destination_path(entry, cfg.rewrite)
+        mode = entry.platform_mode or "all"
+        out = []
+        for sel in selectors:
+            tag = None if is_digest(sel) else sel
+            out.append(ImageJob(_source_ref(key, repository, sel), key, repository, sel, path, tag, mode,
+                                tuple(entry.platforms), referrers=entry.referrers))
+        return out
+
+    for group in await asyncio.gather(*(for_entry(e) for e in cfg.images)):
+        for j in group:
+            k = (j.source_key, j.selector, j.path, j.tag)
+            if k not in seen:
+                seen.add(k)
+                jobs.append(j)
+    return jobs
+
+
+@dataclass
+class PlannedImage:
+    job: ImageJob
+    plan: CopyPlan | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.plan is not None
+
+    @property
+    def digest(self) -> Digest | None:
+        return self.plan.root.desc.digest if self.plan else None
+
+    @property
+    def source_digest(self) -> Digest | None:
+        return self.plan.source_root_digest if self.plan else None
+
+
+@dataclass
+class BlobNeed:
+    desc: Descriptor
+    source_key: str
+    """A source repository that holds it (the first image that needs it)."""
+    destinations: list[str] = field(default_factory=list)
+    """Target keys that need it, in first-seen order."""
+
+
+@dataclass
+class MirrorPlan:
+    images: list[PlannedImage]
+    blobs: dict[Digest, BlobNeed]
+    present: set[tuple[str, Digest]] = field(default_factory=set)
+    """(target key, digest) already at the target (checked, journaled, or in an earlier bundle)."""
+    key_paths: dict[str, str] = field(default_factory=dict)
+    """Target key -> destination path (to open the store a key names)."""
+
+    def summary(self) -> dict[str, Any]:
+        return summarize(self)
+
+
+def merge_blobs(planned: Sequence[PlannedImage], key_for: Any) -> dict[Digest, BlobNeed]:
+    """One :class:`BlobNeed` per unique blob digest across every planned image (pure)."""
+    out: dict[Digest, BlobNeed] = {}
+    for p in planned:
+        if p.plan is None:
+            continue
+        key = key_for(p.job.path)
+        for d, desc in p.plan.blobs.items():
+            need = out.get(d)
+            if need is None:
+                need = out[d] = BlobNeed(desc, p.job.source_key)
+            if key not in need.destinations:
+                need.destinations.append(key)
+    return out
+
+
+def summarize(plan: MirrorPlan) -> dict[str, Any]:
+    """Images, platforms, unique blobs, bytes to move, bytes already at the target (pure)."""
+    to_move = to_mount = already = 0
+    bytes_move = bytes_already = 0
+    for d, need in plan.blobs.items():
+        missing = [k for k in need.destinations if (k, d) not in plan.present]
+        if not missing:
+            already += 1
+            bytes_already += need.desc.size
+            continue
+        if len(missing) < len(need.destinations):
+            to_mount += len(missing)
+            bytes_already += need.desc.size
+            continue
+        to_move += 1
+        bytes_move += need.desc.size
+        to_mount += len(missing) - 1
+    images = [p for p in plan.images if p.job.kind == KIND_IMAGE]
+    platforms = sorted({pl for p in plan.images if p.plan for pl in p.plan.platforms})
+    return {
+        "images": len(images), "referrers": len(plan.images) - len(images),
+        "failed": sum(1 for p in plan.images if not p.ok),
+        "manifests": len({n.desc.digest for p in plan.images if p.plan for n in p.plan.manifests}),
+        "platforms": platforms,
+        "uniqueBlobs": len(plan.blobs), "blobReferences": sum(len(p.plan.blobs) for p in plan.images if p.plan),
+        "blobsToMove": to_move, "bytesToMove": bytes_move, "blobsToMount": to_mount,
+        "blobsAlreadyThere": already, "bytesAlreadyThere": bytes_already,
+        "totalBytes": sum(n.desc.size for n in plan.blobs.values()),
+    }
+
+
+async def _plan_one(job: ImageJob, store: Store, pinned: Digest | None, opts: Options) -> CopyPlan:
+    root = await resolve_root(store, str(pinned) if pinned else job.selector, opts)
+    return await plan_copy(store, root, job.copy_options(), opts)
+
+
+async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache: dict[str, list[str]],
+                         opts: Options) -> list[ImageJob]:
+    """Referrers of every manifest in an image: the referrers API, else the ``sha256-<hex>`` tags."""
+    digests = [n.desc.digest for n in plan.manifests]
+    if plan.source_root_digest not in digests:
+        digests.append(plan.source_root_digest)
+    out: list[ImageJob] = []
+    api_ok = isinstance(store, ReferrersLister)
+    if api_ok:
+        try:
+            for d in digests:
+                for r in await store.referrers(d, None, opts):  # type: ignore[union-attr]
+                    out.append(ImageJob(_source_ref(job.source_key, job.repository, str(r.digest)), job.source_key,
+                                        job.repository, str(r.digest), job.path, None, "all", (),
+                                        KIND_REFERRER, d, True))
+        except (Unsupported, NotFound, NotImplementedError):
+            api_ok = False
+            out = []
+    # the tag schema: sha256-<hex> (OCI 1.1 fallback) and cosign's sha256-<hex>.sig/.att/.sbom
+    if job.source_key not in tags_cache:
+        try:
+            tags_cache[job.source_key] = await store.list_tags(opts)
+        except (Unsupported, NotFound):
+            tags_cache[job.source_key] = []
+    by_prefix: dict[str, list[str]] = {}
+    for t in tags_cache[job.source_key]:
+        m = _FALLBACK_TAG_RE.match(t)
+        if m:
+            by_prefix.setdefault(f"{m.group(1)}:{m.group(2)}", []).append(t)
+    for d in digests:
+        for t in sorted(by_prefix.get(str(d), [])):
+            out.append(ImageJob(_source_ref(job.source_key, job.repository, t), job.source_key, job.repository, t,
+                                job.path, t, "all", (), KIND_REFERRER, d, True))
+    return out
+
+
+async def plan_jobs(jobs: Sequence[ImageJob], sources: SourceSet, *, limits: Limits | None = None,
+                    pins: dict[tuple[str, str], Digest] | None = None, opts: Options = Options()
+                    ) -> list[PlannedImage]:
+    """Resolve and walk every job (and the referrers they pull in); failures are kept, not raised."""
+    limits = limits or Limits(8, 6)
+    pins = pins or {}
+    planned: list[PlannedImage] = []
+    seen: set[tuple[str, str, str, str | None]] = set()
+    tags_cache: dict[str, list[str]] = {}
+
+    async def one(job: ImageJob) -> list[ImageJob]:
+        p = PlannedImage(job)
+        planned.append(p)
+        try:
+            store = sources.store_for(job.source_key)
+            async with limits.hold(job.registry):
+                p.plan = await _plan_one(job, store, pins.get((job.source_key, job.selector)), opts)
+            if job.referrers:
+                async with limits.hold(job.registry):
+                    return await _referrer_jobs(job, p.plan, store, tags_cache, opts)
+        except OcikitError as e:
+            p.error = str(e)
+        except OSError as e:
+            p.error = f"{e.strerror or e}"
+        return []
+
+    wave = list(jobs)
+    while wave:
+        fresh = []
+        for j in wave:
+            k = (j.source_key, j.selector, j.path, j.tag)
+            if k not in seen:
+                seen.add(k)
+                fresh.append(j)
+        more = await asyncio.gather(*(one(j) for j in fresh))
+        wave = [j for group in more for j in group]
+    order = {(j.source_key, j.selector, j.path, j.tag): i for i, j in enumerate(jobs)}
+    planned.sort(key=lambda p: (p.job.kind != KIND_IMAGE,
+                                order.get((p.job.source_key, p.job.selector, p.job.path, p.job.tag), 1 << 30),
+                                p.job.source))
+    return planned
+
+
+async def check_present(blobs: dict[Digest, BlobNeed], target: Target, key_paths: dict[str, str], *,
+                        limits: Limits, known: Iterable[tuple[str, Digest]] = (), opts: Options = Options()
+                        ) -> set[tuple[str, Digest]]:
+    """Which (target key, blob) pairs the target already holds (``known`` ones are not asked)."""
+    present = set(known)
+    asks = [(k, d, need.desc) for d, need in blobs.items() for k in need.destinations if (k, d) not in present]
+
+    async def ask(k: str, d: Digest, desc: Descriptor) -> None:
+        store = target.store_for(key_paths[k])
+        async with limits.hold(target.registry):
+            try:
+                if await store.has_blob(desc, opts):
+                    present.add((k, d))
+            except OcikitError:
+                pass
+
+    await asyncio.gather(*(ask(*a) for a in asks))
+    return present
+
+
+async def build_plan(jobs: Sequence[ImageJob], sources: SourceSet, target: Target, *, limits: Limits,
+                     pins: dict[tuple[str, str], Digest] | None = None,
+                     known_present: Iterable[tuple[str, Digest]] = (), check_target: bool = True,
+                     opts: Options = Options()) -> MirrorPlan:
+    """Plan a whole mirror job against a target."""
+    planned = await plan_jobs(jobs, sources, limits=limits, pins=pins, opts=opts)
+    key_paths = {target.key_for(p.job.path): p.job.path for p in planned}
+    blobs = merge_blobs(planned, target.key_for)
+    present = set(known_present)
+    assumed = getattr(target, "assumed_present", None)
+    if assumed:
+        for d, need in blobs.items():
+            if d in assumed:
+                present.update((k, d) for k in need.destinations)
+    if check_target:
+        present = await check_present(blobs, target, key_paths, limits=limits, known=present, opts=opts)
+    return MirrorPlan(planned, blobs, present, key_paths)
+
+
+def parse_platform_list(values: Iterable[str]) -> tuple[Platform, ...]:
+    return tuple(parse_platform(v) for v in values)
+
+
+__all__ = ["BlobNeed", "ImageJob", "KIND_IMAGE", "KIND_REFERRER", "MirrorPlan", "PlannedImage", "build_plan",
+           "check_present", "jobs_from_config", "merge_blobs", "plan_jobs", "summarize"]

@@ -1,0 +1,147 @@
+"""A mirror job end to end: jobs (from a config or a bundle) -> plan -> execute -> bundle metadata.
+
+This is the library entry point the CLI calls::
+
+    job = MirrorJob(config=load_config("M.yaml"), to="docker://mirror:5000/ocp")
+    report = await run_mirror(job)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..content import Options
+from ..errors import UsageError
+from ..progress import ProgressSink
+from ..transports import OpenOptions
+from .bundle import BundleSource, BundleTarget
+from .config import MirrorConfig
+from .execute import ExecuteOptions, MirrorReport, execute_mirror
+from .journal import Journal, default_journal_path
+from .places import Limits, SourceSet, Target, parse_target
+from .plan import ImageJob, MirrorPlan, build_plan, jobs_from_config
+
+
+@dataclass
+class MirrorJob:
+    """What to mirror where. Exactly one of ``config`` and ``bundle`` (a ``dir:`` path) is the source."""
+
+    to: str
+    config: MirrorConfig | None = None
+    bundle: str | None = None
+    src_options: OpenOptions = field(default_factory=OpenOptions)
+    dest_options: OpenOptions = field(default_factory=OpenOptions)
+    jobs: int = 8
+    per_registry: int = 6
+    journal: str | None = None
+    """Journal path; None: a default path derived from the job; "" disables the journal."""
+    since: str | None = None
+    progress: ProgressSink | None = None
+
+    def open_target(self) -> Target:
+        if self.to.startswith("dir:"):
+            if len(self.to) <= 4:
+                raise UsageError("invalid mirror target 'dir:': expected dir:BUNDLE (a directory path)")
+            if self.bundle:
+                raise UsageError("--from dir:BUNDLE needs a registry (or oci:) target, not another bundle")
+            return BundleTarget(self.to[4:], since=self.since)
+        if self.since:
+            raise UsageError("--since applies to a dir: bundle target")
+        return parse_target(self.to, self.dest_options)
+
+
+@dataclass
+class Prepared:
+    """A planned job, ready to execute (or to print for ``--dry-run``)."""
+
+    job: MirrorJob
+    sources: SourceSet
+    target: Target
+    jobs: list[ImageJob]
+    plan: MirrorPlan
+    journal: Journal
+    bundle: BundleSource | None
+    job_id: str
+
+    async def close(self) -> None:
+        await self.sources.close()
+        await self.target.close()
+
+
+def job_identity(jobs: list[ImageJob], target: str) -> str:
+    """A stable id for a job: what is copied from where to where (the journal's name)."""
+    doc = {"target": target, "jobs": sorted(json.dumps(j.to_dict(), sort_keys=True) + j.selector for j in jobs)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+async def prepare(job: MirrorJob, *, check_target: bool = True, dry_run: bool = False) -> Prepared:
+    """Build the jobs, open the journal (not for a dry run), plan everything."""
+    if (job.config is None) == (job.bundle is None):
+        raise UsageError("a mirror needs exactly one of --config M.yaml and --from dir:BUNDLE")
+    sources = SourceSet(job.src_options)
+    target = job.open_target()
+    bundle = None
+    try:
+        opts = Options(progress=job.progress)
+        if job.bundle is not None:
+            bundle = BundleSource.open(job.bundle)
+            sources.fixed[bundle.key] = bundle.layout
+            jobs = bundle.jobs()
+        else:
+            assert job.config is not None
+            jobs = await jobs_from_config(job.config, sources, opts)
+        job_id = job_identity(jobs, target.location)
+        jpath = None if job.journal == "" else (job.journal or default_journal_path(job_id))
+        journal = Journal(None, job_id) if dry_run or not check_target else Journal.open(jpath, job_id)
+        limits = Limits(job.jobs, job.per_registry)
+        known = {(k, d) for (k, d) in journal.blobs}
+        plan = await build_plan(jobs, sources, target, limits=limits, pins=journal.pins, known_present=known,
+                                check_target=check_target, opts=opts)
+        if isinstance(target, BundleTarget):
+            plan = target.drop_unchanged(plan)
+        for p in plan.images:
+            if p.plan is not None and not p.job.selector.startswith(("sha256:", "sha512:")):
+                journal.pin(p.job.source_key, p.job.selector, p.plan.source_root_digest)
+        return Prepared(job, sources, target, jobs, plan, journal, bundle, job_id)
+    except BaseException:
+        await sources.close()
+        await target.close()
+        raise
+
+
+async def execute(prep: Prepared) -> MirrorReport:
+    """Transfer, then (for a bundle target) write the metadata when everything succeeded."""
+    try:
+        report = await execute_mirror(prep.plan, prep.sources, prep.target, prep.journal,
+                                      ExecuteOptions(prep.job.jobs, prep.job.per_registry, prep.job.progress))
+        if report.ok and isinstance(prep.target, BundleTarget):
+            srcs = [j.source for j in prep.jobs]
+            prep.target.finalize(prep.plan, sources=srcs,
+                                 config_path=prep.job.config.path if prep.job.config else None)
+        prep.journal.finish(report.ok)
+        return report
+    finally:
+        await prep.close()
+
+
+async def run_mirror(job: MirrorJob) -> MirrorReport:
+    """Plan and execute a mirror job; failures are in the report (``report.ok``)."""
+    return await execute(await prepare(job))
+
+
+def mapping(prep: Prepared) -> list[dict[str, Any]]:
+    """Source -> destination of every planned image (for the outputs)."""
+    out = []
+    for p in prep.plan.images:
+        if p.plan is None:
+            continue
+        out.append({"repository": p.job.repository, "path": p.job.path, "tag": p.job.tag, "digest": str(p.digest),
+                    "sourceDigest": str(p.source_digest), "source": p.job.source, "kind": p.job.kind,
+                    "destination": prep.target.display(p.job.path, p.job.tag)})
+    return out
+
+
+__all__ = ["MirrorJob", "Prepared", "execute", "job_identity", "mapping", "prepare", "run_mirror"]

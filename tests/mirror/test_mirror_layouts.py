@@ -1,0 +1,228 @@
+"""Mirror plan, bundle, journal and verify against OCI layouts (no registry needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from ocikit.mirror.bundle import A_SOURCE, METADATA_FILE
+from ocikit.mirror.config import parse_config
+from ocikit.mirror.run import MirrorJob, execute, prepare, run_mirror
+from ocikit.mirror.verify import verify_plan
+from ocikit.model import ANNOTATION_REF_NAME
+from ocikit.testing import write_index
+from ocikit.testing.images import write_index_async
+from ocikit.transports.layout import OCILayout
+
+from mirror_helpers import arun, push_signature, run_cli, run_json, write_app
+
+
+@pytest.fixture
+def src(tmp_path):
+    """Layout ``multi-arch``: tag multi = 3-platform index (signed via the sha256-<hex> tag), tag single."""
+    lay = OCILayout(str(tmp_path / "src" / "multi-arch"), create=True)
+    idx = write_index(lay, "multi")
+
+    async def more():
+        await write_app(lay, "single", 1)
+        await push_signature(lay, idx)
+    arun(more())
+    return lay, idx
+
+
+def write_cfg(tmp_path, text: str) -> str:
+    p = tmp_path / "m.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def blob_files(root: str) -> list[str]:
+    d = os.path.join(root, "blobs", "sha256")
+    return [f for f in os.listdir(d) if not f.startswith(".")]
+
+
+def test_bundle_round_trip_and_verify(tmp_path, src):
+    lay, idx = src
+    cfg = write_cfg(tmp_path, f"images:\n  - source: oci:{lay.path}:multi\n  - source: oci:{lay.path}:single\n")
+    bundle = str(tmp_path / "bundle")
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"dir:{bundle}", "--journal", str(tmp_path / "j"))
+    assert rc == 0 and rep["ok"]
+    # the index, both single images and the signature (found through its sha256-<hex> tag)
+    kinds = sorted((i["kind"], i["digest"] == idx.digest) for i in rep["images"])
+    assert kinds == [("image", False), ("image", True), ("referrer", False)]
+    b = OCILayout(bundle)
+    assert b.validate() == []
+    entries = {e.ref_name: e for e in b.entries()}
+    assert entries["multi-arch:multi"].digest == idx.digest
+    assert entries["multi-arch:multi"].annotations[A_SOURCE] == f"oci:{lay.path}:multi"
+    # every blob once: the files in blobs/ are exactly the reachable set
+    assert sorted(blob_files(bundle)) == sorted(d.encoded for d in b.reachable())
+    meta = json.load(open(os.path.join(bundle, METADATA_FILE)))
+    assert {i["source"] for i in meta["images"]} >= {f"oci:{lay.path}:multi", f"oci:{lay.path}:single"}
+    assert meta["blobs"]["count"] == rep["blobs"]["unique"]
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=bundle, check=True)
+
+    tree = str(tmp_path / "tree")
+    rc, rep2 = run_json("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", "--journal", str(tmp_path / "j2"))
+    assert rc == 0 and rep2["ok"]
+    target = OCILayout(os.path.join(tree, "multi-arch"))
+    assert target.resolve_sync("multi").digest == idx.digest
+    assert target.resolve_sync(f"sha256-{idx.digest.encoded}")  # the signature's fallback tag came along
+    assert target.validate() == []
+    ok = run_cli("mirror", "verify", "--from", f"dir:{bundle}", "--to", f"oci:{tree}")
+    assert "all present, digest-exact" in ok.stdout
+    ok = run_cli("mirror", "verify", "--config", cfg, "--to", f"oci:{tree}")
+
+    # remove one child manifest: verify names it (and exits 1)
+    child = json.loads(open(target.blob_path(idx.digest), "rb").read())["manifests"][1]
+    os.unlink(target.blob_path(child["digest"]))
+    bad = run_cli("mirror", "verify", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", check=False)
+    assert bad.returncode == 1
+    assert f"missing child manifest {child['digest']} (linux/arm64/v8) of index {idx.digest}" in bad.stdout
+
+
+def test_twenty_images_share_blobs_each_stored_once(tmp_path):
+    lays = []
+
+    async def build():
+        for n in range(20):
+            lay = OCILayout(str(tmp_path / "src" / f"app{n:02d}"), create=True)
+            await write_app(lay, "1.0", n)
+            lays.append(lay)
+    arun(build())
+    cfg = write_cfg(tmp_path, "images:\n" + "".join(f"  - source: oci:{lay.path}:1.0\n" for lay in lays))
+    bundle = str(tmp_path / "bundle")
+    rc, plan = run_json("mirror", "--config", cfg, "--to", f"dir:{bundle}", "--dry-run")
+    # 2 shared layers + 20 own layers + 20 configs
+    assert plan["plan"]["uniqueBlobs"] == 42 and plan["plan"]["blobReferences"] == 80
+    assert not os.path.exists(bundle)  # a dry run writes nothing
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"dir:{bundle}", "--journal", str(tmp_path / "j"))
+    assert rep["blobs"]["unique"] == 42
+    assert rep["blobs"]["linked"] + rep["blobs"]["moved"] == 42
+    assert len(blob_files(bundle)) == 42 + 20  # + the 20 manifests
+    # a layout tree target: the shared blobs go to 20 repositories, transferred from the source once each
+    tree = str(tmp_path / "tree")
+    rc, rep = run_json("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", "--journal", str(tmp_path / "j2"))
+    assert rc == 0 and rep["blobs"]["unique"] == 42
+    assert rep["blobs"]["linked"] + rep["blobs"]["moved"] == 80  # one placement per repository that needs it
+    assert len(set(rep["blobs"]["movedDigests"])) == len(rep["blobs"]["movedDigests"])
+
+
+def test_platform_subsets_sparse_and_rewrite(tmp_path, src):
+    lay, idx = src
+    cfg = write_cfg(tmp_path, f"""images:
+  - source: oci:{lay.path}:multi
+    platforms: [linux/arm64]
+    platform-mode: sparse
+    referrers: false
+  - source: oci:{lay.path}:multi
+    destination: rewritten/multi-arch
+    platforms: [linux/amd64, linux/ppc64le]
+    platform-mode: rewrite
+    referrers: false
+""")
+    p = run_cli("mirror", "--config", cfg, "--to", f"oci:{tmp_path / 'dry'}", "--dry-run")
+    assert "sparse: index digest kept, only linux/arm64/v8 copied" in p.stdout
+    assert "rewritten index: only linux/amd64, linux/ppc64le" in p.stdout
+    assert f"source digest {idx.digest} (index rewritten: new digest)" in p.stdout
+    tree = str(tmp_path / "tree")
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"oci:{tree}", "--journal", str(tmp_path / "j"))
+    assert rc == 0, rep
+    sparse = OCILayout(os.path.join(tree, "multi-arch"))
+    assert sparse.resolve_sync("multi").digest == idx.digest
+    children = json.loads(open(sparse.blob_path(idx.digest), "rb").read())["manifests"]
+    present = [c["platform"]["architecture"] for c in children if os.path.exists(sparse.blob_path(c["digest"]))]
+    assert present == ["arm64"]
+    rew = OCILayout(os.path.join(tree, "rewritten", "multi-arch"))
+    d = rew.resolve_sync("multi").digest
+    assert d != idx.digest
+    assert [c["platform"]["architecture"] for c in json.loads(open(rew.blob_path(d), "rb").read())["manifests"]] \
+        == ["amd64", "ppc64le"]
+    run_cli("mirror", "verify", "--config", cfg, "--to", f"oci:{tree}")
+
+
+def test_since_writes_only_what_is_new(tmp_path):
+    lay = OCILayout(str(tmp_path / "src" / "app"), create=True)
+    arun(write_app(lay, "1", 1))
+    cfg = write_cfg(tmp_path, f"images:\n  - source: oci:{lay.path}\n    all-tags: true\n")
+    b1, b2 = str(tmp_path / "b1"), str(tmp_path / "b2")
+    run_cli("mirror", "--config", cfg, "--to", f"dir:{b1}", "--journal", "")
+    arun(write_app(lay, "2", 2))  # shares the base layers with tag 1
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"dir:{b2}", "--since", os.path.join(b1, METADATA_FILE),
+                       "--journal", "")
+    meta = json.load(open(os.path.join(b2, METADATA_FILE)))
+    assert [i["tag"] for i in meta["images"]] == ["2"] and [u["tag"] for u in meta["unchanged"]] == ["1"]
+    assert len(meta["assumedBlobs"]) == 2  # the shared base layers stayed out
+    assert len(blob_files(b2)) == 3  # own layer, config, manifest
+    # import both, in order, into one target: complete and verified
+    tree = str(tmp_path / "tree")
+    run_cli("mirror", "--from", f"dir:{b1}", "--to", f"oci:{tree}", "--journal", "")
+    run_cli("mirror", "--from", f"dir:{b2}", "--to", f"oci:{tree}", "--journal", "")
+    run_cli("mirror", "verify", "--config", cfg, "--to", f"oci:{tree}")
+    # the incremental bundle alone, into an empty target: refused, naming the blob
+    p = run_cli("mirror", "--from", f"dir:{b2}", "--to", f"oci:{tmp_path / 'empty'}", "--journal", "", check=False)
+    assert p.returncode == 1 and "FAILED" in p.stdout
+
+
+def test_failure_is_reported_and_a_rerun_continues_from_the_journal(tmp_path):
+    lays = []
+
+    async def build():
+        for n in range(4):
+            lay = OCILayout(str(tmp_path / "src" / f"app{n}"), create=True)
+            await write_app(lay, "1.0", n, shared=False)
+            lays.append(lay)
+    arun(build())
+    cfg = write_cfg(tmp_path, "images:\n" + "".join(f"  - source: oci:{lay.path}:1.0\n" for lay in lays))
+    # corrupt app3's own layer: that image fails, the others are mirrored
+    m3 = json.loads(open(lays[3].blob_path(lays[3].resolve_sync("1.0").digest), "rb").read())
+    bad = lays[3].blob_path(m3["layers"][0]["digest"])
+    good = open(bad, "rb").read()
+    os.unlink(bad)
+    open(bad, "wb").write(b"x" * len(good))
+    journal = str(tmp_path / "journal")
+    bundle = str(tmp_path / "bundle")
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"dir:{bundle}", "--journal", journal, check=False)
+    assert rc == 1 and not rep["ok"]
+    failed = [i for i in rep["images"] if i["status"] == "failed"]
+    assert [f["source"] for f in failed] == [f"oci:{lays[3].path}:1.0"]
+    assert m3["layers"][0]["digest"] in failed[0]["error"]
+    assert not os.path.exists(os.path.join(bundle, METADATA_FILE))  # incomplete: not marked finished
+    assert os.path.exists(journal)
+    run_cli("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tmp_path / 'x'}", check=False).returncode == 1
+    os.unlink(bad)
+    open(bad, "wb").write(good)
+    rc, rep2 = run_json("mirror", "--config", cfg, "--to", f"dir:{bundle}", "--journal", journal)
+    assert rc == 0 and rep2["ok"]
+    assert rep2["blobs"]["journaled"] == 7 and rep2["blobs"]["resent"] == 0
+    assert rep2["blobs"]["linked"] + rep2["blobs"]["moved"] == 1  # only the layer that failed
+    assert not os.path.exists(journal)  # a finished job leaves no journal
+
+
+def test_library_api_and_bad_targets(tmp_path, src):
+    lay, idx = src
+    cfg = parse_config({"images": [{"source": f"oci:{lay.path}:multi", "referrers": False}]}, "inline")
+    rep = arun(run_mirror(MirrorJob(to=f"oci:{tmp_path / 't'}", config=cfg, journal="")))
+    assert rep.ok and [i.digest for i in rep.images] == [idx.digest]
+
+    async def verify():
+        prep = await prepare(MirrorJob(to=f"oci:{tmp_path / 't'}", config=cfg, journal=""), check_target=False)
+        try:
+            return await verify_plan(prep.plan, prep.target)
+        finally:
+            await prep.close()
+    assert arun(verify()).ok
+    for to in ("docker://", "docker://127.0.0.1:1/x:tag", "ftp://x", "dir:"):
+        p = run_cli("mirror", "--config", str(write_cfg(tmp_path, f"images: [{{source: 'oci:{lay.path}:multi'}}]")),
+                    "--to", to, "--dry-run", check=False)
+        assert p.returncode != 0 and "error" in p.stderr.lower(), (to, p.stderr)
+    p = run_cli("mirror", "--to", f"oci:{tmp_path}", check=False)
+    assert p.returncode == 2 and "exactly one of --config" in p.stderr
+    p = run_cli("mirror", "--from", str(tmp_path), "--to", f"oci:{tmp_path}", check=False)
+    assert p.returncode == 2
+    p = run_cli("mirror", "--from", f"dir:{tmp_path}", "--to", f"oci:{tmp_path / 'z'}", check=False)
+    assert p.returncode == 2 and "incomplete bundle" in p.stderr
+    _ = execute, write_index_async, ANNOTATION_REF_NAME
