@@ -19,6 +19,7 @@ T = TypeVar("T")
 # Each module defines ``register(group)``; adding a command group is one line here.
 COMMAND_MODULES = [
     "ocikit.cli.copy_cmd",
+    "ocikit.cli.unpack_cmd",
     "ocikit.cli.inspect_cmd",
     "ocikit.cli.layout_cmd",
     "ocikit.cli.registry_cmds",

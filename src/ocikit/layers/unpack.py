@@ -1,0 +1,472 @@
+"""Apply layers to a root filesystem directory, safely, as image-spec layer.md says.
+
+:class:`Unpacker` applies the members of each :class:`~ocikit.layers.reader.LayerReader` in
+order: regular files, directories, symlinks, hardlinks (inside the image), device nodes and
+fifos, modes (setuid included), ownership (``lchown`` as root; rootless: recorded in the
+``user.rootlesscontainers`` xattr as umoci and PRoot do), ``SCHILY.xattr.*`` extended
+attributes, mtimes (directories last), whiteouts and opaque whiteouts (lower layers only),
+a file replacing a directory and the reverse.
+
+Every path is cleaned lexically and its parent resolved with :class:`~.safepath.SafeRoot`;
+every filesystem call goes through the parent directory's descriptor with the final
+component not followed, so no member, however hostile, writes outside the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from ..errors import LayerInvalid
+from .reader import BLOCKDEV, CHARDEV, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK, LayerReader, TarMember
+from .safepath import SafeRoot, clean
+from .whiteout import UpperSet, Whiteout, classify, plan_removal
+
+log = logging.getLogger(__name__)
+
+ROOTLESS_XATTR = "user.rootlesscontainers"
+_NOOP_ID = 0xFFFFFFFF
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
+
+
+def rootless_payload(uid: int, gid: int) -> bytes:
+    """The ``user.rootlesscontainers`` protobuf (``Resource{uint32 uid = 1; uint32 gid = 2}``)
+    umoci writes for an owner other than root; 0 is written as the no-op id 2^32-1."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                out.append(b | 0x80)
+            else:
+                out.append(b)
+                return bytes(out)
+    return (b"\x08" + varint(uid if uid else _NOOP_ID)) + (b"\x10" + varint(gid if gid else _NOOP_ID))
+
+
+def parse_rootless_payload(data: bytes) -> tuple[int, int]:
+    """(uid, gid) from a ``user.rootlesscontainers`` value (no-op ids read as 0)."""
+    uid = gid = _NOOP_ID
+    pos = 0
+    while pos < len(data):
+        key = data[pos]
+        pos += 1
+        n = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        if key == 0x08:
+            uid = n
+        elif key == 0x10:
+            gid = n
+    return (0 if uid == _NOOP_ID else uid), (0 if gid == _NOOP_ID else gid)
+
+
+@dataclass
+class UnpackStats:
+    layers: int = 0
+    entries: int = 0
+    files: int = 0
+    bytes: int = 0
+    whiteouts: int = 0
+    skipped: int = 0
+
+
+@dataclass
+class _DirMeta:
+    mode: int | None
+    uid: int
+    gid: int
+    atime_ns: int
+    mtime_ns: int
+    xattrs: dict[str, bytes] | None
+
+
+@dataclass
+class Unpacker:
+    """Applies layers to ``root`` (an existing directory, normally empty).
+
+    ``rootless``: never chown; record non-root owners in ``user.rootlesscontainers``; skip
+    device nodes with a warning. Defaults to True unless running as root.
+    """
+
+    root: str
+    rootless: bool | None = None
+    warn: Callable[[str], None] | None = None
+    progress: Callable[[LayerReader, TarMember], None] | None = None
+    stats: UnpackStats = field(default_factory=UnpackStats)
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.is_root = os.geteuid() == 0
+        if self.rootless is None:
+            self.rootless = not self.is_root
+        self._chown = self.is_root and not self.rootless
+        self._mknod_ok = self.is_root and not self.rootless
+        self._uid, self._gid = os.geteuid(), os.getegid()
+        umask = os.umask(0o022)
+        os.umask(umask)
+        self._umask = umask
+        self._sr = SafeRoot(self.root)
+        self._dirs: dict[str, _DirMeta] = {}
+        self._upper = UpperSet()
+        self._xattr_unsupported = False
+        self._warned: set[str] = set()
+
+    # ---- public ---------------------------------------------------------------------------------
+
+    def apply(self, layer: LayerReader) -> None:
+        """Apply one layer (to the end: its digests are verified when this returns)."""
+        self._upper.clear()
+        self._upper.add("")
+        progress = self.progress
+        for m in layer:
+            self.stats.entries += 1
+            self._member(layer, m)
+            if progress is not None:
+                progress(layer, m)
+        self.stats.layers += 1
+
+    def finish(self) -> None:
+        """Apply directory metadata (deepest first) and release descriptors."""
+        try:
+            for rel in sorted(self._dirs, key=lambda p: p.count("/"), reverse=True):
+                self._apply_dir_meta(rel, self._dirs[rel])
+        finally:
+            self._sr.close()
+
+    def close(self) -> None:
+        self._sr.close()
+
+    # ---- members --------------------------------------------------------------------------------
+
+    def _warn(self, msg: str, key: str | None = None) -> None:
+        if key is not None:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        self.warnings.append(msg)
+        log.warning(msg)
+        if self.warn is not None:
+            self.warn(msg)
+
+    def _member(self, layer: LayerReader, m: TarMember) -> None:
+        rel = clean(m.name)
+        if not rel:
+            if m.type != DIRECTORY:
+                raise LayerInvalid(f"{layer.what}: {m.name!r}: refusing to change the type of the root directory")
+            self._record_dir("", m)
+            return
+        parent, _, base = rel.rpartition("/")
+        if base.startswith(".wh."):
+            wh = classify(rel)
+            if wh == "meta":
+                return
+            if isinstance(wh, Whiteout):
+                self.stats.whiteouts += 1
+                self._whiteout(wh)
+                return
+        res = self._sr.parent(parent)
+        assert res is not None
+        dfd, rparent = res
+        path = f"{rparent}/{base}" if rparent else base
+        if rparent not in self._dirs and rparent:
+            self._remember_dir_times(dfd, rparent)
+        t = m.type
+        try:
+            if t == REGULAR:
+                self._file(layer, m, dfd, base, path)
+            elif t == DIRECTORY:
+                self._dir(m, dfd, base, path)
+            elif t == SYMLINK:
+                self._symlink(m, dfd, base, path)
+            elif t == HARDLINK:
+                self._hardlink(layer, m, dfd, base, path)
+            elif t == FIFO or t == CHARDEV or t == BLOCKDEV:
+                if not self._special(m, dfd, base, path):
+                    return
+            else:  # pragma: no cover - the reader normalises types
+                raise LayerInvalid(f"{layer.what}: {m.name!r}: unsupported member type {t!r}")
+        except LayerInvalid:
+            raise
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise LayerInvalid(f"{layer.what}: {m.name[:100]!r}...: file name too long") from None
+            if e.errno == errno.ENOSPC:
+                from ..errors import StorageFull
+                raise StorageFull(f"no space left unpacking {m.name!r}") from None
+            raise LayerInvalid(f"{layer.what}: {m.name!r}: {e.strerror or e}") from None
+        self._upper.add(path)
+
+    def _remember_dir_times(self, dfd: int, rparent: str) -> None:
+        """A lower directory this layer changes without an entry of its own keeps its times."""
+        try:
+            st = os.stat(dfd)
+        except OSError:
+            return
+        self._dirs[rparent] = _DirMeta(None, 0, 0, st.st_atime_ns, st.st_mtime_ns, None)
+
+    def _clear(self, dfd: int, base: str, path: str, st: os.stat_result | None = None) -> None:
+        """Remove whatever is at ``base`` (a file, a symlink, a whole directory)."""
+        if st is None:
+            try:
+                st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(base, dir_fd=dfd)
+            self._forget_dirs(path)
+            self._sr.invalidate()
+        else:
+            os.unlink(base, dir_fd=dfd)
+            if stat.S_ISLNK(st.st_mode):
+                self._sr.invalidate()
+
+    def _forget_dirs(self, path: str) -> None:
+        self._dirs.pop(path, None)
+        prefix = path + "/"
+        stale = [k for k in self._dirs if k.startswith(prefix)]
+        for k in stale:
+            del self._dirs[k]
+
+    def _file(self, layer: LayerReader, m: TarMember, dfd: int, base: str, path: str) -> None:
+        mode = m.mode
+        try:
+            fd = os.open(base, _CREATE, 0o600, dir_fd=dfd)
+        except FileExistsError:
+            self._clear(dfd, base, path)
+            fd = os.open(base, _CREATE, 0o600, dir_fd=dfd)
+        try:
+            if m.size:
+                self.stats.bytes += layer.write_data(fd)
+            self._owner_fd(fd, m)
+            os.fchmod(fd, mode)
+            if m.xattrs:
+                self._xattrs_fd(fd, m, path)
+            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+        finally:
+            os.close(fd)
+        self.stats.files += 1
+
+    def _owner_fd(self, fd: int, m: TarMember) -> None:
+        if self._chown:
+            # always: a setgid parent directory would otherwise decide the group
+            os.fchown(fd, m.uid, m.gid)
+        elif self.rootless and (m.uid or m.gid):
+            self._setxattr(fd, ROOTLESS_XATTR, rootless_payload(m.uid, m.gid), m.name)
+
+    def _xattrs_fd(self, target: int | str, m: TarMember, path: str) -> None:
+        for name, value in m.xattrs.items():
+            if name == ROOTLESS_XATTR:
+                self._warn(f"{m.name}: ignoring the {ROOTLESS_XATTR} xattr stored in the layer",
+                           key="rootless-xattr")
+                continue
+            self._setxattr(target, name, value, m.name)
+
+    def _setxattr(self, target: int | str, name: str, value: bytes, what: str) -> None:
+        if self._xattr_unsupported:
+            return
+        try:
+            if isinstance(target, int):
+                os.setxattr(target, name, value)
+            else:
+                os.setxattr(target, name, value, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                self._warn(f"the target filesystem does not support xattrs; {name} of {what} and "
+                           "further xattrs dropped", key="xattr-enotsup")
+                self._xattr_unsupported = True
+                return
+            if e.errno == errno.EPERM and not self._chown:
+                self._warn(f"{what}: not permitted to set xattr {name} (not root); skipped",
+                           key=f"xattr-eperm-{name}")
+                return
+            raise
+
+    def _record_dir(self, path: str, m: TarMember) -> None:
+        x = {k: v for k, v in m.xattrs.items()} if m.xattrs else None
+        atime = m.mtime_ns
+        self._dirs[path] = _DirMeta(m.mode, m.uid, m.gid, atime, m.mtime_ns, x)
+
+    def _dir(self, m: TarMember, dfd: int, base: str, path: str) -> None:
+        try:
+            os.mkdir(base, 0o700, dir_fd=dfd)
+        except FileExistsError:
+            st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                self._clear(dfd, base, path, st)
+                os.mkdir(base, 0o700, dir_fd=dfd)
+        self._record_dir(path, m)
+
+    def _symlink(self, m: TarMember, dfd: int, base: str, path: str) -> None:
+        try:
+            os.symlink(m.linkname, base, dir_fd=dfd)
+        except FileExistsError:
+            self._clear(dfd, base, path)
+            os.symlink(m.linkname, base, dir_fd=dfd)
+        self._meta_nofd(m, dfd, base, path, symlink=True)
+
+    def _meta_nofd(self, m: TarMember, dfd: int, base: str, path: str, *, symlink: bool = False) -> None:
+        if self._chown:
+            os.chown(base, m.uid, m.gid, dir_fd=dfd, follow_symlinks=False)
+        if not symlink:
+            os.chmod(base, m.mode, dir_fd=dfd, follow_symlinks=True)  # a fifo/device, just created
+        proc = f"/proc/self/fd/{dfd}/{base}"
+        if self.rootless and (m.uid or m.gid) and not symlink:
+            self._setxattr(proc, ROOTLESS_XATTR, rootless_payload(m.uid, m.gid), m.name)
+        elif self.rootless and (m.uid or m.gid):
+            # user.* xattrs are not allowed on symlinks: as umoci, the owner is lost there
+            self._warn(f"{m.name}: cannot record the owner of a symlink rootless", key="rootless-symlink")
+        if m.xattrs:
+            self._xattrs_fd(proc, m, path)
+        os.utime(base, ns=(m.mtime_ns, m.mtime_ns), dir_fd=dfd, follow_symlinks=False)
+
+    def _hardlink(self, layer: LayerReader, m: TarMember, dfd: int, base: str, path: str) -> None:
+        target = clean(m.linkname)
+        if not target:
+            raise LayerInvalid(f"{layer.what}: {m.name!r}: hardlink to the root directory")
+        tparent, _, tbase = target.rpartition("/")
+        res = self._sr.parent(tparent, create=False)
+        if res is None:
+            raise LayerInvalid(f"{layer.what}: {m.name!r}: hardlink target {m.linkname!r} does not exist")
+        tfd, _ = res
+        try:
+            tst = os.stat(tbase, dir_fd=tfd, follow_symlinks=False)
+        except FileNotFoundError:
+            raise LayerInvalid(f"{layer.what}: {m.name!r}: hardlink target {m.linkname!r} does not exist") from None
+        if stat.S_ISDIR(tst.st_mode):
+            raise LayerInvalid(f"{layer.what}: {m.name!r}: hardlink to a directory ({m.linkname!r})")
+        # the target may live in a directory the clear below invalidates: keep our own descriptor
+        tfd = os.dup(tfd)
+        try:
+            try:
+                st = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None:
+                if st.st_ino == tst.st_ino and st.st_dev == tst.st_dev:
+                    return      # already the same file
+                if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                    # removing it may invalidate dfd: resolve again afterwards
+                    self._clear(dfd, base, path, st)
+                    res2 = self._sr.parent(path.rpartition("/")[0], create=False)
+                    if res2 is None:
+                        raise LayerInvalid(f"{layer.what}: {m.name!r}: parent vanished")
+                    dfd = res2[0]
+                else:
+                    os.unlink(base, dir_fd=dfd)
+            os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=dfd, follow_symlinks=False)
+        finally:
+            os.close(tfd)
+
+    def _special(self, m: TarMember, dfd: int, base: str, path: str) -> bool:
+        if m.type == FIFO:
+            kind = stat.S_IFIFO
+            dev = 0
+        else:
+            if not self._mknod_ok:
+                self.stats.skipped += 1
+                self._warn(f"{m.name}: device node {m.devmajor}:{m.devminor} skipped "
+                           f"({'rootless' if self.rootless else 'not root'})")
+                return False
+            kind = stat.S_IFCHR if m.type == CHARDEV else stat.S_IFBLK
+            dev = os.makedev(m.devmajor, m.devminor)
+        try:
+            os.mknod(base, kind | 0o600, dev, dir_fd=dfd)
+        except FileExistsError:
+            self._clear(dfd, base, path)
+            os.mknod(base, kind | 0o600, dev, dir_fd=dfd)
+        self._meta_nofd(m, dfd, base, path)
+        return True
+
+    # ---- whiteouts ------------------------------------------------------------------------------
+
+    def _whiteout(self, wh: Whiteout) -> None:
+        sr = self._sr
+        parent, _, base = wh.path.rpartition("/")
+        if wh.opaque:
+            res = sr.parent(wh.path, create=False) if wh.path else (sr.fd, "")
+            if res is None:
+                return
+            _, resolved = res
+        else:
+            pres = sr.parent(parent, create=False)
+            if pres is None:
+                return
+            resolved = f"{pres[1]}/{base}" if pres[1] else base
+        target = Whiteout(resolved, wh.opaque)
+
+        def exists(p: str) -> bool:
+            pp, _, b = p.rpartition("/")
+            fd = sr.open_resolved(pp)
+            if fd is None:
+                return False
+            try:
+                os.stat(b, dir_fd=fd, follow_symlinks=False) if b else None
+                return True
+            except FileNotFoundError:
+                return False
+            finally:
+                os.close(fd)
+
+        def list_children(p: str) -> Iterable[tuple[str, bool]]:
+            fd = sr.open_resolved(p)
+            if fd is None:
+                return []
+            try:
+                with os.scandir(fd) as it:
+                    return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            finally:
+                os.close(fd)
+
+        doomed = plan_removal(target, self._upper, list_children, exists)
+        if not doomed:
+            return
+        if not wh.opaque and resolved == "":
+            raise LayerInvalid("a whiteout cannot remove the root")
+        for p in doomed:
+            pp, _, b = p.rpartition("/")
+            fd = sr.open_resolved(pp)
+            if fd is None:
+                continue
+            try:
+                if pp not in self._dirs and pp:
+                    self._remember_dir_times(fd, pp)
+                self._clear(fd, b, p)
+            finally:
+                os.close(fd)
+
+    # ---- directories, last --------------------------------------------------------------------
+
+    def _apply_dir_meta(self, rel: str, meta: _DirMeta) -> None:
+        fd = self._sr.open_resolved(rel)
+        if fd is None:
+            return
+        try:
+            if meta.mode is not None:
+                if self._chown:
+                    os.fchown(fd, meta.uid, meta.gid)
+                elif self.rootless and (meta.uid or meta.gid):
+                    self._setxattr(fd, ROOTLESS_XATTR, rootless_payload(meta.uid, meta.gid), rel or "/")
+                if meta.xattrs:
+                    for name, value in meta.xattrs.items():
+                        if name != ROOTLESS_XATTR:
+                            self._setxattr(fd, name, value, rel or "/")
+                os.fchmod(fd, meta.mode)
+            os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
+        finally:
+            os.close(fd)
+
+
+__all__ = ["ROOTLESS_XATTR", "UnpackStats", "Unpacker", "parse_rootless_payload", "rootless_payload"]

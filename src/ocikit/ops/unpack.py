@@ -1,0 +1,198 @@
+"""Unpack an image from any transport into a rootfs directory or an OCI runtime bundle.
+
+The target appears only when everything checked out: layers are applied into a staging
+directory ``DIR.partial`` (holding ``ocikit-unpack.json``, which says what is being unpacked
+and, after a failure, why it stopped) that is renamed to ``DIR`` at the end. A failure —
+a layer whose digest or diff_id does not match, a hostile or corrupt layer — leaves
+``DIR.partial`` marked incomplete and no ``DIR``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..content import Options, Store
+from ..digest import Digest
+from ..errors import ConfigInvalid, OcikitError, UsageError
+from ..layers.bundle import runtime_config
+from ..layers.reader import LayerReader, TarMember, open_layer
+from ..layers.unpack import Unpacker, UnpackStats
+from ..model import ImageManifest
+from ..platforms import Platform
+from ..progress import BlobAdvanced, BlobDone, BlobStarted, ProgressSink, emit
+from .inspect import inspect_image
+
+MARKER = "ocikit-unpack.json"
+STAGED = "target"
+
+
+@dataclass
+class UnpackOptions:
+    """``bundle``: DIR/rootfs + DIR/config.json; ``rootless``: record owners instead of chown
+    (default: when not root); ``platform``: which image of an index (default: the host's)."""
+
+    bundle: bool = False
+    rootless: bool | None = None
+    platform: Platform | None = None
+    progress: ProgressSink | None = None
+    warn: Callable[[str], None] | None = None
+
+
+@dataclass
+class UnpackResult:
+    source: str
+    target: str
+    rootfs: str
+    manifest_digest: Digest
+    config_digest: Digest
+    layers: list[Digest]
+    stats: UnpackStats
+    seconds: float
+    rootless: bool
+    bundle_config: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "target": self.target, "rootfs": self.rootfs,
+            "manifest": str(self.manifest_digest), "config": str(self.config_digest),
+            "layers": [str(d) for d in self.layers], "rootless": self.rootless,
+            "bundleConfig": self.bundle_config,
+            "entries": self.stats.entries, "files": self.stats.files, "bytes": self.stats.bytes,
+            "whiteouts": self.stats.whiteouts, "skipped": self.stats.skipped,
+            "warnings": self.warnings, "seconds": round(self.seconds, 3),
+        }
+
+
+def _prepare(target: str) -> str:
+    """Check DIR and make a fresh staging directory; returns the staging path."""
+    target = os.path.abspath(target)
+    if os.path.lexists(target):
+        if not os.path.isdir(target) or os.path.islink(target):
+            raise UsageError(f"{target} exists and is not a directory")
+        if os.listdir(target):
+            raise UsageError(f"{target} exists and is not empty")
+    staging = target + ".partial"
+    if os.path.lexists(staging):
+        if os.path.isdir(staging) and not os.path.islink(staging) and os.path.isfile(os.path.join(staging, MARKER)):
+            shutil.rmtree(staging)           # a previous failed unpack of ours
+        else:
+            raise UsageError(f"{staging} exists and is not an ocikit staging directory; remove it")
+    os.makedirs(staging, mode=0o700)
+    return staging
+
+
+def _write_marker(staging: str, doc: dict[str, Any]) -> None:
+    tmp = os.path.join(staging, MARKER + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+    os.replace(tmp, os.path.join(staging, MARKER))
+
+
+async def unpack_image(store: Store, selector: str | None, target: str,
+                       options: UnpackOptions | None = None, *, source_name: str | None = None,
+                       opts: Options | None = None) -> UnpackResult:
+    """Unpack the image ``selector`` of ``store`` into ``target`` (see the module docstring)."""
+    options = options or UnpackOptions()
+    opts = opts or Options(progress=options.progress)
+    t0 = time.monotonic()
+    ins = await inspect_image(store, selector, platform=options.platform, opts=opts)
+    manifest = ins.image.manifest
+    assert isinstance(manifest, ImageManifest)
+    diff_ids = ins.config.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise ConfigInvalid(f"config {manifest.config.digest}: {len(diff_ids)} diff_ids for "
+                            f"{len(manifest.layers)} layers")
+    target = os.path.abspath(target)
+    staging = _prepare(target)
+    staged = os.path.join(staging, STAGED)
+    rootfs_rel = "rootfs" if options.bundle else ""
+    os.makedirs(os.path.join(staged, rootfs_rel) if rootfs_rel else staged, mode=0o755)
+    rootfs_staged = os.path.join(staged, rootfs_rel) if rootfs_rel else staged
+    marker: dict[str, Any] = {
+        "status": "incomplete", "source": source_name or store.location,
+        "manifest": str(ins.image.desc.digest), "config": str(manifest.config.digest),
+        "layers": [str(x.digest) for x in manifest.layers], "target": target,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _write_marker(staging, marker)
+    loop = asyncio.get_running_loop()
+    unpacker = Unpacker(rootfs_staged, rootless=options.rootless, warn=options.warn)
+    try:
+        await asyncio.to_thread(_apply_all, store, manifest, diff_ids, unpacker, opts, loop, options.progress)
+        bundle_config = None
+        if options.bundle:
+            doc = runtime_config(ins.config.doc, rootfs_staged, rootless=bool(unpacker.rootless))
+            with open(os.path.join(staged, "config.json"), "w") as f:
+                json.dump(doc, f, indent="\t")
+                f.write("\n")
+            bundle_config = os.path.join(target, "config.json")
+        os.rename(staged, target)
+    except BaseException as e:
+        unpacker.close()
+        marker["error"] = str(e) if isinstance(e, OcikitError) else f"{type(e).__name__}: {e}"
+        with contextlib.suppress(OSError):
+            _write_marker(staging, marker)
+        if isinstance(e, OcikitError):
+            e.message = f"{e.message} (the incomplete unpack is left in {staging})"
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return UnpackResult(
+        source=source_name or store.location, target=target,
+        rootfs=os.path.join(target, rootfs_rel) if rootfs_rel else target,
+        manifest_digest=ins.image.desc.digest, config_digest=manifest.config.digest,
+        layers=[x.digest for x in manifest.layers], stats=unpacker.stats, seconds=time.monotonic() - t0,
+        rootless=bool(unpacker.rootless), bundle_config=bundle_config, warnings=list(unpacker.warnings))
+
+
+def _apply_all(store: Store, manifest: ImageManifest, diff_ids: list[Digest], unpacker: Unpacker, opts: Options,
+               loop: asyncio.AbstractEventLoop, sink: ProgressSink | None) -> None:
+    for desc, diff_id in zip(manifest.layers, diff_ids):
+        emit(sink, BlobStarted(desc.digest, desc.size, desc.media_type))
+        reader = open_layer(store, desc, diff_id=diff_id, opts=opts, loop=loop)
+        if sink is not None:
+            unpacker.progress = _progress(desc.digest, sink)
+        with reader:
+            unpacker.apply(reader)
+        emit(sink, BlobDone(desc.digest, desc.size, "unpacked"))
+    unpacker.finish()
+
+
+def _progress(digest: Digest, sink: ProgressSink) -> Callable[[LayerReader, TarMember], None]:
+    seen = [0]
+
+    def on_member(reader: LayerReader, m: TarMember) -> None:
+        n = reader.compressed_size
+        if n - seen[0] >= 1 << 20:
+            emit(sink, BlobAdvanced(digest, n - seen[0]))
+            seen[0] = n
+    return on_member
+
+
+async def aunpack(source: str, target: str, options: UnpackOptions | None = None, *,
+                  open_options: Any = None) -> UnpackResult:
+    """Unpack a transport reference (``oci:``, ``docker://``, archives) into ``target``."""
+    from ..transportref import parse_transport_reference
+    from ..transports import OpenOptions, open_store
+
+    tref = parse_transport_reference(source)
+    store = open_store(tref, options=open_options if isinstance(open_options, OpenOptions) else None)
+    try:
+        return await unpack_image(store, tref.selector, target, options, source_name=source)
+    finally:
+        await store.close()
+
+
+def unpack(source: str, target: str, options: UnpackOptions | None = None, **kw: Any) -> UnpackResult:
+    """Synchronous :func:`aunpack`."""
+    return asyncio.run(aunpack(source, target, options, **kw))
+
+
+__all__ = ["MARKER", "UnpackOptions", "UnpackResult", "aunpack", "unpack", "unpack_image"]
