@@ -135,7 +135,7 @@ def token_server(issuer: TokenIssuer, users: dict[str, str], *, service: str = "
 # ---- faulty proxies ----------------------------------------------------------------------------
 
 
-def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any]) -> web.Application:
+def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0) -> web.Application:
     """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs."""
     state: dict[str, Any] = {}
 
@@ -169,6 +169,8 @@ def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any]) -> web.
                         return resp
                 sent += len(chunk)
                 await resp.write(chunk)
+                if delay and "/blobs/" in request.path:
+                    await asyncio.sleep(delay)
             await resp.write_eof()
             return resp
 
@@ -189,7 +191,7 @@ def cutting_proxy(upstream: str, digest: str, cut_after: int, times: int = 1) ->
             return None
         if "Range" in request.headers:
             stats["ranged"] += 1
-        if stats["cuts"] >= times or status != 200:
+        if stats["cuts"] >= times or status not in (200, 206):
             return None
 
         def action(sent: int, chunk: bytes) -> bytes | None:
@@ -201,6 +203,13 @@ def cutting_proxy(upstream: str, digest: str, cut_after: int, times: int = 1) ->
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
         yield host, stats
+
+
+@contextlib.contextmanager
+def slow_proxy(upstream: str, delay: float) -> Iterator[str]:
+    """Proxy that sends blob bodies in 256 KiB pieces with ``delay`` seconds between them."""
+    with serve_app(_proxy_app(upstream, lambda request, status: None, delay)) as host:
+        yield host
 
 
 @contextlib.contextmanager

@@ -291,6 +291,9 @@ class RegistryClient:
             try:
                 resp = await self._send(method, url, hdrs, data, resendable)
             except NETWORK_ERRORS as e:
+                inner = _ocikit_cause(e)
+                if inner is not None:  # a streamed body failed (short, wrong digest, source error)
+                    raise inner from None
                 if retry and resendable and self.retry.should_retry_error(attempt):
                     delay = backoff_delay(self.retry, attempt)
                     log.debug("%s: %s, retrying in %.2fs", what, e, delay)
@@ -417,6 +420,18 @@ def _split_links(header: str) -> list[str]:
         cur.append(c)
     parts.append("".join(cur))
     return parts
+
+
+def _ocikit_cause(e: BaseException) -> OcikitError | None:
+    """The ocikit error a body generator raised, when aiohttp wrapped it into a connection error."""
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 8:
+        if isinstance(cur, OcikitError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
 
 
 def _describe(e: BaseException | None) -> str:

@@ -251,6 +251,9 @@ class RegistryStore:
         policy = self.client.retry
         while True:
             headers = {"Range": f"bytes={offset}-"} if offset else {}
+            buf: list[bytes] = []
+            held = 0
+            error: BaseException | None = None
             try:
                 async with self.client.request("GET", self._path("blobs", desc.digest), scopes=self._pull(),
                                                headers=headers, ok=(200, 206), what=what,
@@ -260,28 +263,48 @@ class RegistryStore:
                             f"bytes {offset}-"):
                         raise RegistryError(f"{what}: asked for bytes {offset}-, got "
                                             f"{resp.headers.get('Content-Range')!r}")
-                    async for chunk in _big_chunks(resp.content):
+                    while True:
+                        try:
+                            data = await resp.content.readany()
+                        except NETWORK_ERRORS as e:
+                            error = e
+                            break
+                        if not data:
+                            break
                         if skip:
-                            if len(chunk) <= skip:
-                                skip -= len(chunk)
+                            if len(data) <= skip:
+                                skip -= len(data)
                                 continue
-                            chunk = chunk[skip:]
+                            data = data[skip:]
                             skip = 0
-                        if v is not None:
-                            await asyncio.to_thread(v.update, chunk)
-                        offset += len(chunk)
-                        yield chunk
-                if offset < desc.size:
-                    raise aiohttp.ClientPayloadError(f"stream ended at byte {offset} of {desc.size}")
-                break
+                        buf.append(data)
+                        held += len(data)
+                        if held >= READ_CHUNK:
+                            chunk = b"".join(buf) if len(buf) > 1 else buf[0]
+                            buf, held = [], 0
+                            if v is not None:
+                                await asyncio.to_thread(v.update, chunk)
+                            offset += len(chunk)
+                            yield chunk
             except NETWORK_ERRORS as e:
-                failures += 1
-                if failures > max(policy.times, 1) + 2:
-                    raise TransportError(f"{what}: connection lost at byte {offset} of {desc.size} "
-                                         f"after {failures} tries: {_describe(e)}") from None
-                self.resumes += 1
-                log.debug("%s: %s at byte %d; resuming", what, _describe(e), offset)
-                await asyncio.sleep(backoff_delay(policy, min(failures - 1, 4)) / 4)
+                error = e
+            if buf:  # bytes that did arrive are good bytes: pass them on, resume after them
+                chunk = b"".join(buf)
+                if v is not None:
+                    await asyncio.to_thread(v.update, chunk)
+                offset += len(chunk)
+                yield chunk
+            if error is None and offset < desc.size:
+                error = aiohttp.ClientPayloadError(f"stream ended at byte {offset} of {desc.size}")
+            if error is None:
+                break
+            failures += 1
+            if failures > max(policy.times, 1) + 2:
+                raise TransportError(f"{what}: connection lost at byte {offset} of {desc.size} "
+                                     f"after {failures} tries: {_describe(error)}") from None
+            self.resumes += 1
+            log.debug("%s: %s at byte %d; resuming", what, _describe(error), offset)
+            await asyncio.sleep(backoff_delay(policy, min(failures - 1, 4)) / 4)
         if v is not None:
             v.verify()
 
@@ -388,23 +411,6 @@ class RegistryStore:
 
     async def abort(self) -> None:
         await self.close()
-
-
-async def _big_chunks(content: aiohttp.StreamReader, target: int = READ_CHUNK) -> AsyncIterator[bytes]:
-    """Re-group a response body into chunks of about ``target`` bytes (fewer hops to worker threads)."""
-    buf: list[bytes] = []
-    n = 0
-    while True:
-        data = await content.readany()
-        if not data:
-            break
-        buf.append(data)
-        n += len(data)
-        if n >= target:
-            yield buf[0] if len(buf) == 1 else b"".join(buf)
-            buf, n = [], 0
-    if buf:
-        yield buf[0] if len(buf) == 1 else b"".join(buf)
 
 
 async def _collect_verified(desc: Descriptor, chunks: AsyncIterator[bytes]) -> bytes:
