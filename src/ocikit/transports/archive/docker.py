@@ -26,6 +26,7 @@ from ...errors import (
     BlobUnknown,
     DigestMismatch,
     ManifestUnknown,
+    OcikitError,
     Unsupported,
     UsageError,
 )
@@ -78,38 +79,17 @@ class ImageInfo:
         return Digest.of(self.manifest_raw)
 
 
-class _MemberFile:
-    """A read-only file object over one tar member (for streaming decompression)."""
-
-    def __init__(self, tar: TarIndex, member: Member) -> None:
-        self._it = tar.chunks(member)
-        self._buf = b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self._buf) < n:
-            nxt = next(self._it, None)
-            if nxt is None:
-                break
-            self._buf += nxt
-        if n < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return out
-
-    def readable(self) -> bool:
-        return True
-
-
 def _plain_chunks(tar: TarIndex, li: LayerInfo) -> Iterator[bytes]:
     if li.compression is None:
         yield from tar.chunks(li.member)
         return
-    f = open_decompressed(_MemberFile(tar, li.member), li.compression)  # type: ignore[arg-type]
+    f = open_decompressed(tar.open(li.member), li.compression)
     try:
         while chunk := f.read(CHUNK):
             yield chunk
-    except (OSError, EOFError, ValueError) as e:
+    except OcikitError:
+        raise
+    except Exception as e:  # zlib/zstd errors, EOFError, BadGzipFile
         raise ArchiveInvalid(f"{tar.label}: layer {li.member.name} cannot be decompressed: {e}") from None
     finally:
         f.close()

@@ -12,13 +12,14 @@ the archive's root (``../x``, ``/etc/passwd``) makes the whole archive invalid.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import posixpath
 import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from ...digest import CHUNK
 from ...errors import ArchiveInvalid, BlobUnknown
@@ -223,6 +224,10 @@ class TarIndex:
             pos += len(data)
             yield data
 
+    def open(self, member: Member) -> io.BufferedReader:
+        """A read-only file object over one member (for decompressing it while streaming)."""
+        return io.BufferedReader(_MemberRaw(self._fd, member), CHUNK)
+
     def copy_to(self, member: Member, out_fd: int) -> None:
         """Append a member's bytes to ``out_fd`` in the kernel (copy_file_range), else by reads."""
         copy_range(self._fd, member.offset, member.size, out_fd)
@@ -246,6 +251,25 @@ class TarIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _MemberRaw(io.RawIOBase):
+    def __init__(self, fd: int, member: Member) -> None:
+        self._fd = fd
+        self._m = member
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self._m.size - self._pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self._fd, n, self._m.offset + self._pos)
+        b[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
 
 
 def copy_range(in_fd: int, offset: int, size: int, out_fd: int) -> None:
