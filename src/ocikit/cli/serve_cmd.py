@@ -9,7 +9,8 @@ import sys
 import click
 
 from .main import run
-from .output import emit_json, human_size, output_format
+from .output import emit_json, human_size
+from .output import output_format as current_format
 
 
 def _parse_duration(value: str) -> float:
@@ -90,7 +91,7 @@ def gc_command(root: str, dry_run: bool, untagged: bool, grace: str, upload_grac
     with GcLock(root):
         report = run(collect_garbage(storage, dry_run=dry_run, untagged=untagged,
                                      grace=_parse_duration(grace), upload_grace=_parse_duration(upload_grace)))
-    if output_format(click.get_current_context()) == "json":
+    if (output_format or current_format(click.get_current_context())) == "json":
         emit_json(report.to_dict())
         return
     verb = "would remove" if dry_run else "removed"

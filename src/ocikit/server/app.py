@@ -177,4 +177,10 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
         await stop.wait()
     finally:
         log.info("ocikit serve: shutting down (finishing requests in flight)")
+        await site.stop()  # no new connections
+        # aiohttp's own graceful close drops request bodies still arriving, so wait for uploads
+        # in flight to finish first (bounded by the shutdown timeout)
+        deadline = time.monotonic() + config.shutdown_timeout
+        while registry.metrics.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
         await runner.cleanup()
