@@ -582,7 +582,11 @@ class LayerReader:
                     return None
             (name_f, mode_f, uid_f, gid_f, size_f, mtime_f, chk_f, tflag_b, link_f, magic,
              uname_f, gname_f, major_f, minor_f, prefix_f) = _HEADER.unpack(hdr)
-            chksum = _num(chk_f, what, offset)
+            try:
+                chksum = _num(chk_f, what, offset)
+            except LayerInvalid:
+                kind = "not a tar archive" if offset == 0 else "corrupt tar header"
+                raise LayerInvalid(f"{what}: {kind}: bad header checksum field at offset {offset}") from None
             if chksum != sum(hdr) - sum(chk_f) + 256:
                 if not hdr.count(0) == 512:
                     _check_signed(hdr, chksum, what, offset)

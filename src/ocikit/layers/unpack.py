@@ -133,7 +133,10 @@ class Unpacker:
         progress = self.progress
         for m in layer:
             self.stats.entries += 1
-            self._member(layer, m)
+            try:
+                self._member(layer, m)
+            except RecursionError:
+                raise LayerInvalid(f"{layer.what}: {m.name[:100]!r}: directory tree too deep") from None
             if progress is not None:
                 progress(layer, m)
         self.stats.layers += 1
