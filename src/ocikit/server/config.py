@@ -136,7 +136,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
         rules=_rules(a.get("rules")))
     if cfg.auth.mode not in ("none", "htpasswd", "token"):
         raise UsageError(f"config: auth.mode {cfg.auth.mode!r}: expected none, htpasswd or token")
-    if cfg.auth.mode in ("htpasswd", "token") and cfg.auth.mode == "htpasswd" and not cfg.auth.htpasswd:
+    if cfg.auth.mode == "htpasswd" and not cfg.auth.htpasswd:
         raise UsageError("config: auth.mode htpasswd needs auth.htpasswd (a bcrypt htpasswd file)")
     limits = doc.get("limits") or {}
     cfg.manifest_size = int(limits.get("manifest_size", MAX_MANIFEST_SIZE))

@@ -1,0 +1,128 @@
+"""``ocikit registry gc``: mark and sweep over the server's storage (in-process, small images)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from ocikit import mediatypes as mt
+from ocikit.digest import Digest
+from ocikit.model import Descriptor, build_manifest, parse_index, parse_manifest
+from ocikit.server.gc import collect_garbage
+from ocikit.server.storage.fs import FilesystemDriver
+from ocikit.server.storage.registry import RegistryStorage, blob_key
+from ocikit.server.storage.store import RepositoryStore
+from ocikit.testing.images import write_image_async, write_index_async
+
+
+async def _one(data: bytes):
+    yield data
+
+
+async def _blob(st: RegistryStorage, name: str, data: bytes) -> Digest:
+    up = await st.start_upload(name)
+    await st.append_upload(name, up, _one(data))
+    d = Digest.of(data)
+    await st.finish_upload(name, up, d)
+    return d
+
+
+def _age_everything(root: str, seconds: float = 7200) -> None:
+    old = time.time() - seconds
+    for dirpath, _, files in os.walk(root):
+        for f in files:
+            os.utime(os.path.join(dirpath, f), (old, old))
+
+
+@pytest.fixture
+def storage(tmp_path) -> RegistryStorage:
+    return RegistryStorage(FilesystemDriver(str(tmp_path / "root"), fsync=False))
+
+
+async def test_gc_keeps_everything_reachable_and_removes_orphans(storage, tmp_path):
+    store = RepositoryStore(storage, "gc/app")
+    idx = await write_index_async(store, "multi")
+    single = await write_image_async(store, "single", seed=5)
+    orphan = await _blob(storage, "gc/app", b"orphan blob nobody names")
+    up = await storage.start_upload("gc/app")  # an abandoned upload
+    await storage.append_upload("gc/app", up, _one(b"partial"))
+    # a referrer of the tagged image
+    await _blob(storage, "gc/app", mt.EMPTY_JSON)
+    empty = Descriptor(mt.OCI_EMPTY, Digest(mt.EMPTY_DIGEST), 2)
+    ref = build_manifest(empty, [empty], subject=Descriptor(single.media_type, single.digest, single.size),
+                         artifact_type="application/vnd.example.sig")
+    await storage.put_manifest("gc/app", ref.digest, ref.raw, ref.media_type)
+    _age_everything(str(tmp_path / "root"))
+
+    dry = await collect_garbage(storage, dry_run=True, grace=60, upload_grace=60)
+    assert dry.blobs == [orphan] and dry.uploads == [up]
+    assert os.path.exists(storage.driver.local_path(blob_key(orphan)))
+
+    report = await collect_garbage(storage, grace=60, upload_grace=60)
+    assert report.blobs == [orphan] and report.uploads == [up] and report.manifests == []
+    assert report.bytes_freed == len(b"orphan blob nobody names")
+    assert not os.path.exists(storage.driver.local_path(blob_key(orphan)))
+    assert await storage.blob_size("gc/app", orphan) is None
+    # everything tagged is intact, byte for byte
+    index = parse_index((await storage.get_manifest("gc/app", "multi")).raw)
+    assert index.digest == idx.digest
+    for child in index.manifests:
+        raw = (await storage.get_manifest("gc/app", child.digest)).raw
+        for desc in parse_manifest(raw).children():
+            assert await storage.blob_size("gc/app", desc.digest) == desc.size
+    assert [r["digest"] for r in await storage.referrers("gc/app", single.digest)] == [str(ref.digest)]
+
+
+async def test_gc_grace_protects_recent_content(storage):
+    d = await _blob(storage, "gc/recent", b"just pushed, manifest still to come")
+    up = await storage.start_upload("gc/recent")
+    report = await collect_garbage(storage, grace=3600, upload_grace=3600)
+    assert report.blobs == [] and report.uploads == [] and report.links == []
+    assert await storage.blob_size("gc/recent", d) is not None
+    assert (await storage.upload_state("gc/recent", up)).offset == 0
+
+
+async def test_gc_untagged(storage, tmp_path):
+    store = RepositoryStore(storage, "gc/untagged")
+    idx = await write_index_async(store, "multi")
+    gone = await write_image_async(store, "temp", seed=9)
+    await storage.delete_tag("gc/untagged", "temp")
+    # a referrer of the untagged manifest goes with it; a referrer of a tagged index stays
+    await _blob(storage, "gc/untagged", mt.EMPTY_JSON)
+    empty = Descriptor(mt.OCI_EMPTY, Digest(mt.EMPTY_DIGEST), 2)
+    ref_gone = build_manifest(empty, [empty], subject=Descriptor(gone.media_type, gone.digest, gone.size),
+                              artifact_type="application/vnd.example.a")
+    ref_kept = build_manifest(empty, [empty], subject=Descriptor(idx.media_type, idx.digest, idx.size),
+                              artifact_type="application/vnd.example.b")
+    for m in (ref_gone, ref_kept):
+        await storage.put_manifest("gc/untagged", m.digest, m.raw, m.media_type)
+    _age_everything(str(tmp_path / "root"))
+
+    without = await collect_garbage(storage, grace=60, dry_run=True)
+    assert without.manifests == []  # without --untagged no manifest is removed
+    report = await collect_garbage(storage, untagged=True, grace=60)
+    assert sorted(d for _, d in report.manifests) == sorted([gone.digest, ref_gone.digest])
+    assert not await storage.has_manifest("gc/untagged", gone.digest)
+    # the untagged children of the tagged index are kept, with their blobs
+    index = parse_index((await storage.get_manifest("gc/untagged", "multi")).raw)
+    for child in index.manifests:
+        assert await storage.has_manifest("gc/untagged", child.digest)
+    assert await storage.has_manifest("gc/untagged", ref_kept.digest)
+    # the layers only the removed image used are gone
+    assert report.blobs
+
+
+async def test_gc_cli_dry_run_lists(tmp_path, ocikit):
+    root = str(tmp_path / "root")
+    st = RegistryStorage(FilesystemDriver(root, fsync=False))
+    d = await _blob(st, "gc/cli", b"leftover")
+    _age_everything(root)
+    p = ocikit("registry", "gc", "--root", root, "--dry-run", "--grace", "1m")
+    assert f"would remove blob {d}" in p.stdout.decode()
+    assert os.path.exists(st.driver.local_path(blob_key(d)))
+    p = ocikit("--format", "json", "registry", "gc", "--root", root, "--grace", "1m")
+    assert json.loads(p.stdout)["blobs"] == [str(d)]
+    assert not os.path.exists(st.driver.local_path(blob_key(d)))
