@@ -174,14 +174,18 @@ def runtime_config(image_config: Mapping[str, Any], rootfs: str, *, rootless: bo
         cwd = "/" + cwd
     user: dict[str, Any] = {"uid": 0, "gid": 0}
     spec = cfg.get("User") or ""
+    passwd_text = read_rootfs_file(rootfs, "/etc/passwd")
+    passwd = parse_passwd(passwd_text) if passwd_text is not None else None
+    home = next((p.home for p in passwd or [] if p.uid == 0), None) or "/root"
     if spec:
-        passwd_text = read_rootfs_file(rootfs, "/etc/passwd")
         group_text = read_rootfs_file(rootfs, "/etc/group")
-        ru = resolve_user(spec, parse_passwd(passwd_text) if passwd_text is not None else None,
-                          parse_group(group_text) if group_text is not None else None)
+        ru = resolve_user(spec, passwd, parse_group(group_text) if group_text is not None else None)
         user = {"uid": ru.uid, "gid": ru.gid}
         if ru.additional_gids:
             user["additionalGids"] = list(ru.additional_gids)
+        home = ru.home or "/"
+    if not any(e.startswith("HOME=") for e in env):
+        env.append(f"HOME={home}")     # an addition conversion.md allows (umoci and runc do the same)
     if not args:
         args = ["sh"]   # runtime-spec requires at least one argument on Linux
 
