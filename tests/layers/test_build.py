@@ -15,15 +15,24 @@ import pytest
 
 from ocikit.transports.layout import OCILayout
 
-from test_build_trees import diff_snapshots, make_tree, snapshot, umoci_unpack, write
+from test_build_trees import diff_snapshots, disturb, make_tree, ocikit_unpack, snapshot, umoci_unpack, write
 
 pytestmark = pytest.mark.peer
 
 
 def validate(peer, layout: str, tag: str) -> None:
+    """``oci-image-tool validate`` of one image, alone in a fresh layout (digest-exact copy):
+    oci-image-tool 1.0.0-rc1 wrongly reports refs as "not unique" in layouts of three or more
+    tags."""
+    import tempfile
+
+    from ocikit.ops.copy import CopyOptions, copy
     peer("oci-image-tool")
-    p = subprocess.run(["oci-image-tool", "validate", "--type", "image", "--ref", f"name={tag}", layout],
-                       capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as d:
+        r = copy(f"oci:{layout}:{tag}", f"oci:{d}/v:{tag}", CopyOptions(all_platforms=True))
+        assert r.digest == r.source_digest
+        p = subprocess.run(["oci-image-tool", "validate", "--type", "image", "--ref", f"name={tag}", f"{d}/v"],
+                           capture_output=True, text=True)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
@@ -42,18 +51,6 @@ def manifest(layout: str, tag: str) -> dict:
     return json.loads(OCILayout(layout).get_manifest_sync(tag).raw)
 
 
-def disturb(root: str) -> None:
-    """Same content, other owners and mtimes."""
-    for dirpath, dirs, files in os.walk(root):
-        for n in dirs + files:
-            p = os.path.join(dirpath, n)
-            mode = os.lstat(p).st_mode
-            os.lchown(p, 4321, 8765)
-            if not os.path.islink(p):
-                os.chmod(p, mode)
-                os.utime(p, (1_111_111_111, 1_111_111_111))
-
-
 def test_build_from_scratch_validates_unpacks_and_reproduces(tmp_path, ocikit, peer):
     peer("umoci")
     src = make_tree(str(tmp_path / "src"))
@@ -65,6 +62,8 @@ def test_build_from_scratch_validates_unpacks_and_reproduces(tmp_path, ocikit, p
     validate(peer, out, "v1")
     rootfs = umoci_unpack(out, "v1", str(tmp_path / "bundle"))
     assert diff_snapshots(snapshot(src), snapshot(rootfs)) == []
+    ours = ocikit_unpack(ocikit, f"oci:{out}:v1", str(tmp_path / "ours"))
+    assert diff_snapshots(snapshot(src), snapshot(ours)) == []
     with open(tmp_path / "bundle" / "config.json") as f:
         runtime = json.load(f)
     assert runtime["process"]["args"] == ["/bin/tool", "--serve", "-v", "2"]

@@ -103,11 +103,30 @@ def make_tree(root: str, *, seed: int = 0, devices: bool = True) -> str:
     return root
 
 
+def disturb(root: str) -> None:
+    """Same content, other owners and mtimes."""
+    for dirpath, dirs, files in os.walk(root):
+        for n in dirs + files:
+            p = os.path.join(dirpath, n)
+            mode = os.lstat(p).st_mode
+            os.lchown(p, 4321, 8765)
+            if not os.path.islink(p):
+                os.chmod(p, mode)
+                os.utime(p, (1_111_111_111, 1_111_111_111))
+
+
 def umoci_unpack(layout: str, tag: str, dest: str) -> str:
     """``umoci unpack`` an image; returns the rootfs path."""
     p = subprocess.run(["umoci", "unpack", "--image", f"{layout}:{tag}", dest], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     return os.path.join(dest, "rootfs")
+
+
+def ocikit_unpack(ocikit, image: str, dest: str) -> str:
+    """``ocikit unpack`` an image (skipped while the unpack command is not there); returns ``dest``."""
+    pytest.importorskip("ocikit.layers.unpack")
+    ocikit("unpack", image, dest)
+    return dest
 
 
 def test_snapshot_sees_every_difference(tmp_path):

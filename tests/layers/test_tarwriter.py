@@ -25,7 +25,7 @@ from ocikit.layers.tarwriter import (
     write_tree_layer,
 )
 
-from test_build_trees import make_tree
+from test_build_trees import disturb, make_tree
 
 
 def _sha(path: str) -> str:
@@ -63,14 +63,7 @@ def test_digest_size_and_diff_id_in_one_pass(tmp_path, compression):
 def test_same_tree_same_bytes_whatever_owners_and_mtimes(tmp_path):
     a = make_tree(str(tmp_path / "a"))
     b = make_tree(str(tmp_path / "b"))
-    for dirpath, dirs, files in os.walk(b):
-        for n in dirs + files:
-            p = os.path.join(dirpath, n)
-            mode = os.lstat(p).st_mode
-            os.lchown(p, 1234, 5678)
-            if not os.path.islink(p):
-                os.chmod(p, mode)   # chown drops setuid
-                os.utime(p, (1_600_000_000, 1_600_000_000))
+    disturb(b)
     ra = write_tree_layer(a, str(tmp_path / "la"))
     rb = write_tree_layer(b, str(tmp_path / "lb"))
     assert ra == rb

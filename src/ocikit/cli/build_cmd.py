@@ -20,7 +20,8 @@ from ..ops.build import (
 )
 from .main import run
 from .options import parse_platforms
-from .output import echo, emit_json, human_size, output_format
+from .output import echo, emit_json, format_option, human_size
+from .output import output_format as current_format
 
 
 def config_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,7 +77,7 @@ def make_tar_options(mtime_policy: str, keep_owner: bool, no_xattrs: bool) -> Ta
 
 
 def report_build(verb: str, result: BuildResult) -> None:
-    if output_format() == "json":
+    if current_format() == "json":
         emit_json(result.to_dict())
         return
     echo(f"{verb} {result.target}")
@@ -113,5 +114,153 @@ def build_command(layers: tuple[str, ...], target: str, base: str, platforms: tu
     report_build("Built", run(abuild(req)))
 
 
+def _mutate(verb: str, image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...] = (),
+            layers: tuple[str, ...] = (), compression: str = "gzip", tar_options: TarOptions | None = None,
+            flatten: bool = False, **config: Any) -> None:
+    from ..ops.mutate import MutateRequest, amutate
+
+    changes = make_changes(**config) if config else ConfigChanges()
+    req = MutateRequest(image=image, target=target, layers=layers, changes=changes,
+                        platforms=parse_platforms(platforms), extra_tags=extra_tags, compression=compression,
+                        tar_options=tar_options or TarOptions(), flatten=flatten, verb=verb)
+    report_build({"append": "Appended to", "mutate": "Mutated", "flatten": "Flattened"}[verb], run(amutate(req)))
+
+
+output_option = click.option("-o", "--output", "target", default=None, metavar="IMAGE",
+                             help="Where to write the result (default: IMAGE itself, retagged in place).")
+platform_option = click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
+                               help="Only these images of an index (default: every one).")
+
+
+@click.command("append")
+@click.argument("image")
+@click.argument("layers", nargs=-1, required=True, metavar="LAYER...")
+@output_option
+@platform_option
+@click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG at the output.")
+@config_options
+@layer_options
+def append_command(image: str, layers: tuple[str, ...], target: str | None, platforms: tuple[str, ...],
+                   extra_tags: tuple[str, ...], compression: str, mtime_policy: str, keep_owner: bool,
+                   no_xattrs: bool, **config: Any) -> None:
+    """Add LAYERs (directories or tarballs) on top of IMAGE (every platform of an index)."""
+    _mutate("append", image, target, platforms, extra_tags, layers, compression,
+            make_tar_options(mtime_policy, keep_owner, no_xattrs), **config)
+
+
+@click.command("mutate")
+@click.argument("image")
+@output_option
+@platform_option
+@click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG (retag).")
+@config_options
+def mutate_command(image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...],
+                   **config: Any) -> None:
+    """Change IMAGE's config fields and annotations, or retag it.
+
+    With no field changed, the image is copied as it is (same digest) to --output and --tag.
+    """
+    _mutate("mutate", image, target, platforms, extra_tags, **config)
+
+
+@click.command("flatten")
+@click.argument("image")
+@output_option
+@platform_option
+@click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG at the output.")
+@click.option("--compression", type=click.Choice(COMPRESSIONS), default="gzip", show_default=True)
+def flatten_command(image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...],
+                    compression: str) -> None:
+    """Squash IMAGE's layers into one (whiteouts applied; owners, modes, mtimes, xattrs kept)."""
+    _mutate("flatten", image, target, platforms, extra_tags, compression=compression, flatten=True)
+
+
+@click.group("layer")
+def layer_group() -> None:
+    """Make layers from trees."""
+
+
+@layer_group.command("diff")
+@click.argument("lower", type=click.Path(file_okay=False))
+@click.argument("upper", type=click.Path(file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@layer_options
+@format_option
+def layer_diff_command(lower: str, upper: str, out: str, compression: str, mtime_policy: str, keep_owner: bool,
+                       no_xattrs: bool, output_format: str | None) -> None:
+    """Write to OUT the layer that turns the tree LOWER into the tree UPPER.
+
+    Deleted paths become whiteouts, a directory whose old contents are all gone becomes
+    opaque; the tar is reproducible like the ones build writes.
+    """
+    import os
+    import tempfile
+
+    from ..layers.treediff import write_diff_layer
+
+    d = os.path.dirname(os.path.abspath(out))
+    fd, tmp = tempfile.mkstemp(prefix=".ocikit-layer-", dir=d)
+    os.close(fd)
+    try:
+        r = write_diff_layer(lower, upper, tmp, compression, make_tar_options(mtime_policy, keep_owner, no_xattrs))
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if current_format() == "json":
+        emit_json({"path": out, "mediaType": r.media_type, "digest": str(r.digest), "size": r.size,
+                   "diffID": str(r.diff_id), "entries": r.entries})
+        return
+    echo(f"Wrote {out}: {r.entries} entries, {human_size(r.size)}")
+    echo(f"  digest  {r.digest}  ({r.media_type})")
+    echo(f"  diff_id {r.diff_id}")
+
+
+@click.command("diff")
+@click.argument("image_a")
+@click.argument("image_b")
+@click.option("--files", is_flag=True, help="Also compare the filesystems (added, removed, modified paths).")
+@click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
+              help="Which image of a multi-platform index (default: this host's).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when the images differ (as diff(1) does).")
+@format_option
+def diff_command(image_a: str, image_b: str, files: bool, platform: str | None, exit_code: bool,
+                 output_format: str | None) -> None:
+    """Compare IMAGE_A with IMAGE_B: shared and different layers, config changes, and with --files
+    the file-level changes."""
+    from ..ops.imagediff import DiffOptions, ImageDiff, adiff
+    from ..platforms import parse_platform
+
+    d: ImageDiff = run(adiff(image_a, image_b, DiffOptions(files=files,
+                                                           platform=parse_platform(platform) if platform else None)))
+    if current_format() == "json":
+        emit_json(d.to_dict())
+    else:
+        echo(f"A {d.a_name}  {d.a_digest}  {d.a_platform}")
+        echo(f"B {d.b_name}  {d.b_digest}  {d.b_platform}")
+        if d.identical:
+            echo("identical images")
+        lc = d.layers
+        echo(f"Layers: {lc.shared} shared ({lc.common_prefix} as a common base), "
+             f"{sum(not r.shared for r in lc.a)} only in A, {sum(not r.shared for r in lc.b)} only in B")
+        for side, rows in (("A", lc.a), ("B", lc.b)):
+            for r in rows:
+                mark = "=" if r.shared else ("-" if side == "A" else "+")
+                note = "" if r.shared and r.same_blob else (" (same tar, other blob)" if r.shared else f" only in {side}")
+                echo(f"  {mark} {side}[{r.index}] {r.digest[:19]}  {human_size(r.size):>9}{note}")
+        echo(f"Config: {len(d.config)} change(s)" if d.config else "Config: no changes")
+        for c in d.config:
+            echo(f"  {c.describe()}")
+        if d.files is not None:
+            counts = {k: sum(1 for f in d.files if f.kind == k) for k in "+-M"}
+            echo(f"Files: {counts['+']} added, {counts['-']} removed, {counts['M']} modified")
+            for f in d.files:
+                echo(f"  {f.describe()}")
+    if exit_code and d.differs:
+        raise SystemExit(1)
+
+
 def register(group: click.Group) -> None:
-    group.add_command(build_command)
+    for cmd in (build_command, append_command, mutate_command, flatten_command, layer_group, diff_command):
+        group.add_command(cmd)

@@ -13,6 +13,7 @@ history entries carry no paths or host names, and key order is fixed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -323,7 +324,8 @@ def staging_for(target: Store) -> Iterator[OCILayout]:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _blob_tmp(staging: OCILayout) -> str:
+def blob_tmp(staging: OCILayout) -> str:
+    """A fresh temporary path among the staging layout's blobs (same filesystem: renamed in place)."""
     d = os.path.join(staging.path, "blobs", "sha256")
     os.makedirs(d, exist_ok=True)
     return os.path.join(d, f"{TMP_PREFIX}build-{os.getpid()}-{os.urandom(6).hex()}")
@@ -360,7 +362,7 @@ def layer_from_input(path: str, staging: OCILayout, compression: str, tar_option
     """Write one input (a directory, or a tarball taken as it is) into ``staging`` as a layer blob."""
     if not os.path.exists(path):
         raise UsageError(f"{path}: no such file or directory")
-    tmp = _blob_tmp(staging)
+    tmp = blob_tmp(staging)
     try:
         if os.path.isdir(path):
             res = write_tree_layer(path, tmp, compression, tar_options)
@@ -567,7 +569,7 @@ async def abuild(req: BuildRequest) -> BuildResult:
         with staging_for(target) as staging:
             images = []
             for p, b in zip(platforms, bases):
-                layers = maker(b, staging)
+                layers = await asyncio.to_thread(maker, b, staging)
                 sources = ["directory" if os.path.isdir(x) else "tarball" for x in req.layers]
                 if req.layer_maker is not None:
                     sources = ["flattened" for _ in layers]
@@ -598,13 +600,11 @@ async def abuild(req: BuildRequest) -> BuildResult:
 
 def build(req: BuildRequest) -> BuildResult:
     """Synchronous :func:`abuild`."""
-    import asyncio
-
     return asyncio.run(abuild(req))
 
 
 __all__ = [
     "BaseImage", "BuildRequest", "BuildResult", "BuiltImage", "ConfigChanges", "OverlayStore", "SCRATCH",
-    "abuild", "apply_changes", "build", "layer_from_input", "load_base", "new_config", "parse_command",
+    "abuild", "adopt_blob", "apply_changes", "blob_tmp", "build", "layer_from_input", "load_base", "new_config", "parse_command",
     "parse_env", "parse_key_value", "parse_port", "publish", "rfc3339", "staging_for", "write_image",
 ]
