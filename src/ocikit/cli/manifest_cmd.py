@@ -240,8 +240,8 @@ def filter_command(reference: str, platforms: tuple[str, ...], target: str | Non
 @click.option("-t", "--tag", "target", default=None, help="Write the new index here (default: BASE).")
 @click.option("--flatten/--no-flatten", default=True, show_default=True,
               help="An appended index contributes its images (--no-flatten: the index itself).")
-@click.option("--format", "index_format", type=click.Choice(sorted(ie.INDEX_FORMATS)), default=None,
-              help="The new index's media type (default: BASE's, or OCI).")
+@click.option("--index-format", "index_format", type=click.Choice(sorted(ie.INDEX_FORMATS)), default=None,
+              help="The new index's media type: oci, or docker (v2s2) (default: BASE's, or OCI).")
 @format_option
 @transport_options
 def append_command(base: str | None, manifests: tuple[str, ...], target: str | None, flatten: bool,
