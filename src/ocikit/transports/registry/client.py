@@ -195,9 +195,13 @@ class RegistryClient:
                         elif resp.status >= 500:
                             raise TransportError(f"{self.host}: the registry answered /v2/ with HTTP {resp.status}")
                         return URL.build(scheme=scheme, authority=self.host)
+                except aiohttp.ClientConnectorCertificateError as e:
+                    raise TransportError(
+                        f"{self.host}: TLS certificate not trusted ({_describe(e.certificate_error)}); "
+                        "pass --cert-dir with the registry's CA, or --tls-verify=false") from None
                 except aiohttp.ClientSSLError as e:
                     last = e
-                    break  # TLS refused: no point retrying this scheme
+                    break  # not TLS on the other side (or a handshake failure): try plain HTTP if allowed
                 except NETWORK_ERRORS as e:
                     last = e
                     if scheme == "https" and self.allow_http:
