@@ -148,3 +148,20 @@ def test_layout_ls_gc_validate(multi_layout: OCILayout, ocikit) -> None:  # type
     assert "1 problem(s)" in one_line_error(p)
     p = ocikit("layout", "validate", "--format", "json", path, check=False)
     assert p.returncode == 1 and json.loads(p.stdout)["valid"] is False
+
+
+def test_malformed_content_in_a_layout_is_one_line(layout: OCILayout, ocikit) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    from ocikit import mediatypes as mt
+    from ocikit.model import build_manifest
+
+    schema1 = b'{"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": []}'
+    asyncio.run(layout.put_manifest(schema1, mt.OCI_MANIFEST, "old"))
+    cfg = layout.put_bytes(b"\x1f\x8b not json", mt.OCI_CONFIG)
+    m = build_manifest(cfg, [])
+    asyncio.run(layout.put_manifest(m.raw, m.media_type, "badcfg"))
+    assert "schema 1" in one_line_error(ocikit("inspect", f"oci:{layout.path}:old", check=False))
+    assert "config: not valid JSON" in one_line_error(ocikit("inspect", f"oci:{layout.path}:badcfg", check=False))
+    p = ocikit("layout", "validate", layout.path, check=False)
+    assert "2 problem(s)" in one_line_error(p)

@@ -489,3 +489,41 @@ def test_eight_writers_lose_no_entry(tmp_path) -> None:
     assert len(lay.entries()) == 32
     assert lay.validate() == []
     assert temp_files(lay) == []
+
+
+# ---- the image generator every later test uses ----------------------------------------------------
+
+
+def test_generator_shapes_and_determinism(tmp_path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    from ocikit.testing import make_layer
+
+    spec = LayerSpec(entries=[
+        FileEntry("etc", kind="dir"), FileEntry("etc/a", data=b"A"), FileEntry("etc/big", size=5000),
+        FileEntry("etc/link", kind="symlink", target="a"), FileEntry("etc/hard", kind="hardlink", target="/etc/a"),
+        FileEntry("etc/gone", kind="whiteout"), FileEntry("var/cache", kind="opaque"),
+    ])
+    blob, diff_id, mtype = make_layer(spec, seed=3)
+    assert mtype == mt.OCI_LAYER_GZIP and make_layer(spec, seed=3) == (blob, diff_id, mtype)
+    tar = gzip.decompress(blob)
+    assert Digest.of(tar) == diff_id
+    members = {m.name: m for m in tarfile.open(fileobj=io.BytesIO(tar))}
+    assert set(members) == {"etc", "etc/a", "etc/big", "etc/link", "etc/hard", "etc/.wh.gone", "var/cache/.wh..wh..opq"}
+    assert members["etc/link"].issym() and members["etc/link"].linkname == "a"
+    assert members["etc/hard"].islnk() and members["etc/hard"].linkname == "etc/a"
+    assert members["etc/big"].size == 5000
+    assert make_layer(LayerSpec(random_bytes=10, compression="zstd"))[2] == mt.OCI_LAYER_ZSTD
+    assert make_layer(LayerSpec(random_bytes=10, compression="none"))[2] == mt.OCI_LAYER
+
+    a = OCILayout(str(tmp_path / "a"), create=True)
+    b = OCILayout(str(tmp_path / "b"), create=True)
+    for lay in (a, b):
+        write_index(lay, "i", platforms=("linux/amd64", "linux/arm/v7"), docker=True, shared_base=BASE)
+    assert a.get_manifest_sync("i").raw == b.get_manifest_sync("i").raw
+    idx = parse_manifest(a.get_manifest_sync("i").raw)
+    assert idx.media_type == mt.DOCKER_MANIFEST_LIST
+    assert [str(p) for p in idx.platforms()] == ["linux/amd64", "linux/arm/v7"]  # type: ignore[union-attr]
+    assert a.validate() == []

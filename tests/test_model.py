@@ -369,3 +369,34 @@ def test_filter_index_property(extra: dict[str, Any], keep: list[int]) -> None:
     for k, v in extra.items():
         assert out[k] == v
     assert [m.digest for m in f.manifests] == [i.manifests[k].digest for k in keep]
+
+
+def test_filter_index_out_of_range() -> None:
+    from ocikit.errors import UsageError
+    with pytest.raises(UsageError, match="no entry 5"):
+        filter_index(parse_index(enc(index_doc())), [0, 5])
+
+
+# ---- media types ------------------------------------------------------------------------------
+
+
+def test_media_type_kinds() -> None:
+    assert mt.is_index(mt.OCI_INDEX) and mt.is_index(mt.DOCKER_MANIFEST_LIST) and not mt.is_index(mt.OCI_MANIFEST)
+    assert mt.is_image_manifest(mt.DOCKER_MANIFEST) and not mt.is_image_manifest(mt.OCI_INDEX)
+    assert all(mt.is_manifest(t) for t in (mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST))
+    assert not mt.is_manifest(mt.DOCKER_SCHEMA1) and not mt.is_manifest(None)
+    assert mt.is_docker(mt.DOCKER_CONFIG) and not mt.is_docker(mt.OCI_CONFIG) and not mt.is_docker(None)
+    assert mt.EMPTY_DIGEST == Digest.of(mt.EMPTY_JSON)
+    for t in mt.ACCEPT_MANIFESTS.split(", "):
+        assert mt.is_manifest(t)
+    assert mt.TO_OCI[mt.TO_DOCKER[mt.OCI_LAYER_GZIP]] == mt.OCI_LAYER_GZIP
+    assert mt.NONDISTRIBUTABLE_TYPES <= mt.LAYER_TYPES
+
+
+@pytest.mark.parametrize("media_type, compression", [
+    (mt.OCI_LAYER, None), (mt.OCI_LAYER_GZIP, "gzip"), (mt.OCI_LAYER_ZSTD, "zstd"), (mt.OCI_LAYER_ND, None),
+    (mt.OCI_LAYER_ND_GZIP, "gzip"), (mt.OCI_LAYER_ND_ZSTD, "zstd"), (mt.DOCKER_LAYER_GZIP, "gzip"),
+    (mt.DOCKER_LAYER_FOREIGN, "gzip"), ("application/octet-stream", None),
+])
+def test_layer_compression(media_type: str, compression: str | None) -> None:
+    assert mt.compression(media_type) == compression

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence, Union
 
 from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import ManifestInvalid, Schema1Unsupported, UnsupportedMediaType
+from ..errors import ManifestInvalid, Schema1Unsupported, UnsupportedMediaType, UsageError
 from ..platforms import Platform
 from .descriptor import Checker, Descriptor
 from .jsonutil import canonical_json, decode_object
@@ -210,6 +210,9 @@ def filter_index(index: ImageIndex, keep: Sequence[int]) -> ImageIndex:
     """A new index holding only the entries at positions ``keep``, every other field kept."""
     doc = decode_object(index.raw, "index")
     entries = doc.get("manifests") or []
+    bad = [i for i in keep if not 0 <= i < len(entries)]
+    if bad:
+        raise UsageError(f"index {index.digest} has {len(entries)} entries; no entry {bad[0]}")
     doc["manifests"] = [entries[i] for i in keep]
     if "mediaType" not in doc:
         doc = {"schemaVersion": doc.get("schemaVersion", 2), "mediaType": index.media_type,

@@ -71,6 +71,8 @@ def atomic_write(path: str, data: bytes, *, sync: bool = True) -> None:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+        if sync:
+            _fsync_dir(d)  # the rename itself must survive a crash
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -184,7 +186,8 @@ class OCILayout:
         return list(self.index().manifests)
 
     def tags(self) -> list[str]:
-        return [d.ref_name for d in self.entries() if d.ref_name]
+        """The tags (``ref.name`` annotations) in index.json order, each once."""
+        return list(dict.fromkeys(d.ref_name for d in self.entries() if d.ref_name))
 
     def _update_index(self, mutate: Any) -> None:
         """Read-modify-write index.json under the lock. ``mutate(list_of_entry_dicts)`` edits in place."""
@@ -196,9 +199,17 @@ class OCILayout:
                 raise LayoutInvalid(str(e)) from None
             entries = list(doc.get("manifests") or [])
             mutate(entries)
+            if self.sync:
+                self._sync_blob_dirs()  # blobs renamed in before must be durable before index.json names them
             doc["manifests"] = entries
             doc.setdefault("schemaVersion", 2)
             atomic_write(os.path.join(self.path, INDEX_FILE), canonical_json(doc), sync=self.sync)
+
+    def _sync_blob_dirs(self) -> None:
+        blobs = os.path.join(self.path, "blobs")
+        for alg in os.listdir(blobs) if os.path.isdir(blobs) else []:
+            if os.path.isdir(os.path.join(blobs, alg)):
+                _fsync_dir(os.path.join(blobs, alg))
 
     def add_entry(self, desc: Descriptor, tag: str | None) -> None:
         """Point ``tag`` (or, with no tag, an untagged entry) at ``desc`` in index.json."""
