@@ -463,14 +463,16 @@ def test_no_space_left(small_fs) -> None:  # type: ignore[no-untyped-def]
 
 WRITER = textwrap.dedent("""
     import os, sys, time
-    from ocikit.testing import write_image, LayerSpec
+    from ocikit.testing import write_image, FileEntry, LayerSpec
     from ocikit.transports.layout import OCILayout
     path, go, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     lay = OCILayout(path, create=True, sync=False)
     while not os.path.exists(go):
         time.sleep(0.005)
     for i in range(4):
-        write_image(lay, f"w{n}-t{i}", seed=n * 10 + i, layers=[LayerSpec(random_bytes=256)])
+        # a layer every writer writes at the same moment, and one of its own
+        shared = LayerSpec(entries=[FileEntry("shared.txt", data=b"same for all")])
+        write_image(lay, f"w{n}-t{i}", seed=n * 10 + i, layers=[shared, LayerSpec(random_bytes=256)])
 """)
 
 

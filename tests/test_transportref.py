@@ -81,6 +81,7 @@ def test_default_transport() -> None:
     (f"oci:@{D}", "empty path"),
     ("oci:/x:", "empty reference after ':'"),
     ("oci:/x@sha256:bad", "bad digest 'sha256:bad'"),
+    (f"oci:/x:tag@{D}", "give :TAG or @DIGEST, not both"),
     ("oci:/x:ta g", "bad character ' '"),
     ("oci:/x:t$g", "bad character '$'"),
     ("oci-archive:", "empty path"),

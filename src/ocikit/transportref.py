@@ -80,6 +80,8 @@ def _parse_local(transport: str, rest: str, text: str) -> TransportReference:
             path = path[:-1]
         if not path:
             raise InvalidReference(f"invalid image location {text!r}: empty path")
+        if ":" in path:
+            raise InvalidReference(f"invalid image location {text!r}: give :TAG or @DIGEST, not both")
         return TransportReference(transport, path=path, digest=Digest(dig))
     if at and dig.startswith(("sha256:", "sha512:")):
         raise InvalidReference(f"invalid image location {text!r}: bad digest {dig!r}")
