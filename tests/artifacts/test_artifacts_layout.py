@@ -76,6 +76,11 @@ def test_push_pull_and_discover_in_a_layout(multi_layout, files, tmp_path) -> No
     assert {d.digest for d in found.referrers} == {sbom.digest, sig.digest}
     only = arun(find_referrers(multi_layout, idx.digest, SBOM))
     assert [d.digest for d in only.referrers] == [sbom.digest]
+    # the scan notices index.json changing between two lookups in one process
+    more = arun(art.push_artifact(multi_layout, None, [art.ArtifactFile(files[0])], "application/x-more",
+                                  subject="multi"))
+    assert more.digest in {d.digest for d in arun(find_referrers(multi_layout, idx.digest)).referrers}
+    arun(multi_layout.delete_manifest(str(more.digest)))
     assert only.referrers[0].annotations == {"org.opencontainers.image.created": "2024-01-01T00:00:00Z"}
     # the layout stays valid and gc keeps the artifacts (they are index.json entries)
     assert multi_layout.validate() == []

@@ -13,6 +13,7 @@ Three mechanisms, chosen per store:
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
@@ -21,7 +22,7 @@ from ..content import DEFAULT_OPTIONS, Options, ReferrersLister, Store
 from ..digest import Digest
 from ..errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, build_index, parse_index, parse_manifest
-from ..transports.layout import OCILayout
+from ..transports.layout import INDEX_FILE, OCILayout
 
 if TYPE_CHECKING:
     from .copy import CopyOptions, CopyPlan, CopyResult
@@ -103,37 +104,67 @@ async def tag_schema_index(store: Store, subject: Digest, opts: Options = DEFAUL
 class LayoutScan:
     """Referrers in an OCI layout: every ``index.json`` entry whose manifest has a subject.
 
-    Reading each entry's manifest once, it maps subject digests to referrer descriptors.
+    The map from subjects to referrers is rebuilt only when ``index.json`` changes (it is
+    replaced atomically, so its inode, size or mtime change); a manifest, immutable by digest,
+    is read once however often the map is rebuilt.
     """
 
     def __init__(self, layout: OCILayout) -> None:
         self.layout = layout
-        self._map: dict[Digest, list[Descriptor]] | None = None
+        self._stamp: tuple[int, int, int] | None = None
+        self._map: dict[Digest, list[Descriptor]] = {}
+        self._seen: dict[Digest, tuple[Digest, Descriptor] | None] = {}
 
-    def _scan(self) -> dict[Digest, list[Descriptor]]:
+    def _index_stamp(self) -> tuple[int, int, int]:
+        st = os.stat(os.path.join(self.layout.path, INDEX_FILE))
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _read(self, e: Descriptor) -> tuple[Digest, Descriptor] | None:
+        try:
+            raw = self.layout.get_manifest_sync(str(e.digest)).raw
+            m = parse_manifest(raw, e.media_type, what=f"manifest {e.digest}")
+        except (OcikitError, OSError):
+            return None  # a broken entry is `layout validate`'s business, not discovery's
+        return (m.subject.digest, referrer_descriptor(m)) if m.subject is not None else None
+
+    def _scan(self) -> None:
+        stamp = self._index_stamp()
+        if stamp == self._stamp:
+            return
         out: dict[Digest, list[Descriptor]] = {}
-        seen: set[Digest] = set()
+        listed: set[Digest] = set()
         for e in self.layout.entries():
-            if e.digest in seen or not mt.is_manifest(e.media_type):
+            if e.digest in listed or not mt.is_manifest(e.media_type):
                 continue
-            seen.add(e.digest)
-            try:
-                raw = self.layout.get_manifest_sync(str(e.digest)).raw
-                m = parse_manifest(raw, e.media_type, what=f"manifest {e.digest}")
-            except (OcikitError, OSError):
-                continue  # a broken entry is `layout validate`'s business, not discovery's
-            if m.subject is not None:
-                out.setdefault(m.subject.digest, []).append(referrer_descriptor(m))
-        return out
+            listed.add(e.digest)
+            if e.digest not in self._seen:
+                self._seen[e.digest] = self._read(e)
+            hit = self._seen[e.digest]
+            if hit is not None:
+                out.setdefault(hit[0], []).append(hit[1])
+        self._map, self._stamp = out, stamp
 
     async def referrers(self, subject: Digest) -> list[Descriptor]:
-        if self._map is None:
-            self._map = await asyncio.to_thread(self._scan)
+        await asyncio.to_thread(self._scan)
         return list(self._map.get(Digest(subject), []))
 
 
+_SCANS: dict[str, LayoutScan] = {}
+_MAX_SCANS = 16
+
+
+def layout_scan(layout: OCILayout) -> LayoutScan:
+    """The (per-process, per-path) :class:`LayoutScan` of a layout."""
+    scan = _SCANS.get(layout.path)
+    if scan is None or scan.layout is not layout:
+        if len(_SCANS) >= _MAX_SCANS:
+            _SCANS.pop(next(iter(_SCANS)))
+        scan = _SCANS[layout.path] = LayoutScan(layout)
+    return scan
+
+
 async def find_referrers(store: Store, subject: str, artifact_type: str | None = None,
-                         opts: Options = DEFAULT_OPTIONS, *, scan: LayoutScan | None = None) -> Referrers:
+                         opts: Options = DEFAULT_OPTIONS) -> Referrers:
     """The referrers of ``subject`` in ``store``: the API where it answers, else the tag schema.
 
     In an OCI layout: its ``index.json`` entries with a matching subject, plus any tag-schema
@@ -141,8 +172,7 @@ async def find_referrers(store: Store, subject: str, artifact_type: str | None =
     """
     digest = Digest(subject)
     if isinstance(store, OCILayout):
-        scan = scan if scan is not None and scan.layout is store else LayoutScan(store)
-        found = await scan.referrers(digest)
+        found = await layout_scan(store).referrers(digest)
         idx = await tag_schema_index(store, digest, opts)
         if idx is not None:
             found.extend(idx.manifests)
@@ -196,10 +226,9 @@ async def copy_referrers(src: Store, dst: Store, plan: "CopyPlan", options: "Cop
     carried = ReferrerCopy()
     done: set[Digest] = {n.desc.digest for n in plan.manifests}
     queue: list[Digest] = [n.desc.digest for n in plan.manifests]
-    scan = LayoutScan(src) if isinstance(src, OCILayout) else None
     while queue:
         subject = queue.pop(0)
-        found = await find_referrers(src, subject, None, opts, scan=scan)
+        found = await find_referrers(src, subject, None, opts)
         for ref in found.referrers:
             if ref.digest in done:
                 continue
@@ -230,5 +259,5 @@ def _merge(result: "CopyResult", sub: "CopyResult") -> None:
     result.blobs_mounted += sub.blobs_mounted
 
 
-__all__ = ["LayoutScan", "ReferrerCopy", "Referrers", "api_referrers", "copy_referrers", "fallback_tag",
+__all__ = ["LayoutScan", "layout_scan", "ReferrerCopy", "Referrers", "api_referrers", "copy_referrers", "fallback_tag",
            "find_referrers", "record_referrer", "referrer_descriptor", "tag_schema_index"]
