@@ -189,6 +189,8 @@ def test_cli_round_trip(images, tmp_path, ocikit) -> None:
     assert json.loads(p.stdout)["added"][0]["annotations"] == {"k": "v"}
     dup = run_ocikit("manifest", "add", "cli-list", images["ppc64le"][:-3] + ":v1", "--arch", "amd64", check=False)
     assert dup.returncode != 0 and dup.stderr.decode().startswith("ocikit: error: platform linux/amd64")
+    assert ocikit("manifest", "exists", "cli-list").returncode == 0
+    assert ocikit("manifest", "exists", "no-such-list", check=False).returncode == 1
     bad = ocikit("manifest", "annotate", "cli-list", "sha256:" + "1" * 64, "--annotation", "a=b", check=False)
     assert bad.returncode != 0 and "no entry" in bad.stderr.decode() and bad.stderr.decode().count("\n") == 1
     missing = ocikit("manifest", "add", "cli-list", f"oci:{tmp_path / 'missing'}:v1", check=False)

@@ -194,6 +194,19 @@ def push_command(list_name: str, destination: str, all_images: bool, index_forma
     report_copy(result)
 
 
+@manifest_group.command("exists")
+@click.argument("list_name", metavar="LIST")
+@transport_options
+def exists_command(list_name: str, **transport: Any) -> None:
+    """Exit 0 if LIST exists and is a manifest list, 1 otherwise (podman's `manifest exists`)."""
+    from ..errors import ManifestInvalid, NotFound
+
+    try:
+        run(ml.inspect_list(list_name, options=open_options(**transport)))
+    except (NotFound, ManifestInvalid):
+        click.get_current_context().exit(1)
+
+
 @manifest_group.command("rm")
 @click.argument("list_names", metavar="LIST...", nargs=-1, required=True)
 def rm_command(list_names: tuple[str, ...]) -> None:
