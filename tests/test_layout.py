@@ -529,3 +529,19 @@ def test_generator_shapes_and_determinism(tmp_path) -> None:
     assert idx.media_type == mt.DOCKER_MANIFEST_LIST
     assert [str(p) for p in idx.platforms()] == ["linux/amd64", "linux/arm/v7"]  # type: ignore[union-attr]
     assert a.validate() == []
+
+
+def test_sha512_blobs(layout: OCILayout) -> None:
+    data = b"sha512 content"
+    d = Descriptor("application/octet-stream", Digest.of(data, "sha512"), len(data))
+    run(layout.put_blob(d, chunks_of(data)))
+    assert layout.blob_path(d.digest).endswith(f"blobs/sha512/{d.digest.encoded}")
+    assert run(read_blob(layout, d)) == data
+    cfg = layout.put_bytes(b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}',
+                           mt.OCI_CONFIG)
+    m = build_manifest(cfg, [Descriptor(mt.OCI_LAYER, d.digest, d.size)])
+    run(layout.put_manifest(m.raw, m.media_type, "s"))
+    assert layout.validate() == []
+    assert layout.gc().removed == []
+    layout.untag("s")
+    assert sorted(layout.gc().removed) == sorted([str(d.digest), str(cfg.digest), str(m.digest)])

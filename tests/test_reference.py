@@ -70,6 +70,8 @@ def test_familiar_and_str() -> None:
     assert parse_reference("bitnami/redis").familiar() == "bitnami/redis"
     assert parse_reference("quay.io/a/b:1").familiar() == "quay.io/a/b:1"
     assert parse_reference("docker.io/x/y@" + D256).familiar() == "x/y@" + D256
+    nested = parse_reference("library/a/b")
+    assert nested.familiar() == "library/a/b" and parse_reference(nested.familiar()) == nested
 
 
 def test_with_tag_and_digest() -> None:
@@ -200,7 +202,8 @@ _alnum = st.text("abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=6)
 _sep = st.sampled_from([".", "_", "__", "-", "--"])
 _component = st.builds(lambda a, rest: a + "".join(s + b for s, b in rest),
                        _alnum, st.lists(st.tuples(_sep, _alnum), max_size=2))
-_path = st.lists(_component, min_size=1, max_size=3).map("/".join)
+_path = st.one_of(st.lists(_component, min_size=1, max_size=3).map("/".join),
+                  st.lists(_component, min_size=1, max_size=2).map(lambda c: "library/" + "/".join(c)))
 _dlabel = st.from_regex(r"\A[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?\Z")
 _host = st.one_of(
     st.just("localhost"),

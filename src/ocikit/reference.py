@@ -100,7 +100,9 @@ class Reference:
         """The short form people type: ``nginx:1.25`` for ``docker.io/library/nginx:1.25``."""
         name = self.name
         if self.domain == DEFAULT_DOMAIN:
-            name = self.path[len(OFFICIAL_PREFIX):] if self.path.startswith(OFFICIAL_PREFIX) else self.path
+            short = self.path[len(OFFICIAL_PREFIX):]
+            # library/a/b stays whole: "a/b" would name docker.io/a/b
+            name = short if self.path.startswith(OFFICIAL_PREFIX) and "/" not in short else self.path
         return name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
     def __str__(self) -> str:
