@@ -88,6 +88,8 @@ def test_bad_input_gives_typed_errors_and_leaves_the_list_alone(images, tmp_path
     # a duplicate platform: the arm64 image declared amd64
     with pytest.raises(DuplicatePlatform, match="linux/amd64"):
         arun(ml.add_to_list("bad", images["arm64"], platform=ie.PlatformFields(architecture="amd64")))
+    arm = OCILayout(images["arm64"][4:-3]).resolve_sync("v1")
+    assert not OCILayout(ml.working_layout_path()).has_blob_sync(arm)  # refused before anything was copied
     # an unknown digest to annotate / remove
     unknown = "sha256:" + "0" * 64
     with pytest.raises(ManifestUnknown, match="no entry"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store, read_blob
@@ -249,12 +249,14 @@ class Imported:
 async def import_image(src: Store, selector: str | None, dst: Store, *, all_platforms: bool = False,
                        flatten: bool = True, platform: PlatformFields | None = None,
                        want: Platform | None = None, jobs: int = 6, progress: ProgressSink | None = None,
+                       check: Callable[[list[Descriptor]], object] | None = None,
                        opts: Options = DEFAULT_OPTIONS) -> Imported:
     """Copy an image (or the images of an index) into ``dst`` and describe each as an index entry.
 
     An image manifest: one entry, its platform from its config unless ``platform`` overrides
     fields. An index: with ``all_platforms`` every child (``flatten``) or the index itself as
-    one entry; otherwise the child for ``want`` (default: the host platform).
+    one entry; otherwise the child for ``want`` (default: the host platform). ``check`` sees
+    the entries before anything is copied and may raise (a duplicate platform) to stop it.
     """
     root = await resolve_root(src, selector, opts)
     copy_opts = CopyOptions(all_platforms=True, jobs=jobs, progress=progress)
@@ -280,11 +282,8 @@ async def import_image(src: Store, selector: str | None, dst: Store, *, all_plat
     if platform is not None and platform.any() and len(picked) > 1:
         raise UsageError(f"--os/--arch/--variant name one image's platform; {len(picked)} images are added "
                          "from the index (drop --all, or annotate each image afterwards)")
-    before = _root_entries(dst)
-    copies: list[CopyResult] = []
     entries: list[Descriptor] = []
     for node in picked:
-        copies.append(await copy_between(src, str(node.desc.digest), dst, None, copy_opts))
         plat: Platform | None = None
         if not nested_index:
             plat = node.desc.platform or await image_platform(src, node, opts)
@@ -292,6 +291,10 @@ async def import_image(src: Store, selector: str | None, dst: Store, *, all_plat
             plat = platform.apply(plat)
         entries.append(Descriptor(node.manifest.media_type, node.desc.digest, node.desc.size,
                                   artifact_type=node.manifest.artifact_type, platform=plat))
+    if check is not None:
+        check(entries)
+    before = _root_entries(dst)
+    copies = [await copy_between(src, str(node.desc.digest), dst, None, copy_opts) for node in picked]
     _drop_new_roots(dst, before, [e.digest for e in entries])
     return Imported(entries, copies)
 
@@ -403,7 +406,8 @@ async def append_index_ref(base: str | None, manifests: Sequence[str], target: s
             msrc = open_store(mref, options=options)
             try:
                 imp = await import_image(msrc, mref.selector, dst, all_platforms=True, flatten=flatten,
-                                         platform=platform, jobs=jobs, progress=progress)
+                                         platform=platform, jobs=jobs, progress=progress,
+                                         check=lambda new: append_entries(index, [*added, *new]))
             finally:
                 await msrc.close()
             added.extend(imp.entries)

@@ -180,7 +180,7 @@ async def create_list(name: str, *, media_type: str = mt.OCI_INDEX, images: Sequ
                 index = set_index_annotations(index, annotations)
             added: list[Descriptor] = []
             for image in images:
-                imp = await _import(store, image, all_platforms, None, progress, options=options)
+                imp = await _import(store, image, all_platforms, None, progress, into=index, options=options)
                 index = append_entries(index, imp)
                 added.extend(imp)
             digest = await _write_list(store, ref, index)
@@ -189,7 +189,8 @@ async def create_list(name: str, *, media_type: str = mt.OCI_INDEX, images: Sequ
 
 async def _import(store: Store, image: str, all_platforms: bool, platform: PlatformFields | None,
                   progress: ProgressSink | None, annotations: Mapping[str, str] | None = None, *,
-                  options: "OpenOptions | None" = None) -> list[Descriptor]:
+                  into: ImageIndex | None = None, options: "OpenOptions | None" = None) -> list[Descriptor]:
+    """Copy IMAGE into the list's store; with ``into``, a duplicate platform stops it before any copy."""
     from ..transports import open_store
 
     iref = parse_transport_reference(image, default_transport="docker")
@@ -199,7 +200,8 @@ async def _import(store: Store, image: str, all_platforms: bool, platform: Platf
         raise LayoutInvalid(f"cannot add {image}: {e}") from None
     try:
         imp = await import_image(src, iref.selector, store, all_platforms=all_platforms, platform=platform,
-                                 progress=progress)
+                                 progress=progress,
+                                 check=(lambda new: append_entries(into, new)) if into is not None else None)
     except (ManifestUnknown, NameUnknown) as e:
         raise type(e)(f"cannot add {image}: {e}") from None
     finally:
@@ -222,7 +224,8 @@ async def add_to_list(name: str, image: str, *, all_platforms: bool = False,
     with _list_lock(ref):
         async with _opened(ref, write=True, options=options) as store:
             index = await read_list(store, ref)
-            added = await _import(store, image, all_platforms, platform, progress, annotations, options=options)
+            added = await _import(store, image, all_platforms, platform, progress, annotations, into=index,
+                                  options=options)
             index = append_entries(index, added)
             digest = await _write_list(store, ref, index)
     return ListState(ref.text, digest, index, added)
