@@ -195,3 +195,26 @@ def test_cli_artifacts_and_referrers(multi_layout, files, tmp_path, ocikit) -> N
     assert [r["digest"] for r in json.loads(p.stdout)["referrers"]] == [digest]
     bad = run_ocikit("artifact", "push", ref, files[0], "--artifact-type", SBOM, "--subject", "nope", check=False)
     assert bad.returncode != 0 and bad.stderr.decode().startswith("ocikit: error:")
+
+
+@pytest.mark.parametrize("text,tag", [
+    ("docker://127.0.0.1:5000/a/b", None),
+    ("docker://127.0.0.1:5000/a/b:v1", "v1"),
+    ("docker://localhost/b:latest", "latest"),
+    ("docker://r.example/b@sha256:" + "a" * 64, None),
+    ("oci:/tmp/x", None),
+    ("oci:/tmp/x:t", "t"),
+])
+def test_explicit_tag(text: str, tag: str | None) -> None:
+    from ocikit.transportref import parse_transport_reference
+    assert art.explicit_tag(text, parse_transport_reference(text)) == tag
+
+
+def test_parse_file_arg(tmp_path) -> None:
+    assert art.parse_file_arg("a.json:application/json") == art.ArtifactFile("a.json", "application/json")
+    assert art.parse_file_arg("plain.txt") == art.ArtifactFile("plain.txt")
+    weird = tmp_path / "x:text"  # an existing file whose name has a colon is a file, not PATH:TYPE
+    weird.write_text("x")
+    assert art.parse_file_arg(str(weird)).path == str(weird)
+    odd = tmp_path / "y:app/z"
+    assert art.parse_file_arg(str(odd)).media_type == "app/z"
