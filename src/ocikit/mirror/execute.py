@@ -114,7 +114,6 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
     limits = Limits(options.jobs, options.per_registry)
     report = MirrorReport(target.location, plan=plan.summary())
     report.unique_blobs = len(plan.blobs)
-    counter = CopyResult("mirror", target.location, Digest.of(b""), Digest.of(b""), "", None)
     blob_done: dict[Digest, asyncio.Future[None]] = {}
     loop = asyncio.get_running_loop()
 
@@ -139,20 +138,20 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
                     src, src_reg = store_for_key(done_keys[0]), target.registry
                 else:
                     src, src_reg = sources.store_for(need.source_key), _reg(need.source_key)
-                before = (counter.blobs_copied, counter.blobs_mounted, counter.blobs_linked, counter.blobs_skipped)
+                one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
                 async with limits.hold(src_reg, target.registry):
-                    await transfer_blob(src, dst, need.desc, counter, opts, options.progress)
-                if counter.blobs_copied > before[0]:
+                    await transfer_blob(src, dst, need.desc, one, opts, options.progress)
+                if one.blobs_copied:
                     report.blobs_moved += 1
                     report.bytes_moved += need.desc.size
                     report.moved_digests.append(str(d))
                     if (k, d) in journal.prior_blobs:
                         report.blobs_resent += 1
-                elif counter.blobs_mounted > before[1]:
+                elif one.blobs_mounted:
                     report.blobs_mounted += 1
-                elif counter.blobs_linked > before[2]:
+                elif one.blobs_linked:
                     report.blobs_linked += 1
-                elif counter.blobs_skipped > before[3] and not done_keys:
+                elif one.blobs_skipped and not done_keys:
                     report.blobs_already += 1
                     report.bytes_already += need.desc.size
                 journal.blob_done(k, d, need.desc.size)
@@ -239,6 +238,10 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
 def _reg(source_key: str) -> str:
     from .places import registry_of
     return registry_of(source_key)
+
+
+def _counter(target: Target) -> CopyResult:
+    return CopyResult("mirror", target.location, Digest.of(b""), Digest.of(b""), "", None)
 
 
 class _BlobFailed(Exception):

@@ -12,13 +12,12 @@ import asyncio
 import contextlib
 import os
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Protocol
 
 from ..content import Store
 from ..errors import InvalidReference, UsageError
 from ..reference import validate_host, validate_repository_name
-from ..transportref import parse_transport_reference
-from ..transports import OpenOptions, open_store
+from ..transports import OpenOptions
 from ..transports.layout import OCILayout
 from .config import join_prefix
 
@@ -40,10 +39,24 @@ class Target(Protocol):
 
 
 class StoreCache:
-    """Stores opened once per key and closed together."""
+    """Stores opened once per key and closed together; registry repositories share one client per host
+    (one ping, one TLS context, one connection pool, one token cache for the whole job)."""
 
     def __init__(self) -> None:
         self.stores: dict[str, Store] = {}
+        self.clients: dict[str, Any] = {}
+
+    def repository(self, host: str, repo: str, options: OpenOptions, *, write: bool) -> Store:
+        from ..reference import validate_repository_name as _check
+        from ..transports.registry import RegistryStore, client_for
+
+        def opener() -> Store:
+            _check(repo)
+            client = self.clients.get(host)
+            if client is None:
+                client = self.clients[host] = client_for(host, options)
+            return RegistryStore(client, repo, own_client=False, write=write)
+        return self.get(f"docker://{host}/{repo}", opener)
 
     def get(self, key: str, opener: "callable") -> Store:  # type: ignore[valid-type]
         s = self.stores.get(key)
@@ -56,6 +69,10 @@ class StoreCache:
         for s in stores:
             with contextlib.suppress(Exception):
                 await s.close()
+        clients, self.clients = list(self.clients.values()), {}
+        for c in clients:
+            with contextlib.suppress(Exception):
+                await c.close()
 
 
 class RegistryTarget:
@@ -75,9 +92,7 @@ class RegistryTarget:
         return join_prefix(self.prefix, path)
 
     def store_for(self, path: str) -> Store:
-        repo = self.repository(path)
-        return self.cache.get(repo, lambda: open_store(
-            parse_transport_reference(f"docker://{self.host}/{repo}:latest"), write=True, options=self.options))
+        return self.cache.repository(self.host, self.repository(path), self.options, write=True)
 
     def key_for(self, path: str) -> str:
         return f"{self.host}/{self.repository(path)}"
@@ -126,8 +141,8 @@ class SourceSet:
         if key in self.fixed:
             return self.fixed[key]
         if key.startswith("docker://"):
-            return self.cache.get(key, lambda: open_store(parse_transport_reference(key + ":latest"),
-                                                          options=self.options))
+            host, _, repo = key[len("docker://"):].partition("/")
+            return self.cache.repository(host, repo, self.options, write=False)
         if key.startswith("oci:"):
             return self.cache.get(key, lambda: OCILayout(key[4:]))
         raise UsageError(f"unknown source {key!r}")

@@ -207,17 +207,22 @@ async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache
     if plan.source_root_digest not in digests:
         digests.append(plan.source_root_digest)
     out: list[ImageJob] = []
-    api_ok = isinstance(store, ReferrersLister)
-    if api_ok:
-        try:
-            for d in digests:
-                for r in await store.referrers(d, None, opts):  # type: ignore[union-attr]
-                    out.append(ImageJob(_source_ref(job.source_key, job.repository, str(r.digest)), job.source_key,
-                                        job.repository, str(r.digest), job.path, None, "all", (),
-                                        KIND_REFERRER, d, True))
-        except (Unsupported, NotFound, NotImplementedError):
-            api_ok = False
-            out = []
+    # the API alone (a registry's referrers_api answers None without it; its referrers() would
+    # fall back to the tag schema, which the tag scan below covers as whole tagged indexes)
+    api = getattr(store, "referrers_api", None)
+    if api is None and isinstance(store, ReferrersLister):
+        api = store.referrers
+    try:
+        for d in digests if api is not None else []:
+            found = await api(d, None, opts)
+            if found is None:
+                break
+            for r in found:
+                out.append(ImageJob(_source_ref(job.source_key, job.repository, str(r.digest)), job.source_key,
+                                    job.repository, str(r.digest), job.path, None, "all", (), KIND_REFERRER, d,
+                                    True))
+    except (Unsupported, NotFound, NotImplementedError):
+        out = []
     # the tag schema: sha256-<hex> (OCI 1.1 fallback) and cosign's sha256-<hex>.sig/.att/.sbom
     if job.source_key not in tags_cache:
         try:
