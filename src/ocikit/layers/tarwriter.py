@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import stat
 import struct
 import tarfile
+import threading
 from dataclasses import dataclass
 from typing import IO, Any, Mapping
 
@@ -176,9 +178,14 @@ def compressor(compression: str) -> _Compressor:
 
 
 class LayerSink:
-    """A write-only file object: tar bytes in; diff_id, compressed digest and the blob file out."""
+    """A write-only file object: tar bytes in; diff_id, compressed digest and the blob file out.
 
-    def __init__(self, out: IO[bytes], compression: str = "gzip") -> None:
+    Writes are gathered into 1 MiB steps; a worker thread hashes, compresses, hashes again and
+    writes each step (hashlib, ISA-L and zstd release the GIL), so reading the tree overlaps
+    with compressing it. At most ``depth`` steps wait in between: memory stays flat.
+    """
+
+    def __init__(self, out: IO[bytes], compression: str = "gzip", *, depth: int = 4) -> None:
         self._out = out
         self._comp = compressor(compression)
         self.compression = compression
@@ -186,7 +193,29 @@ class LayerSink:
         self.diff = Digester()
         self.blob = Digester()
         self._buf = bytearray()
+        self._written = 0
         self.closed = False
+        self._q: queue.Queue[bytearray | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._worker = threading.Thread(target=self._work, name="ocikit-layer-sink", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        while True:
+            buf = self._q.get()
+            if buf is None:
+                return
+            if self._error is not None:
+                continue   # keep draining so the writer never blocks
+            try:
+                self.diff.update(buf)
+                self._emit(self._comp.compress(buf))
+            except BaseException as e:  # noqa: BLE001 - handed to the writer
+                self._error = e
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         self._buf += data
@@ -195,11 +224,12 @@ class LayerSink:
         return len(data)
 
     def _drain(self) -> None:
+        self._check()
         if not self._buf:
             return
         buf, self._buf = self._buf, bytearray()
-        self.diff.update(buf)
-        self._emit(self._comp.compress(buf))
+        self._written += len(buf)
+        self._q.put(buf)
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -207,20 +237,128 @@ class LayerSink:
             self._out.write(data)
 
     def tell(self) -> int:
-        return self.diff.size + len(self._buf)
+        return self._written + len(self._buf)
 
     def flush(self) -> None:
         pass
 
+    def _stop(self) -> None:
+        if self._worker.is_alive():
+            self._q.put(None)
+            self._worker.join()
+
     def finish(self) -> tuple[Digest, int, Digest, int]:
         """Flush everything: (digest, size, diff_id, tar size)."""
         self._drain()
+        self._stop()
+        self._check()
         self._emit(self._comp.finish())
         self.closed = True
         return self.blob.digest(), self.blob.size, self.diff.digest(), self.diff.size
 
+    def abort(self) -> None:
+        """Stop the worker without finishing (the output is to be thrown away)."""
+        self._error = self._error or OSError("aborted")
+        self._stop()
+
+
+# ---- tar headers ------------------------------------------------------------------------------
+
+BLOCK = 512
+RECORD = 20 * BLOCK
+REGTYPE, LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE = b"0", b"1", b"2", b"3", b"4", b"5", b"6"
+_PAX_NAME = b"././@PaxHeader"
+_LIMIT_8 = 8 ** 7      # largest+1 value of an 8-byte octal field (uid, gid, mode, dev)
+_LIMIT_12 = 8 ** 11    # ... of a 12-byte one (size, mtime)
+
+
+def _octal(n: int, digits: int) -> bytes:
+    return b"%0*o\0" % (digits - 1, n)
+
+
+def _field(s: bytes, length: int) -> bytes:
+    return s[:length].ljust(length, b"\0")
+
+
+def _ustar(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, typeflag: bytes,
+           linkname: bytes, devmajor: int = 0, devminor: int = 0) -> bytes:
+    """One USTAR header block, byte for byte what :mod:`tarfile` (3.11) writes in PAX format with
+    empty user/group names; device fields are empty except for device nodes."""
+    head = (_field(name, 100) + _octal(mode, 8) + _octal(uid, 8) + _octal(gid, 8) + _octal(size, 12)
+            + _octal(mtime, 12))
+    devices = _octal(devmajor, 8) + _octal(devminor, 8) if typeflag in (CHRTYPE, BLKTYPE) else bytes(16)
+    tail = typeflag + _field(linkname, 100) + b"ustar\x0000" + bytes(64) + devices + bytes(155 + 12)
+    chksum = 256 + sum(head) + sum(tail)
+    return head + b"%06o\0 " % chksum + tail
+
+
+def _pax_records(records: list[tuple[bytes, bytes]]) -> bytes:
+    out = []
+    for keyword, value in records:
+        n = len(keyword) + len(value) + 3
+        p = 0
+        while True:
+            total = n + len(str(p))
+            if total == p:
+                break
+            p = total
+        out.append(b"%d %s=%s\n" % (p, keyword, value))
+    return b"".join(out)
+
+
+def _pad(n: int) -> bytes:
+    return bytes(-n % BLOCK)
+
+
+def encode_header(name: str, typeflag: bytes, *, mode: int, uid: int, gid: int, mtime: int, size: int = 0,
+                  linkname: str = "", devmajor: int = 0, devminor: int = 0,
+                  xattrs: Mapping[str, bytes] | None = None) -> bytes:
+    """The header of one entry: a PAX extended header first only when USTAR cannot hold it.
+
+    PAX records (in :mod:`tarfile`'s order): ``SCHILY.xattr.*``, then ``path``/``linkpath`` for
+    names longer than 100 bytes or not ASCII, then ``uid``/``gid``/``size``/``mtime`` that
+    overflow their octal fields. Names are str with surrogate escapes for undecodable bytes.
+    """
+    records: list[tuple[bytes, bytes]] = []
+    if xattrs:
+        records += [(f"SCHILY.xattr.{k}".encode("utf-8", "surrogateescape"), v) for k, v in xattrs.items()]
+    fields = {}
+    for key, value, length in (("path", name, 100), ("linkpath", linkname, 100)):
+        try:
+            raw = value.encode("ascii")
+            if len(raw) > length:
+                records.append((key.encode(), raw))
+        except UnicodeEncodeError:
+            raw = value.encode("ascii", "replace")
+            records.append((key.encode(), value.encode("utf-8", "surrogateescape")))
+        fields[key] = raw
+    nums = {"uid": uid, "gid": gid, "size": size, "mtime": mtime}
+    for key, limit in (("uid", _LIMIT_8), ("gid", _LIMIT_8), ("size", _LIMIT_12), ("mtime", _LIMIT_12)):
+        v = nums[key]
+        if not 0 <= v < limit:
+            records.append((key.encode(), str(v).encode()))
+            nums[key] = 0
+    main = _ustar(fields["path"], mode & 0o7777, nums["uid"], nums["gid"], nums["size"], nums["mtime"], typeflag,
+                  fields["linkpath"], devmajor, devminor)
+    if not records:
+        return main
+    binary = False
+    for _, v in records:
+        try:
+            v.decode("utf-8")
+        except UnicodeDecodeError:
+            binary = True
+            break
+    payload = (b"21 hdrcharset=BINARY\n" if binary else b"") + _pax_records(records)
+    return _ustar(_PAX_NAME, 0, 0, 0, len(payload), 0, b"x", b"") + payload + _pad(len(payload)) + main
+
 
 # ---- tar entries ------------------------------------------------------------------------------
+
+
+_TYPEFLAGS = {tarfile.REGTYPE: REGTYPE, tarfile.AREGTYPE: REGTYPE, tarfile.LNKTYPE: LNKTYPE,
+              tarfile.SYMTYPE: SYMTYPE, tarfile.CHRTYPE: CHRTYPE, tarfile.BLKTYPE: BLKTYPE,
+              tarfile.DIRTYPE: DIRTYPE, tarfile.FIFOTYPE: FIFOTYPE}
 
 
 class TarEmitter:
@@ -230,9 +368,8 @@ class TarEmitter:
         self.options = options or TarOptions()
         self.options.check()
         self.epoch = self.options.resolved_epoch()
-        self._tf = tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT,
-                                   encoding="utf-8", errors="surrogateescape")
-        self._tf.copybufsize = _STEP
+        self._sink = sink
+        self._offset = 0
         self._inodes: dict[tuple[int, int], str] = {}
         self.entries = 0
         self.skipped: list[str] = []
@@ -247,30 +384,49 @@ class TarEmitter:
         t = max(0, int(mtime))
         return min(t, self.epoch) if policy == "clamp" else t
 
-    def _info(self, name: str, mode: int, uid: int, gid: int, mtime: float) -> tarfile.TarInfo:
-        ti = tarfile.TarInfo(name)
-        ti.mode = stat.S_IMODE(mode)
+    def _owner(self, uid: int, gid: int) -> tuple[int, int]:
         owner = self.options.owner
-        ti.uid, ti.gid = (uid, gid) if owner is None else owner
-        ti.uname = ti.gname = ""
-        ti.mtime = self._mtime(mtime)
-        return ti
+        return (uid, gid) if owner is None else owner
 
-    def _xattrs(self, path: str) -> dict[str, str]:
+    def _xattrs(self, path: str) -> dict[str, bytes]:
         if not self.options.xattrs:
             return {}
         try:
             names = os.listxattr(path, follow_symlinks=False)
         except OSError:
             return {}
-        out: dict[str, str] = {}
+        out: dict[str, bytes] = {}
         for n in sorted(names):
             if n.startswith(_SKIPPED_XATTR_PREFIXES):
                 continue
             with contextlib.suppress(OSError):
-                value = os.getxattr(path, n, follow_symlinks=False)
-                out[f"SCHILY.xattr.{n}"] = value.decode("utf-8", "surrogateescape")
+                out[n] = os.getxattr(path, n, follow_symlinks=False)
         return out
+
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        self._sink.write(data)
+        self._offset += len(data)
+
+    def _header(self, name: str, typeflag: bytes, mode: int, uid: int, gid: int, mtime: float, *, size: int = 0,
+                linkname: str = "", devmajor: int = 0, devminor: int = 0,
+                xattrs: Mapping[str, bytes] | None = None) -> None:
+        if typeflag == DIRTYPE and not name.endswith("/"):
+            name += "/"
+        uid, gid = self._owner(uid, gid)
+        self._write(encode_header(name, typeflag, mode=stat.S_IMODE(mode), uid=uid, gid=gid,
+                                  mtime=self._mtime(mtime), size=size, linkname=linkname, devmajor=devmajor,
+                                  devminor=devminor, xattrs=xattrs))
+        self.entries += 1
+
+    def _data_from(self, f: IO[bytes], size: int, what: str) -> None:
+        left = size
+        while left > 0:
+            chunk = f.read(min(left, _STEP))
+            if not chunk:
+                raise OSError(f"{what}: file shrank while it was read")
+            self._write(chunk)
+            left -= len(chunk)
+        self._write(_pad(size))
 
     # -- entries
 
@@ -278,44 +434,43 @@ class TarEmitter:
         """Add the file at ``path`` (never followed if a symlink) as entry ``name``."""
         st = st if st is not None else os.lstat(path)
         m = st.st_mode
-        ti = self._info(name, m, st.st_uid, st.st_gid, st.st_mtime)
-        ti.pax_headers = self._xattrs(path)
-        if stat.S_ISDIR(m):
-            ti.type = tarfile.DIRTYPE
-            self._add(ti)
-        elif stat.S_ISREG(m):
+        meta = (m, st.st_uid, st.st_gid, st.st_mtime)
+        xattrs = self._xattrs(path)
+        if stat.S_ISREG(m):
             key = (st.st_dev, st.st_ino)
             first = self._inodes.get(key) if st.st_nlink > 1 else None
             if first is not None:
-                ti.type, ti.linkname = tarfile.LNKTYPE, first
-                self._add(ti)
+                self._header(name, LNKTYPE, *meta, linkname=first, xattrs=xattrs)
                 return
             if st.st_nlink > 1:
                 self._inodes[key] = name
-            ti.type, ti.size = tarfile.REGTYPE, st.st_size
-            with open(path, "rb") as f:
-                self._add(ti, f)
+            with open(path, "rb", buffering=0) as f:
+                self._header(name, REGTYPE, *meta, size=st.st_size, xattrs=xattrs)
+                self._data_from(f, st.st_size, path)
+        elif stat.S_ISDIR(m):
+            self._header(name, DIRTYPE, *meta, xattrs=xattrs)
         elif stat.S_ISLNK(m):
-            ti.type, ti.linkname = tarfile.SYMTYPE, os.readlink(path)
-            self._add(ti)
+            self._header(name, SYMTYPE, *meta, linkname=os.readlink(path), xattrs=xattrs)
         elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
-            ti.type = tarfile.CHRTYPE if stat.S_ISCHR(m) else tarfile.BLKTYPE
-            ti.devmajor, ti.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-            self._add(ti)
+            self._header(name, CHRTYPE if stat.S_ISCHR(m) else BLKTYPE, *meta, devmajor=os.major(st.st_rdev),
+                         devminor=os.minor(st.st_rdev), xattrs=xattrs)
         elif stat.S_ISFIFO(m):
-            ti.type = tarfile.FIFOTYPE
-            self._add(ti)
+            self._header(name, FIFOTYPE, *meta, xattrs=xattrs)
         else:
             self.skipped.append(name)
 
-    def add_info(self, ti: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None:
-        """Add an entry from another tar: its metadata normalised like a file's."""
-        out = self._info(ti.name, ti.mode, ti.uid, ti.gid, ti.mtime)
-        out.type, out.linkname, out.size = ti.type, ti.linkname, ti.size if ti.isreg() else 0
-        out.devmajor, out.devminor = ti.devmajor, ti.devminor
-        if self.options.xattrs:
-            out.pax_headers = {k: v for k, v in sorted(ti.pax_headers.items()) if k.startswith("SCHILY.xattr.")}
-        self._add(out, fileobj if ti.isreg() else None)
+    def add_info(self, ti: tarfile.TarInfo, fileobj: IO[bytes] | None = None,
+                 xattrs: Mapping[str, bytes] | None = None) -> None:
+        """Add an entry described by a :class:`tarfile.TarInfo`, normalised like a file's;
+        a regular file's data is read from ``fileobj``."""
+        typeflag = _TYPEFLAGS.get(ti.type, REGTYPE)
+        size = ti.size if typeflag == REGTYPE else 0
+        self._header(ti.name, typeflag, ti.mode, ti.uid, ti.gid, ti.mtime, size=size, linkname=ti.linkname,
+                     devmajor=ti.devmajor, devminor=ti.devminor,
+                     xattrs=dict(xattrs) if (xattrs and self.options.xattrs) else None)
+        if size:
+            assert fileobj is not None
+            self._data_from(fileobj, size, ti.name)
 
     def add_whiteout(self, parent: str, name: str) -> None:
         """A whiteout ``parent/.wh.name``: ``name`` is deleted from the layers below."""
@@ -326,17 +481,13 @@ class TarEmitter:
         self._marker(join_name(directory, OPAQUE_NAME))
 
     def _marker(self, name: str) -> None:
-        ti = self._info(name, 0o644, 0, 0, 0)
-        ti.uid = ti.gid = 0
-        ti.type = tarfile.REGTYPE
-        self._add(ti)
-
-    def _add(self, ti: tarfile.TarInfo, fileobj: IO[bytes] | None = None) -> None:
-        self._tf.addfile(ti, fileobj)
+        self._write(encode_header(name, REGTYPE, mode=0o644, uid=0, gid=0, mtime=self._mtime(0)))
         self.entries += 1
 
     def close(self) -> None:
-        self._tf.close()
+        """The end-of-archive blocks, padded to a whole 10 KiB record (as tarfile and GNU tar do)."""
+        self._write(bytes(2 * BLOCK))
+        self._write(bytes(-self._offset % RECORD))
 
 
 def join_name(parent: str, name: str) -> str:
@@ -373,6 +524,7 @@ class LayerWriter:
         return self.result
 
     def abort(self) -> None:
+        self.sink.abort()
         self._f.close()
         with contextlib.suppress(OSError):
             os.unlink(self.path)

@@ -384,9 +384,13 @@ def _tarball_layer(path: str, tmp: str, compression: str) -> LayerResult:
     if have is None:
         with open(path, "rb") as src, open(tmp, "wb") as out:
             sink = LayerSink(out, compression)
-            while chunk := src.read(CHUNK):
-                sink.write(chunk)
-            digest, size, diff_id2, tar_size = sink.finish()
+            try:
+                while chunk := src.read(CHUNK):
+                    sink.write(chunk)
+                digest, size, diff_id2, tar_size = sink.finish()
+            except BaseException:
+                sink.abort()
+                raise
         if diff_id2 != diff_id:
             raise UsageError(f"{path}: changed while it was read")
         return LayerResult(sink.media_type, digest, size, diff_id, tar_size, 0)

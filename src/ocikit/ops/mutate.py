@@ -70,7 +70,6 @@ def _tarinfo(path: str, m: TarMember) -> tarfile.TarInfo:
                "5": tarfile.DIRTYPE, "6": tarfile.FIFOTYPE}[m.type]
     ti.linkname = m.linkname if m.is_symlink else ""
     ti.devmajor, ti.devminor = m.devmajor, m.devminor
-    ti.pax_headers = {f"SCHILY.xattr.{k}": v.decode("utf-8", "surrogateescape") for k, v in sorted(m.xattrs.items())}
     return ti
 
 
@@ -84,19 +83,20 @@ def write_merged_layer(tree: MergedTree, spool: _Spool, out_path: str, compressi
                 continue   # a parent no layer described: unpackers create it anyway
             m = node.inode.member
             ti = _tarinfo(path, m)
+            xattrs = dict(sorted(m.xattrs.items()))
             if m.is_file:
                 key = id(node.inode)
                 if key in first_path:
                     ti.type, ti.linkname, ti.size = tarfile.LNKTYPE, first_path[key], 0
-                    w.tar.add_info(ti)
+                    w.tar.add_info(ti, xattrs=xattrs)
                     continue
                 first_path[key] = path
                 offset, size = node.inode.data
                 ti.size = size
                 spool.f.seek(offset)
-                w.tar.add_info(ti, spool.f)
+                w.tar.add_info(ti, spool.f, xattrs)
             else:
-                w.tar.add_info(ti)
+                w.tar.add_info(ti, xattrs=xattrs)
         return w.finish()
 
 
