@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -115,6 +116,9 @@ def test_inspect_raw_digest_matches_skopeo(written: OCILayout, ocikit, peer) -> 
         assert "sha256:" + hashlib.sha256(raw).hexdigest() == skopeo_digest(skopeo, ref)
         assert raw == sh(skopeo, "inspect", "--raw", ref).stdout
     ref = f"oci:{written.path}:multi"
+    # literally as a user would check it
+    piped = sh("sh", "-c", f'"{sys.executable}" -m ocikit inspect --raw "{ref}" | sha256sum').stdout.decode()
+    assert "sha256:" + piped.split()[0] == skopeo_digest(skopeo, ref)
     fields = json.loads(ocikit("inspect", ref).stdout)
     config = sh(skopeo, "inspect", "--config", "--raw", ref).stdout
     assert fields["ImageID"] == "sha256:" + hashlib.sha256(config).hexdigest()

@@ -5,6 +5,17 @@
 holds many images sharing blobs. Blob writes are atomic (temp file in the same directory,
 fsync, rename) and verified; ``index.json`` updates hold an exclusive ``flock`` on the
 layout directory, so concurrent writers in several processes lose nothing.
+
+Errors, as the tests pin them:
+
+- no directory, no ``oci-layout``, an unknown ``imageLayoutVersion``, an unreadable
+  ``index.json``, a tag that names two different manifests: :class:`LayoutInvalid`;
+- an unknown tag or digest, a missing manifest blob, a digest that names a blob that is not a
+  manifest: :class:`ManifestUnknown`; a missing blob: :class:`BlobUnknown`;
+- a manifest whose bytes do not match: :class:`DigestMismatch` (:class:`SizeInvalid` when the
+  length is wrong); a blob stream is verified by its consumer, a blob linked in from another
+  layout is verified before it appears;
+- a full disk: :class:`StorageFull`, with no temp file left behind.
 """
 
 from __future__ import annotations
