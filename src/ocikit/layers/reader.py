@@ -536,6 +536,14 @@ class LayerReader:
 
     def write_data(self, fd: int) -> int:
         """Write the current member's data to a file descriptor; returns the byte count."""
+        n = self._remaining
+        if 0 < n <= len(self._buf) - self._pos:      # fast path: all of it is in this chunk
+            mv = memoryview(self._buf)[self._pos:self._pos + n]
+            self._pos += n
+            self._remaining = 0
+            while mv:
+                mv = mv[os.write(fd, mv):]
+            return n
         n = 0
         write = os.write
         for mv in self.data():

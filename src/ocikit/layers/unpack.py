@@ -119,6 +119,11 @@ class Unpacker:
         os.umask(umask)
         self._umask = umask
         self._sr = SafeRoot(self.root)
+        self._chmod_bits = _SPECIAL_BITS | umask
+        # Files are created with our own uid and gid, so chown can be skipped when the owner is
+        # ours — unless the root is setgid (then new files and directories take its group).
+        # Directories get their modes only in finish(), so none of ours is setgid before then.
+        self._always_chown = bool(os.fstat(self._sr.fd).st_mode & stat.S_ISGID)
         self._dirs: dict[str, _DirMeta] = {}
         self._upper = UpperSet()
         self._xattr_unsupported = False
@@ -142,12 +147,40 @@ class Unpacker:
         self.stats.layers += 1
 
     def finish(self) -> None:
-        """Apply directory metadata (deepest first) and release descriptors."""
+        """Apply directory metadata (children before parents) and release descriptors."""
         try:
-            for rel in sorted(self._dirs, key=lambda p: p.count("/"), reverse=True):
-                self._apply_dir_meta(rel, self._dirs[rel])
+            opened: list[tuple[str, int]] = []       # the open ancestors of the current directory
+            try:
+                for rel in sorted(self._dirs, reverse=True):
+                    fd = self._open_dir(rel, opened)
+                    if fd is not None:
+                        self._apply_dir_meta(rel, self._dirs[rel], fd)
+            finally:
+                for _, fd in opened:
+                    os.close(fd)
         finally:
             self._sr.close()
+
+    def _open_dir(self, rel: str, opened: list[tuple[str, int]]) -> int | None:
+        """A descriptor of resolved directory ``rel``, walking from the deepest open ancestor
+        one component at a time without following symlinks; kept in ``opened`` (a stack)."""
+        while opened and not (rel == opened[-1][0] or rel.startswith(opened[-1][0] + "/")
+                              or opened[-1][0] == ""):
+            os.close(opened.pop()[1])
+        if not opened:
+            opened.append(("", os.dup(self._sr.fd)))
+        have, fd = opened[-1]
+        if have == rel:
+            return fd
+        rest = rel[len(have) + 1:] if have else rel
+        for part in rest.split("/"):
+            try:
+                fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError:
+                return None
+            have = f"{have}/{part}" if have else part
+            opened.append((have, fd))
+        return fd
 
     def close(self) -> None:
         self._sr.close()
@@ -245,16 +278,23 @@ class Unpacker:
 
     def _file(self, layer: LayerReader, m: TarMember, dfd: int, base: str, path: str) -> None:
         mode = m.mode
+        # the common case (no setuid/setgid/sticky bits, nothing the umask strips) needs no chmod
+        plain = not (mode & self._chmod_bits)
         try:
-            fd = os.open(base, _CREATE, 0o600, dir_fd=dfd)
+            fd = os.open(base, _CREATE, mode if plain else 0o600, dir_fd=dfd)
         except FileExistsError:
             self._clear(dfd, base, path)
-            fd = os.open(base, _CREATE, 0o600, dir_fd=dfd)
+            fd = os.open(base, _CREATE, mode if plain else 0o600, dir_fd=dfd)
         try:
             if m.size:
                 self.stats.bytes += layer.write_data(fd)
-            self._owner_fd(fd, m)
-            os.fchmod(fd, mode)
+            if self._chown:
+                if self._always_chown or m.uid != self._uid or m.gid != self._gid:
+                    os.fchown(fd, m.uid, m.gid)
+            elif self.rootless and (m.uid or m.gid):
+                self._setxattr(fd, ROOTLESS_XATTR, rootless_payload(m.uid, m.gid), m.name)
+            if not plain:
+                os.fchmod(fd, mode)
             if m.xattrs:
                 self._xattrs_fd(fd, m, path)
             os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
@@ -452,24 +492,18 @@ class Unpacker:
 
     # ---- directories, last --------------------------------------------------------------------
 
-    def _apply_dir_meta(self, rel: str, meta: _DirMeta) -> None:
-        fd = self._sr.open_resolved(rel)
-        if fd is None:
-            return
-        try:
-            if meta.mode is not None:
-                if self._chown:
-                    os.fchown(fd, meta.uid, meta.gid)
-                elif self.rootless and (meta.uid or meta.gid):
-                    self._setxattr(fd, ROOTLESS_XATTR, rootless_payload(meta.uid, meta.gid), rel or "/")
-                if meta.xattrs:
-                    for name, value in meta.xattrs.items():
-                        if name != ROOTLESS_XATTR:
-                            self._setxattr(fd, name, value, rel or "/")
-                os.fchmod(fd, meta.mode)
-            os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
-        finally:
-            os.close(fd)
+    def _apply_dir_meta(self, rel: str, meta: _DirMeta, fd: int) -> None:
+        if meta.mode is not None:
+            if self._chown:
+                os.fchown(fd, meta.uid, meta.gid)
+            elif self.rootless and (meta.uid or meta.gid):
+                self._setxattr(fd, ROOTLESS_XATTR, rootless_payload(meta.uid, meta.gid), rel or "/")
+            if meta.xattrs:
+                for name, value in meta.xattrs.items():
+                    if name != ROOTLESS_XATTR:
+                        self._setxattr(fd, name, value, rel or "/")
+            os.fchmod(fd, meta.mode)
+        os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
 
 
 __all__ = ["ROOTLESS_XATTR", "UnpackStats", "Unpacker", "parse_rootless_payload", "rootless_payload"]
