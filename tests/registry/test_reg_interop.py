@@ -218,3 +218,18 @@ def test_inspect_tls_verify_required_for_non_loopback_names(tmp_path):
     assert not is_loopback_host("example.com:5000") and not is_loopback_host("10.0.0.1")
     assert RegistryClient("registry.example:5000").allow_http is False
     assert RegistryClient("registry.example:5000", tls_verify=False).allow_http is True
+
+
+def test_cli_copy_summary_and_json(reg, src_layout, ocikit):
+    p = ocikit("copy", "--dest-tls-verify=false", f"oci:{src_layout.path}:single", f"docker://{reg.host}/cli/img:v1")
+    out = p.stdout.decode()
+    assert "digest " + str(src_layout.resolve_sync("single").digest) in out and "copied" in out
+    p = ocikit("--format", "json", "copy", "--src-tls-verify=false", f"docker://{reg.host}/cli/img:v1",
+               f"docker://{reg.host}/cli/other:v1")
+    doc = json.loads(p.stdout)
+    assert doc["digest"] == str(src_layout.resolve_sync("single").digest)
+    assert doc["blobs"]["mounted"] == 2 and doc["bytes"]["copied"] == 0 and doc["bytes"]["mounted"] > 0
+    # a second run finds everything there already
+    doc = json.loads(ocikit("--format", "json", "copy", f"oci:{src_layout.path}:single",
+                            f"docker://{reg.host}/cli/img:v1").stdout)
+    assert doc["blobs"]["skipped"] == 2 and doc["blobs"]["copied"] == 0

@@ -209,6 +209,45 @@ async def _counted(chunks: AsyncIterator[bytes], desc: Descriptor, sink: Progres
         yield chunk
 
 
+_END = object()
+
+
+async def prefetch(chunks: AsyncIterator[bytes], depth: int = 1) -> AsyncIterator[bytes]:
+    """Read ahead ``depth`` chunks in a task, so the source keeps reading while the target writes."""
+    q: asyncio.Queue[object] = asyncio.Queue(maxsize=depth)
+
+    async def pump() -> None:
+        try:
+            async for c in chunks:
+                await q.put(c)
+            await q.put(_END)
+        except BaseException as e:  # handed to the consumer, raised there
+            await q.put(_Failed(e))
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            item = await q.get()
+            if item is _END:
+                break
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
 async def transfer_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult, opts: Options,
                         sink: ProgressSink | None, retries: int = 0) -> None:
     if await dst.has_blob(desc, opts):
@@ -232,7 +271,7 @@ async def transfer_blob(src: Store, dst: Store, desc: Descriptor, result: CopyRe
     attempt = 0
     while True:
         try:
-            await dst.put_blob(desc, _counted(src.blob_chunks(desc, src_opts), desc, sink), opts)
+            await dst.put_blob(desc, _counted(prefetch(src.blob_chunks(desc, src_opts)), desc, sink), opts)
             break
         except TransportError:
             # the network failed mid-blob (after the stores' own retries): start the blob again
