@@ -19,7 +19,23 @@ from ...digest import CHUNK, Digester
 from .base import StorageDriver
 
 SYNC_EVERY = 64 * 1024 * 1024
+BATCH = 4 * 1024 * 1024
+"""Bytes handed to the hashing/writing worker at once."""
+MAX_PARTS = 512
+"""At most this many received chunks per batch (one ``writev``; IOV_MAX is 1024)."""
 """While a spool grows, start write-back of what it holds every this many bytes (overlapping I/O)."""
+
+
+def _hash_and_write(fd: int, parts: list[bytes], digester: Digester | None) -> None:
+    if digester is not None:
+        for part in parts:
+            digester.update(part)
+    total = sum(len(p) for p in parts)
+    written = os.writev(fd, parts)
+    if written < total:  # rare: a short write; finish it piece by piece
+        view = memoryview(b"".join(parts))[written:]
+        while view:
+            view = view[os.write(fd, view):]
 
 
 class FilesystemDriver(StorageDriver):
@@ -163,38 +179,57 @@ class FilesystemDriver(StorageDriver):
 
     async def spool_append(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
                            digester: Digester | None) -> int:
+        """Hash and write in a worker thread, one batch in flight while the next one arrives.
+
+        hashlib and os.write release the GIL, so receiving (event loop) and hashing/writing
+        (worker) use both cores; batches keep the hand-over cost negligible.
+        """
         fd = os.open(self._spool(upload_id, "data"), os.O_WRONLY)
         loop = asyncio.get_running_loop()
         pending: asyncio.Future[None] | None = None
+        syncing: asyncio.Future[None] | None = None
         pos = offset
         unsynced = 0
+        buf: list[bytes] = []
+        size = 0
         try:
             os.lseek(fd, offset, os.SEEK_SET)
             async for chunk in chunks:
-                if digester is not None:
-                    digester.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-                pos += len(chunk)
-                unsynced += len(chunk)
-                if self.fsync and unsynced >= SYNC_EVERY and (pending is None or pending.done()):
+                buf.append(chunk)
+                size += len(chunk)
+                if size < BATCH and len(buf) < MAX_PARTS:
+                    continue
+                if pending is not None:
+                    await pending
+                pending = loop.run_in_executor(None, _hash_and_write, fd, buf, digester)
+                pos += size
+                unsynced += size
+                buf, size = [], 0
+                if self.fsync and unsynced >= SYNC_EVERY and (syncing is None or syncing.done()):
                     # start write-back now so the final fdatasync has little left to do
-                    pending = loop.run_in_executor(None, os.fdatasync, fd)
+                    syncing = loop.run_in_executor(None, os.fdatasync, fd)
                     unsynced = 0
             if pending is not None:
                 await pending
                 pending = None
+            if buf:
+                _hash_and_write(fd, buf, digester)
+                pos += size
+            if syncing is not None:
+                await syncing
+                syncing = None
             return pos
         except BaseException:
-            if pending is not None:
-                await asyncio.shield(pending)
-                pending = None
+            for fut in (pending, syncing):
+                if fut is not None:
+                    try:
+                        await asyncio.shield(fut)
+                    except Exception:  # noqa: BLE001 - the original error is the one to report
+                        pass
+            pending = syncing = None
             os.ftruncate(fd, offset)
             raise
         finally:
-            if pending is not None:
-                await pending
             os.close(fd)
 
     async def spool_chunks(self, upload_id: str) -> AsyncIterator[bytes]:
