@@ -162,3 +162,12 @@ def test_normalised_is_fixed_point_and_self_matching(os_: str, arch: str, varian
     assert p.normalized() == p
     assert matches(p, p)
     assert best_match(p, [p]) == 0
+
+
+@given(st.text(max_size=30))
+def test_arbitrary_text_never_crashes(text: str) -> None:
+    try:
+        p = parse_platform(text)
+    except InvalidPlatform:
+        return
+    assert parse_platform(str(p)) == p

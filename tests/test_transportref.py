@@ -110,3 +110,12 @@ def test_local_roundtrip(transport: str, path: str, tag: str | None) -> None:
     r = parse_transport_reference(text)
     assert (r.path, r.reference) == (path, tag)
     assert str(r) == text
+
+
+@given(st.text(max_size=60), st.sampled_from([None, "docker"]))
+def test_arbitrary_text_never_crashes(text: str, default: str | None) -> None:
+    try:
+        r = parse_transport_reference(text, default_transport=default)
+    except InvalidReference:
+        return
+    assert parse_transport_reference(str(r)) == r
