@@ -173,6 +173,22 @@ def test_multi_platform_build_and_registry_roundtrip(tmp_path, ocikit, peer, reg
         assert digest_of(back, tag) == digest_of(lay, tag)
     validate(peer, str(tmp_path / "back-single"), "single")
 
+    # straight to the registry through ocikit's own transport: the same bytes as in the layout
+    reg = f"docker://{registry.host}/direct"
+    ocikit("build", "-o", f"{reg}:v1", src, "--cmd", "x")
+    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"{reg}:v1"], check=True,
+                         capture_output=True).stdout
+    assert raw == OCILayout(lay).get_manifest_sync("single").raw
+    # a base in the registry, the result in the registry, compared with the layout's
+    ocikit("append", f"{reg}:v1", src, "-o", f"{reg}:v2", "--env", "X=1")
+    ocikit("append", f"oci:{lay}:single", src, "-o", f"oci:{lay}:v2", "--env", "X=1")
+    d = json.loads(ocikit("--format", "json", "diff", f"{reg}:v2", f"oci:{lay}:v2").stdout)
+    # the same config and blobs; only the manifests' base.name annotation tells them apart
+    assert d["config"] == [] and all(r["sameBlob"] for r in d["layers"]["a"] + d["layers"]["b"])
+    m = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"{reg}:v2"], check=True,
+                                  capture_output=True).stdout)
+    assert m["annotations"]["org.opencontainers.image.base.name"] == f"{registry.host}/direct:v1"
+
 
 def test_build_to_other_transports(tmp_path, ocikit, peer):
     peer("skopeo")

@@ -20,7 +20,8 @@ from ..ops.build import (
 )
 from .main import run
 from .options import parse_platforms
-from .output import echo, emit_json, format_option, human_size
+from .registry_cmds import open_options, transport_options
+from .output import ProgressView, echo, emit_json, format_option, human_size
 from .output import output_format as current_format
 
 
@@ -58,6 +59,15 @@ def layer_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for o in reversed(opts):
         f = o(f)
     return f
+
+
+_TRANSPORT_KEYS = ("creds", "authfile", "tls_verify", "cert_dir", "retry_times")
+
+
+def split_transport(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The registry flags apart from the rest."""
+    return ({k: v for k, v in kw.items() if k in _TRANSPORT_KEYS},
+            {k: v for k, v in kw.items() if k not in _TRANSPORT_KEYS})
 
 
 def make_changes(entrypoint: str | None, cmd: str | None, env: tuple[str, ...], workdir: str | None,
@@ -99,31 +109,39 @@ def report_build(verb: str, result: BuildResult) -> None:
 @click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG at the output.")
 @config_options
 @layer_options
+@transport_options
 def build_command(layers: tuple[str, ...], target: str, base: str, platforms: tuple[str, ...],
                   extra_tags: tuple[str, ...], compression: str, mtime_policy: str, keep_owner: bool,
-                  no_xattrs: bool, **config: Any) -> None:
+                  no_xattrs: bool, **kw: Any) -> None:
     """Build an image from LAYERs (directories or tarballs) on --from (default scratch).
 
     The same inputs give the same digest: entries are sorted, owners and mtimes normalised
     (SOURCE_DATE_EPOCH), and the config's created time is SOURCE_DATE_EPOCH.
     """
-    req = BuildRequest(target=target, layers=layers, base=base, platforms=parse_platforms(platforms),
-                       changes=make_changes(**config), compression=compression,
-                       tar_options=make_tar_options(mtime_policy, keep_owner, no_xattrs),
-                       extra_tags=extra_tags)
-    report_build("Built", run(abuild(req)))
+    transport, config = split_transport(kw)
+    with ProgressView() as view:
+        req = BuildRequest(target=target, layers=layers, base=base, platforms=parse_platforms(platforms),
+                           changes=make_changes(**config), compression=compression,
+                           tar_options=make_tar_options(mtime_policy, keep_owner, no_xattrs),
+                           extra_tags=extra_tags, open_options=open_options(**transport), progress=view)
+        result = run(abuild(req))
+    report_build("Built", result)
 
 
 def _mutate(verb: str, image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...] = (),
             layers: tuple[str, ...] = (), compression: str = "gzip", tar_options: TarOptions | None = None,
-            flatten: bool = False, **config: Any) -> None:
+            flatten: bool = False, **kw: Any) -> None:
     from ..ops.mutate import MutateRequest, amutate
 
+    transport, config = split_transport(kw)
     changes = make_changes(**config) if config else ConfigChanges()
-    req = MutateRequest(image=image, target=target, layers=layers, changes=changes,
-                        platforms=parse_platforms(platforms), extra_tags=extra_tags, compression=compression,
-                        tar_options=tar_options or TarOptions(), flatten=flatten, verb=verb)
-    report_build({"append": "Appended to", "mutate": "Mutated", "flatten": "Flattened"}[verb], run(amutate(req)))
+    with ProgressView() as view:
+        req = MutateRequest(image=image, target=target, layers=layers, changes=changes,
+                            platforms=parse_platforms(platforms), extra_tags=extra_tags, compression=compression,
+                            tar_options=tar_options or TarOptions(), flatten=flatten, verb=verb, progress=view,
+                            open_options=open_options(**transport))
+        result = run(amutate(req))
+    report_build({"append": "Appended to", "mutate": "Mutated", "flatten": "Flattened"}[verb], result)
 
 
 output_option = click.option("-o", "--output", "target", default=None, metavar="IMAGE",
@@ -140,12 +158,13 @@ platform_option = click.option("--platform", "platforms", multiple=True, metavar
 @click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG at the output.")
 @config_options
 @layer_options
+@transport_options
 def append_command(image: str, layers: tuple[str, ...], target: str | None, platforms: tuple[str, ...],
                    extra_tags: tuple[str, ...], compression: str, mtime_policy: str, keep_owner: bool,
-                   no_xattrs: bool, **config: Any) -> None:
+                   no_xattrs: bool, **kw: Any) -> None:
     """Add LAYERs (directories or tarballs) on top of IMAGE (every platform of an index)."""
     _mutate("append", image, target, platforms, extra_tags, layers, compression,
-            make_tar_options(mtime_policy, keep_owner, no_xattrs), **config)
+            make_tar_options(mtime_policy, keep_owner, no_xattrs), **kw)
 
 
 @click.command("mutate")
@@ -154,13 +173,14 @@ def append_command(image: str, layers: tuple[str, ...], target: str | None, plat
 @platform_option
 @click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG (retag).")
 @config_options
+@transport_options
 def mutate_command(image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...],
-                   **config: Any) -> None:
+                   **kw: Any) -> None:
     """Change IMAGE's config fields and annotations, or retag it.
 
     With no field changed, the image is copied as it is (same digest) to --output and --tag.
     """
-    _mutate("mutate", image, target, platforms, extra_tags, **config)
+    _mutate("mutate", image, target, platforms, extra_tags, **kw)
 
 
 @click.command("flatten")
@@ -169,10 +189,11 @@ def mutate_command(image: str, target: str | None, platforms: tuple[str, ...], e
 @platform_option
 @click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG at the output.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default="gzip", show_default=True)
+@transport_options
 def flatten_command(image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...],
-                    compression: str) -> None:
+                    compression: str, **kw: Any) -> None:
     """Squash IMAGE's layers into one (whiteouts applied; owners, modes, mtimes, xattrs kept)."""
-    _mutate("flatten", image, target, platforms, extra_tags, compression=compression, flatten=True)
+    _mutate("flatten", image, target, platforms, extra_tags, compression=compression, flatten=True, **kw)
 
 
 @click.group("layer")
@@ -225,15 +246,16 @@ def layer_diff_command(lower: str, upper: str, out: str, compression: str, mtime
               help="Which image of a multi-platform index (default: this host's).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when the images differ (as diff(1) does).")
 @format_option
+@transport_options
 def diff_command(image_a: str, image_b: str, files: bool, platform: str | None, exit_code: bool,
-                 output_format: str | None) -> None:
+                 output_format: str | None, **transport: Any) -> None:
     """Compare IMAGE_A with IMAGE_B: shared and different layers, config changes, and with --files
     the file-level changes."""
     from ..ops.imagediff import DiffOptions, ImageDiff, adiff
     from ..platforms import parse_platform
 
-    d: ImageDiff = run(adiff(image_a, image_b, DiffOptions(files=files,
-                                                           platform=parse_platform(platform) if platform else None)))
+    d: ImageDiff = run(adiff(image_a, image_b, DiffOptions(
+        files=files, platform=parse_platform(platform) if platform else None, open_options=open_options(**transport))))
     if current_format() == "json":
         emit_json(d.to_dict())
     else:

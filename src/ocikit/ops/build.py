@@ -486,6 +486,8 @@ class BuildRequest:
     layer_maker: LayerMaker | None = None
     """Makes the new layers instead of ``layers`` (flatten)."""
     progress: ProgressSink | None = None
+    open_options: Any = None
+    """:class:`~ocikit.transports.OpenOptions` for registries (credentials, TLS), base and target alike."""
 
 
 @dataclass
@@ -558,7 +560,7 @@ async def abuild(req: BuildRequest) -> BuildResult:
     bases: list[BaseImage | None] = [None for _ in (req.platforms or [None])]
     if req.base and req.base != SCRATCH:
         base_ref = parse_transport_reference(req.base)
-        base_store = open_store(base_ref)
+        base_store = open_store(base_ref, options=req.open_options)
         try:
             bases = list(await _load_bases(base_store, req.base, base_ref.selector, req, opts))
         except BaseException:
@@ -568,7 +570,7 @@ async def abuild(req: BuildRequest) -> BuildResult:
     if base_store is None:
         platforms = list(req.platforms) or [host_platform()]
     maker = req.layer_maker or _input_layers(req, tar_options)
-    target = open_store(tref, write=True)
+    target = open_store(tref, write=True, options=req.open_options)
     try:
         with staging_for(target) as staging:
             images = []

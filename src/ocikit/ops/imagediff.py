@@ -259,14 +259,16 @@ class DiffOptions:
     files: bool = False
     platform: Platform | None = None
     opts: Options = field(default_factory=Options)
+    open_options: Any = None
+    """:class:`~ocikit.transports.OpenOptions` for registries."""
 
 
-async def _open(name: str, platform: Platform | None, opts: Options) -> tuple[Any, InspectedImage]:
+async def _open(name: str, platform: Platform | None, opts: Options, open_options: Any) -> tuple[Any, InspectedImage]:
     from ..transportref import parse_transport_reference
     from ..transports import open_store
 
     ref = parse_transport_reference(name)
-    store = open_store(ref)
+    store = open_store(ref, options=open_options)
     try:
         return store, await inspect_image(store, ref.selector, platform=platform, opts=opts)
     except BaseException:
@@ -277,9 +279,9 @@ async def _open(name: str, platform: Platform | None, opts: Options) -> tuple[An
 async def adiff(image_a: str, image_b: str, options: DiffOptions | None = None) -> ImageDiff:
     """Compare two images (any transports); see the module docstring."""
     options = options or DiffOptions()
-    sa, ia = await _open(image_a, options.platform, options.opts)
+    sa, ia = await _open(image_a, options.platform, options.opts, options.open_options)
     try:
-        sb, ib = await _open(image_b, options.platform, options.opts)
+        sb, ib = await _open(image_b, options.platform, options.opts, options.open_options)
         try:
             ma, mb = ia.image.manifest, ib.image.manifest
             assert isinstance(ma, ImageManifest) and isinstance(mb, ImageManifest)

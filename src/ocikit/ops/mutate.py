@@ -137,6 +137,8 @@ class MutateRequest:
     flatten: bool = False
     verb: str = "mutate"
     progress: ProgressSink | None = None
+    open_options: Any = None
+    """:class:`~ocikit.transports.OpenOptions` for registries."""
 
 
 async def amutate(req: MutateRequest) -> BuildResult:
@@ -148,7 +150,8 @@ async def amutate(req: MutateRequest) -> BuildResult:
     return await abuild(BuildRequest(
         target=target, layers=req.layers, base=req.image, platforms=req.platforms, all_platforms=True,
         changes=req.changes, compression=req.compression, tar_options=req.tar_options, extra_tags=req.extra_tags,
-        created_by=f"ocikit {req.verb}", replace_layers=req.flatten, layer_maker=maker, progress=req.progress))
+        created_by=f"ocikit {req.verb}", replace_layers=req.flatten, layer_maker=maker, progress=req.progress,
+        open_options=req.open_options))
 
 
 async def _retag(req: MutateRequest, target: str) -> BuildResult:
@@ -158,9 +161,9 @@ async def _retag(req: MutateRequest, target: str) -> BuildResult:
     from .copy import CopyOptions, copy_between
 
     sref, dref = parse_transport_reference(req.image), parse_transport_reference(target)
-    src = open_store(sref)
+    src = open_store(sref, options=req.open_options)
     try:
-        dst = open_store(dref, write=True)
+        dst = open_store(dref, write=True, options=req.open_options)
         try:
             res = await copy_between(src, sref.selector, dst, target_tag(dref),
                                      CopyOptions(all_platforms=not req.platforms, platforms=req.platforms,
