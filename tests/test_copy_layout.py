@@ -133,12 +133,15 @@ def test_blobs_are_hardlinked(src: OCILayout, tmp_path) -> None:
 
 def test_rerun_skips_everything(src: OCILayout, tmp_path) -> None:
     first = copy(f"oci:{src.path}:multi", f"oci:{tmp_path}/B:t", CopyOptions(all_platforms=True))
+    copy(f"oci:{src.path}:multi", f"oci:{tmp_path}/B:later", CopyOptions(host=Platform("linux", "ppc64le")))
     index_before = open(os.path.join(tmp_path, "B", "index.json"), "rb").read()
+    mtime_before = os.stat(os.path.join(tmp_path, "B", "index.json")).st_mtime_ns
     again = copy(f"oci:{src.path}:multi", f"oci:{tmp_path}/B:t", CopyOptions(all_platforms=True))
     assert again.blobs_skipped == first.blobs_linked + first.blobs_copied
     assert (again.blobs_copied, again.blobs_linked, again.bytes_copied) == (0, 0, 0)
     assert again.digest == first.digest
     assert open(os.path.join(tmp_path, "B", "index.json"), "rb").read() == index_before
+    assert os.stat(os.path.join(tmp_path, "B", "index.json")).st_mtime_ns == mtime_before  # not even rewritten
 
 
 def test_copy_into_symlinked_layout(src: OCILayout, tmp_path) -> None:

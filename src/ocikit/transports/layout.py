@@ -210,6 +210,8 @@ class OCILayout:
                 raise LayoutInvalid(str(e)) from None
             entries = list(doc.get("manifests") or [])
             mutate(entries)
+            if entries == doc.get("manifests"):
+                return  # nothing changed: leave index.json (and its mtime) alone
             if self.sync:
                 self._sync_blob_dirs()  # blobs renamed in before must be durable before index.json names them
             doc["manifests"] = entries
@@ -229,8 +231,13 @@ class OCILayout:
 
         def mutate(entries: list[dict[str, Any]]) -> None:
             if tag:
-                entries[:] = [e for e in entries
-                              if ((e.get("annotations") or {}).get(ANNOTATION_REF_NAME) != tag)]
+                # the tag's first entry is replaced where it stands; any others naming it go
+                at = [i for i, e in enumerate(entries) if (e.get("annotations") or {}).get(ANNOTATION_REF_NAME) == tag]
+                if at:
+                    entries[at[0]] = d
+                    for i in reversed(at[1:]):
+                        del entries[i]
+                    return
             elif any(e.get("digest") == desc.digest and not (e.get("annotations") or {}).get(ANNOTATION_REF_NAME)
                      for e in entries):
                 return
