@@ -174,7 +174,7 @@ def inspect_command(list_name: str, raw: bool, **transport: Any) -> None:
 @click.argument("destination")
 @click.option("--all/--no-all", "all_images", default=True, show_default=True,
               help="Push every image the list names, then the list (--no-all: the list only).")
-@click.option("--format", "index_format", type=click.Choice(sorted(ie.INDEX_FORMATS)), default=None,
+@click.option("-f", "--format", "index_format", type=click.Choice(sorted(ie.INDEX_FORMATS)), default=None,
               help="Write the index as an OCI index or a Docker manifest list (default: as it is).")
 @click.option("--rm", "remove", is_flag=True, help="Delete the working list after a successful push.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=6, show_default=True)
@@ -187,7 +187,8 @@ def push_command(list_name: str, destination: str, all_images: bool, index_forma
     with ProgressView() as view:
         result = run(ml.push_list(list_name, destination, all_images=all_images,
                                   media_type=_index_format(index_format), jobs=jobs, progress=view,
-                                  remove=remove, options=open_options(**transport)))
+                                  remove=remove, options=open_options(**transport),
+                                  list_options=open_options(**transport)))
     if digestfile:
         with open(digestfile, "w") as f:
             f.write(str(result.digest))
