@@ -195,3 +195,20 @@ def test_malformed_oci_archives(tmp_path, src, case, ocikit):
         assert "digest" in err
     if case == "missing-blob":
         assert "missing" in err
+
+
+def test_concurrent_writers_of_one_archive_lose_nothing(tmp_path, src):
+    """Two processes add different images at once: the directory lock + re-read at publish keeps both."""
+    import sys
+
+    arch = tmp_path / "shared.tar"
+    procs = [subprocess.Popen([sys.executable, "-m", "ocikit", "copy", f"oci:{src.path}:{tag}",
+                               f"oci-archive:{arch}:{tag}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for tag in ("one", "two", "multi")]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    with _reader(arch) as r:
+        assert sorted(e.ref_name for e in r.entries) == ["multi", "one", "two"]
+        for tag in ("one", "two"):
+            assert str(r.resolve_sync(tag).digest) == digest_of(src, tag)
+    assert leftovers(tmp_path) == []

@@ -161,7 +161,7 @@ def test_decompressing_writer_all_forms_memory_bounded():
             kind, got, biggest = _push(comp, piece)
             assert got == want, (name, piece)
             assert kind == ("gzip" if name == "multi" else name)
-            assert biggest <= 4 << 20
+            assert biggest <= 1 << 20
 
 
 @pytest.mark.parametrize("bad", ["truncated", "corrupt"])

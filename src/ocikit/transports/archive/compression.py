@@ -13,7 +13,7 @@ from typing import IO, Callable
 
 from ...errors import LayerInvalid
 
-OUT_PIECE = 4 << 20
+OUT_PIECE = 1 << 20
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
@@ -49,7 +49,7 @@ def open_decompressed(raw: IO[bytes], kind: str) -> IO[bytes]:
 
 
 class DecompressingWriter:
-    """Push compressed bytes in with :meth:`write`; plain bytes reach ``sink`` in pieces of at most 4 MiB.
+    """Push compressed bytes in with :meth:`write`; plain bytes reach ``sink`` in pieces of at most 1 MiB.
 
     The kind is sniffed from the first bytes (``None``: the stream passes through unchanged).
     :meth:`close` checks the stream ended cleanly.

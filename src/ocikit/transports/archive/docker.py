@@ -15,8 +15,9 @@ import asyncio
 import contextlib
 import os
 import secrets
+import threading
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Callable, Iterator
 
 from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, Options, RawManifest
@@ -110,6 +111,7 @@ class DockerArchiveReader(ReadOnly):
             self.tar.close()
             raise
         self._images: dict[int, ImageInfo] = {}
+        self._lock = threading.Lock()  # image() runs in worker threads; load each image once
 
     @property
     def location(self) -> str:
@@ -119,8 +121,12 @@ class DockerArchiveReader(ReadOnly):
 
     def image(self, i: int) -> ImageInfo:
         """Load item ``i``: read its config, size its layers (decompressing compressed ones, as skopeo does)."""
-        if i in self._images:
+        with self._lock:
+            if i not in self._images:
+                self._images[i] = self._load(i)
             return self._images[i]
+
+    def _load(self, i: int) -> ImageInfo:
         item = self.items[i]
         where = f"{self.location}: {item.config}"
         cfg = self.tar.require(item.config, "config")
@@ -142,9 +148,7 @@ class DockerArchiveReader(ReadOnly):
             layers[diff_id] = LayerInfo(diff_id, member, kind, size)
         manifest = generated_manifest(len(config_raw), Digest.of(config_raw),
                                       [(d, layers[d].size) for d in diff_ids])
-        info = ImageInfo(i, item, config_raw, Digest.of(config_raw), diff_ids, layers, manifest)
-        self._images[i] = info
-        return info
+        return ImageInfo(i, item, config_raw, Digest.of(config_raw), diff_ids, layers, manifest)
 
     def find_image(self, reference: str | None) -> ImageInfo:
         if reference is not None and is_digest(reference):
@@ -221,7 +225,8 @@ def _count(chunks: Iterator[bytes]) -> int:
 class StagedLayer:
     diff_id: Digest
     size: int
-    path: str
+    path: str | None
+    """The staged file; None when the layer was written straight into the new archive."""
 
 
 @dataclass
@@ -252,6 +257,7 @@ class DockerArchiveWriter:
         self.layers: dict[Digest, StagedLayer] = {}
         self.images: list[NewImage] = []
         self._closed = False
+        self._direct_busy = False
 
     @property
     def location(self) -> str:
@@ -311,26 +317,61 @@ class DockerArchiveWriter:
         self.configs[desc.digest] = path
 
     async def _put_layer(self, desc: Descriptor, chunks: AsyncIterator[bytes]) -> None:
-        tmp = self._stage_path(f".tmp-{secrets.token_hex(8)}")
+        """Decompress while streaming; the layer goes straight into the new archive when no other
+        layer is being written there (the copy engine starts with the biggest), else to staging."""
+        direct = not self._direct_busy
+        if direct:
+            self._direct_busy = True
+            try:
+                await self._put_layer_direct(desc, chunks)
+            finally:
+                self._direct_busy = False
+        else:
+            await self._put_layer_staged(desc, chunks)
+
+    def _layer_sink(self, desc: Descriptor, write: Callable[[bytes], object]
+                    ) -> tuple[Verifier, Digester, DecompressingWriter]:
         received = Verifier(desc.digest, desc.size, what=f"{self.location}: layer")
         plain = Digester()
-        f = open(tmp, "wb")
 
         def sink(b: bytes) -> None:
             plain.update(b)
-            f.write(b)
+            write(b)
 
-        dw = DecompressingWriter(sink, what=f"layer {desc.digest}")
+        return received, plain, DecompressingWriter(sink, what=f"layer {desc.digest}")
 
+    async def _feed(self, chunks: AsyncIterator[bytes], received: Verifier, dw: DecompressingWriter) -> None:
         def feed(chunk: bytes) -> None:
             received.update(chunk)
             dw.write(chunk)
 
+        async for chunk in chunks:
+            await asyncio.to_thread(feed, chunk)
+        received.verify()
+        await asyncio.to_thread(dw.close)
+
+    async def _put_layer_direct(self, desc: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        tar = self.out.tar()
+        start = tar.begin_direct()
+        received, plain, dw = self._layer_sink(desc, tar.write_direct)
         try:
-            async for chunk in chunks:
-                await asyncio.to_thread(feed, chunk)
-            received.verify()
-            await asyncio.to_thread(dw.close)
+            await self._feed(chunks, received, dw)
+            diff_id = plain.digest()
+            if layer_file(diff_id) in tar.names:  # the same layer arrived in another compression
+                tar.cancel_direct(start)
+            else:
+                tar.end_direct(start, layer_file(diff_id), plain.size, 0o444)
+        except BaseException:
+            tar.cancel_direct(start)
+            raise
+        self.layers[desc.digest] = StagedLayer(diff_id, plain.size, None)
+
+    async def _put_layer_staged(self, desc: Descriptor, chunks: AsyncIterator[bytes]) -> None:
+        tmp = self._stage_path(f".tmp-{secrets.token_hex(8)}")
+        f = open(tmp, "wb")
+        received, plain, dw = self._layer_sink(desc, f.write)
+        try:
+            await self._feed(chunks, received, dw)
             f.close()
             diff_id = plain.digest()
             final = self._stage_path(layer_file(diff_id))
@@ -452,11 +493,13 @@ class DockerArchiveWriter:
         for im in images:
             for d in im.diff_ids:
                 name = layer_file(d)
-                if name in written:
+                if name in written or name in w.names:
                     continue
                 written.add(name)
                 s = staged_by_diff.get(d)
-                if s is not None:
+                if s is not None and s.path is None:
+                    raise ArchiveInvalid(f"{self.location}: layer {d} was written but is not in the archive")
+                if s is not None and s.path is not None:
                     w.add_path(name, s.path, 0o444)
                 else:
                     found = base.find_blob(d) if base is not None else None

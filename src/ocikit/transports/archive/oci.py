@@ -15,7 +15,7 @@ from typing import AsyncIterator, Iterable
 from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
 from ...digest import Digest, Verifier, is_digest
-from ...errors import ArchiveInvalid, BlobUnknown, ManifestInvalid, ManifestUnknown, Unsupported
+from ...errors import ArchiveInvalid, BlobUnknown, ManifestInvalid, ManifestUnknown
 from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest, canonical_json, parse_manifest
 from ...model.jsonutil import decode_object
 from ..layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, OCILayout

@@ -32,6 +32,7 @@ class ArchiveOutput:
         self.sync = sync
         self.token = secrets.token_hex(6)
         self._staging: str | None = None
+        self._tar: TarWriter | None = None
         if os.path.isdir(self.path):
             raise ArchiveInvalid(f"{self.path}: is a directory; an archive target must be a file")
         os.makedirs(self.dir, exist_ok=True)
@@ -55,23 +56,33 @@ class ArchiveOutput:
         finally:
             os.close(fd)
 
+    @property
+    def tmp_path(self) -> str:
+        return os.path.join(self.dir, f".{self.base}.ocikit-tmp-{self.token}")
+
+    def tar(self) -> TarWriter:
+        """The new archive's tar, opened on first use (members may be written before :meth:`publish`)."""
+        if self._tar is None:
+            fd = os.open(self.tmp_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            self._tar = TarWriter(fd)
+        return self._tar
+
     def publish(self, write: Callable[[TarWriter], None]) -> None:
-        """Write the archive with ``write(tar_writer)`` to a temp file, then rename it into place."""
-        tmp = os.path.join(self.dir, f".{self.base}.ocikit-tmp-{self.token}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        """Finish the archive with ``write(tar_writer)``, fsync it and rename it into place."""
         try:
             try:
-                w = TarWriter(fd)
+                w = self.tar()
+                os.lseek(w.fd, 0, os.SEEK_END)
                 write(w)
                 w.finish()
                 if self.sync:
-                    os.fsync(fd)
+                    os.fsync(w.fd)
             finally:
-                os.close(fd)
-            os.replace(tmp, self.path)
+                self._close_tar()
+            os.replace(self.tmp_path, self.path)
         except BaseException as e:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(self.tmp_path)
             if isinstance(e, OSError) and e.errno == errno.ENOSPC:
                 raise StorageFull(f"no space left writing {self.path}") from None
             raise
@@ -82,8 +93,18 @@ class ArchiveOutput:
             finally:
                 os.close(dfd)
 
+    def _close_tar(self) -> None:
+        if self._tar is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._tar.fd)
+            self._tar = None
+
     def discard(self) -> None:
-        """Remove the staging directory."""
+        """Remove the staging directory and an unpublished temp archive."""
+        if self._tar is not None:
+            self._close_tar()
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp_path)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None

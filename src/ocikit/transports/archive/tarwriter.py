@@ -72,6 +72,35 @@ class TarWriter:
         finally:
             os.close(fd)
 
+    def begin_direct(self) -> int:
+        """Start a member whose name and size are known only at the end; returns its header offset.
+
+        Its bytes are then written with :meth:`write_direct`; :meth:`end_direct` fills in the
+        header, or :meth:`cancel_direct` cuts the member off again. One at a time.
+        """
+        start = os.lseek(self.fd, 0, os.SEEK_END)
+        self._write(b"\x00" * BLOCK)
+        return start
+
+    def write_direct(self, data: bytes) -> None:
+        self._write(data)
+
+    def end_direct(self, start: int, name: str, size: int, mode: int = 0o644) -> None:
+        if name in self.names:
+            raise ValueError(f"duplicate tar member {name!r}")
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mode, ti.mtime = size, mode, self.mtime
+        header = ti.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")  # one block, any size
+        if len(header) != BLOCK:
+            raise ValueError(f"tar member name {name!r} does not fit a single header block")
+        self._pad(size)
+        os.pwrite(self.fd, header, start)
+        self.names.add(name)
+
+    def cancel_direct(self, start: int) -> None:
+        os.ftruncate(self.fd, start)
+        os.lseek(self.fd, start, os.SEEK_SET)
+
     def finish(self) -> None:
         """The end-of-archive marker (two zero blocks)."""
         self._write(b"\x00" * (2 * BLOCK))
