@@ -122,20 +122,32 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
     """
     import sys
 
-    port = port or free_port()
-    root = root or os.path.join(tmp, f"ocikit-serve-{port}")
-    os.makedirs(root, exist_ok=True)
-    cmd = [sys.executable, "-m", "ocikit", "serve", "--listen", f"127.0.0.1:{port}", "--root", root,
-           "--quiet", *(() if fsync else ("--no-fsync",)), *args]
-    if config is not None:
-        cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
-        with open(cfg_path, "w") as f:
-            f.write(config)
-        cmd += ["--config", cfg_path]
-    log = open(os.path.join(tmp, f"ocikit-serve-{port}.log"), "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    fixed = port
+    attempts = 1 if fixed else 3  # a free port can be taken by someone else before we bind it
+    for attempt in range(attempts):
+        port = fixed or free_port()
+        root = root or os.path.join(tmp, f"ocikit-serve-{port}")
+        os.makedirs(root, exist_ok=True)
+        cmd = [sys.executable, "-m", "ocikit", "serve", "--listen", f"127.0.0.1:{port}", "--root", root,
+               "--quiet", *(() if fsync else ("--no-fsync",)), *args]
+        if config is not None:
+            cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
+            with open(cfg_path, "w") as f:
+                f.write(config)
+            cmd += ["--config", cfg_path]
+        log_path = os.path.join(tmp, f"ocikit-serve-{port}.log")
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc, timeout=60)
+            break
+        except RuntimeError:
+            stop_pid(proc)
+            log.close()
+            with open(log_path, "rb") as f:
+                if b"address already in use" not in f.read() or attempt == attempts - 1:
+                    raise
     try:
-        wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc, timeout=30)
         yield RunningServer(f"127.0.0.1:{port}", proc, root)
     finally:
         stop_pid(proc)

@@ -15,7 +15,7 @@ import pytest
 from ocikit.digest import Digest
 from ocikit.model import ImageManifest, parse_manifest
 
-from servers import free_port, start_ocikit_serve
+from servers import start_ocikit_serve
 from serve_helpers import Client, PushedImage
 
 pytestmark = pytest.mark.asyncio
@@ -108,9 +108,8 @@ async def test_kill_9_during_concurrent_pushes(tmp_path):
 
 async def test_upload_session_survives_restart(tmp_path):
     root = str(tmp_path / "root")
-    port = free_port()
     data = os.urandom(250_000)
-    with start_ocikit_serve(str(tmp_path), root=root, port=port) as srv:
+    with start_ocikit_serve(str(tmp_path), root=root) as srv:
         async with aiohttp.ClientSession() as s:
             async with s.post(f"{srv.url}/v2/restart/me/blobs/uploads/") as r:
                 loc = r.headers["Location"]
