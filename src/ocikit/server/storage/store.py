@@ -57,9 +57,7 @@ class RepositoryStore:
 
     async def put_manifest(self, raw: bytes, media_type: str, tag: str | None = None,
                            opts: Options = DEFAULT_OPTIONS, *, root: bool = False) -> Digest:
-        result = await self.storage.put_manifest(self.name, Digest.of(raw), raw, media_type)
-        if tag:
-            await self.storage.put_manifest(self.name, tag, raw, media_type)
+        result = await self.storage.put_manifest(self.name, tag or Digest.of(raw), raw, media_type)
         return result.digest
 
     async def list_tags(self, opts: Options = DEFAULT_OPTIONS) -> list[str]:
