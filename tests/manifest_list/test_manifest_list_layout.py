@@ -216,3 +216,17 @@ def test_umoci_and_skopeo_read_the_pushed_index(images, tmp_path, peer) -> None:
         want = OCILayout(images[arch][4:-3]).resolve_sync("v1")
         assert got.digest == want.digest
     assert os.path.exists(tmp_path / "pl" / "index.json")
+
+
+def test_parallel_adds_lose_nothing(images) -> None:
+    """Three `manifest add` processes at once on one working list: the list lock keeps every entry."""
+    arun(ml.create_list("par"))
+    import sys
+    procs = [subprocess.Popen([sys.executable, "-m", "ocikit", "manifest", "add", "par", images[a]],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a in ("amd64", "arm64", "ppc64le")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    st = arun(ml.inspect_list("par"))
+    assert sorted(m.platform.architecture for m in st.manifests) == ["amd64", "arm64", "ppc64le"]
+    assert OCILayout(ml.working_layout_path()).validate() == []
