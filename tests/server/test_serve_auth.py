@@ -173,3 +173,24 @@ async def test_read_only(tmp_path):
                 assert r.status == 405
             async with s.get(f"{srv.url}/v2/sample/multiarch/manifests/latest") as r:
                 assert r.status == 200
+
+
+async def test_htpasswd_rules_deny(tmp_path, htpasswd):
+    cfg = (f"auth:\n  mode: htpasswd\n  htpasswd: {htpasswd}\n  rules:\n"
+           "    - {repository: 'alice/*', users: [alice], actions: [pull, push, delete]}\n"
+           "    - {repository: '*', users: ['*'], actions: [pull]}\n")
+    with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+        async with aiohttp.ClientSession(headers=basic("alice", "wonderland")) as s:
+            img = await Client(srv.url, s).push_image("alice/app", "v1")
+        async with aiohttp.ClientSession(headers=basic("bob", "builder")) as s:
+            async with s.get(f"{srv.url}/v2/alice/app/manifests/v1") as r:
+                assert r.status == 200 and await r.read() == img.raw
+            async with s.post(f"{srv.url}/v2/alice/app/blobs/uploads/") as r:
+                assert r.status == 403
+                assert error_code(await r.json()) == "DENIED"
+            async with s.delete(f"{srv.url}/v2/alice/app/manifests/{img.digest}") as r:
+                assert r.status == 403
+            # mounting needs pull on the source: bob may pull alice/app but not push there
+            async with s.post(f"{srv.url}/v2/bob/x/blobs/uploads/",
+                              params={"mount": str(next(iter(img.blobs))), "from": "alice/app"}) as r:
+                assert r.status == 403  # no push right on bob/x either
