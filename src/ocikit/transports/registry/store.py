@@ -40,7 +40,7 @@ log = logging.getLogger("ocikit.registry")
 
 MANIFEST_LIMIT = 4 << 20
 SMALL_BLOB = 1 << 20
-READ_CHUNK = 4 << 20
+READ_CHUNK = 2 << 20
 DEFAULT_CHUNK_SIZE = 16 << 20
 UPLOAD_MODES = ("auto", "monolithic", "streamed", "chunked")
 
