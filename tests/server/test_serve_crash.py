@@ -115,7 +115,7 @@ async def test_upload_session_survives_restart(tmp_path):
                 loc = r.headers["Location"]
             async with s.patch(f"{srv.url}{loc}", data=data[:100_000], headers={"Content-Range": "0-99999"}) as r:
                 assert r.status == 202
-    with start_ocikit_serve(str(tmp_path), root=root) as srv:
+    with start_ocikit_serve(str(tmp_path), root=root, fsync=True) as srv:  # the durable (fsync) paths too
         async with aiohttp.ClientSession() as s:
             async with s.get(f"{srv.url}{loc}") as r:
                 assert r.status == 204 and r.headers["Range"] == "0-99999"
@@ -125,6 +125,9 @@ async def test_upload_session_survives_restart(tmp_path):
                 assert r.status == 201, await r.text()
             async with s.get(f"{srv.url}/v2/restart/me/blobs/{Digest.of(data)}") as r:
                 assert await r.read() == data
+            img = await Client(srv.url, s).push_image("restart/me", "v1")
+            async with s.get(f"{srv.url}/v2/restart/me/manifests/v1") as r:
+                assert await r.read() == img.raw
 
 
 async def test_sigterm_finishes_requests_in_flight(tmp_path):
