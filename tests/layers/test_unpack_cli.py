@@ -48,6 +48,11 @@ def test_unpack_rootless_records_owners(tmp_path, ocikit) -> None:
     assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid())
     assert parse_rootless_payload(os.getxattr(tmp_path / "r" / "etc" / "owned", ROOTLESS_XATTR)) == (12, 34)
     assert ROOTLESS_XATTR not in os.listxattr(tmp_path / "r" / "new")
+    record = json.loads((tmp_path / "r.ocikit-owners.json").read_text())
+    assert record["owners"] == {"/etc/owned": {"uid": 12, "gid": 34}}
+    ocikit("unpack", "--rootless", "--bundle", f"oci:{layout}:t", str(tmp_path / "b"))
+    record = json.loads((tmp_path / "b" / "ocikit-owners.json").read_text())
+    assert record["owners"] == {"/etc/owned": {"uid": 12, "gid": 34}}
 
 
 def test_unpack_platform_from_an_index(tmp_path, ocikit) -> None:
@@ -87,3 +92,15 @@ def test_unpack_refuses_a_non_empty_target(tmp_path, ocikit) -> None:
     (tmp_path / "e").mkdir()
     ocikit("unpack", f"oci:{layout}:t", str(tmp_path / "e"))          # an empty directory is fine
     assert (tmp_path / "e" / "new").exists()
+
+
+def test_rootless_owner_record_follows_whiteouts_and_replacements(tmp_path) -> None:
+    from ocikit.ops.unpack import UnpackOptions, unpack
+    layout = str(tmp_path / "layout")
+    image_from_tars(layout, "t", [
+        tar_bytes([D("d/", uid=5, gid=5), F("d/a", b"a", uid=1, gid=1), F("b", b"b", uid=2, gid=2),
+                   F("c", b"c", uid=3, gid=3)]),
+        tar_bytes([F(".wh.d", b""), F("b", b"root now"), F("e", b"e", uid=0, gid=9)])])
+    res = unpack(f"oci:{layout}:t", str(tmp_path / "r"), UnpackOptions(rootless=True))
+    record = json.loads(open(res.owners_file).read())
+    assert record["owners"] == {"/c": {"uid": 3, "gid": 3}, "/e": {"uid": 0, "gid": 9}}

@@ -39,7 +39,7 @@ def both(tmp_path, layout: str, tag: str = "t") -> tuple[str, str]:
 
 
 def assert_same(ours: str, theirs: str) -> None:
-    diffs = compare_trees(ours, theirs)
+    diffs = compare_trees(ours, theirs, mtimes=True)
     assert diffs == [], "\n".join(diffs[:40])
 
 

@@ -61,8 +61,6 @@ class SafeRoot:
         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self._cache: dict[str, tuple[int, str]] = {}
         self._stale: list[int] = []
-        self.created: list[str] = []
-        """Directories created implicitly (missing parents), resolved paths."""
 
     # -- lifecycle
     def close(self) -> None:
@@ -151,7 +149,6 @@ class SafeRoot:
                         return None
                     try:
                         os.mkdir(part, 0o755, dir_fd=fd)
-                        self.created.append("/".join(names + [part]))
                     except FileExistsError:
                         pass
                     nfd = os.open(part, _DIR_FLAGS, dir_fd=fd)

@@ -128,6 +128,9 @@ class Unpacker:
         self._upper = UpperSet()
         self._xattr_unsupported = False
         self._warned: set[str] = set()
+        self.owners: dict[str, tuple[int, int]] = {}
+        """Rootless: the image's owner of every path not owned by root (resolved path -> (uid, gid)),
+        besides the ``user.rootlesscontainers`` xattrs; see :meth:`owners_record`."""
 
     # ---- public ---------------------------------------------------------------------------------
 
@@ -244,6 +247,11 @@ class Unpacker:
                 raise StorageFull(f"no space left unpacking {m.name!r}") from None
             raise LayerInvalid(f"{layer.what}: {m.name!r}: {e.strerror or e}") from None
         self._upper.add(path)
+        if self.rootless and t != HARDLINK:
+            if m.uid or m.gid:
+                self.owners[path] = (m.uid, m.gid)
+            elif self.owners:
+                self.owners.pop(path, None)
 
     def _remember_dir_times(self, dfd: int, rparent: str) -> None:
         """A lower directory this layer changes without an entry of its own keeps its times."""
@@ -266,15 +274,22 @@ class Unpacker:
             self._sr.invalidate()
         else:
             os.unlink(base, dir_fd=dfd)
+            if self.owners:
+                self.owners.pop(path, None)
             if stat.S_ISLNK(st.st_mode):
                 self._sr.invalidate()
 
     def _forget_dirs(self, path: str) -> None:
-        self._dirs.pop(path, None)
         prefix = path + "/"
-        stale = [k for k in self._dirs if k.startswith(prefix)]
-        for k in stale:
-            del self._dirs[k]
+        for table in (self._dirs, self.owners):
+            table.pop(path, None)  # type: ignore[attr-defined]
+            for k in [k for k in table if k.startswith(prefix)]:
+                del table[k]  # type: ignore[attr-defined]
+
+    def owners_record(self) -> dict[str, object]:
+        """The rootless ownership record as JSON-able data (umoci keeps the same facts in xattrs)."""
+        return {"format": "ocikit-rootless-owners/1", "xattr": ROOTLESS_XATTR,
+                "owners": {("/" + p): {"uid": u, "gid": g} for p, (u, g) in sorted(self.owners.items())}}
 
     def _file(self, layer: LayerReader, m: TarMember, dfd: int, base: str, path: str) -> None:
         mode = m.mode
@@ -364,7 +379,13 @@ class Unpacker:
         if self._chown:
             os.chown(base, m.uid, m.gid, dir_fd=dfd, follow_symlinks=False)
         if not symlink:
-            os.chmod(base, m.mode, dir_fd=dfd, follow_symlinks=True)  # a fifo/device, just created
+            # a fifo or device node: chmod through an O_PATH descriptor of the node itself, so
+            # nothing could make this follow a symlink (Linux has no lchmod)
+            pfd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                os.chmod(f"/proc/self/fd/{pfd}", m.mode)
+            finally:
+                os.close(pfd)
         proc = f"/proc/self/fd/{dfd}/{base}"
         if self.rootless and (m.uid or m.gid) and not symlink:
             self._setxattr(proc, ROOTLESS_XATTR, rootless_payload(m.uid, m.gid), m.name)

@@ -30,6 +30,8 @@ from ..progress import BlobAdvanced, BlobDone, BlobStarted, ProgressSink, emit
 from .inspect import inspect_image
 
 MARKER = "ocikit-unpack.json"
+OWNERS = "ocikit-owners.json"
+"""Rootless unpacks: the image's owners of files (also in user.rootlesscontainers xattrs)."""
 STAGED = "target"
 
 
@@ -57,6 +59,7 @@ class UnpackResult:
     seconds: float
     rootless: bool
     bundle_config: str | None = None
+    owners_file: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,7 +67,7 @@ class UnpackResult:
             "source": self.source, "target": self.target, "rootfs": self.rootfs,
             "manifest": str(self.manifest_digest), "config": str(self.config_digest),
             "layers": [str(d) for d in self.layers], "rootless": self.rootless,
-            "bundleConfig": self.bundle_config,
+            "bundleConfig": self.bundle_config, "ownersFile": self.owners_file,
             "entries": self.stats.entries, "files": self.stats.files, "bytes": self.stats.bytes,
             "whiteouts": self.stats.whiteouts, "skipped": self.stats.skipped,
             "warnings": self.warnings, "seconds": round(self.seconds, 3),
@@ -128,6 +131,12 @@ async def unpack_image(store: Store, selector: str | None, target: str,
     try:
         await asyncio.to_thread(_apply_all, store, manifest, diff_ids, unpacker, opts, loop, options.progress)
         bundle_config = None
+        owners_file = None
+        if unpacker.rootless and unpacker.owners:
+            # the owners the rootfs cannot hold: beside the rootfs in a bundle, else beside DIR
+            owners_file = os.path.join(target, OWNERS) if options.bundle else f"{target}.{OWNERS}"
+            with open(os.path.join(staged, OWNERS) if options.bundle else f"{staging}.{OWNERS}", "w") as f:
+                json.dump(unpacker.owners_record(), f, indent=1)
         if options.bundle:
             doc = runtime_config(ins.config.doc, rootfs_staged, rootless=bool(unpacker.rootless))
             with open(os.path.join(staged, "config.json"), "w") as f:
@@ -135,6 +144,8 @@ async def unpack_image(store: Store, selector: str | None, target: str,
                 f.write("\n")
             bundle_config = os.path.join(target, "config.json")
         os.rename(staged, target)
+        if owners_file is not None and not options.bundle:
+            os.replace(f"{staging}.{OWNERS}", owners_file)
     except BaseException as e:
         unpacker.close()
         marker["error"] = str(e) if isinstance(e, OcikitError) else f"{type(e).__name__}: {e}"
@@ -149,7 +160,7 @@ async def unpack_image(store: Store, selector: str | None, target: str,
         rootfs=os.path.join(target, rootfs_rel) if rootfs_rel else target,
         manifest_digest=ins.image.desc.digest, config_digest=manifest.config.digest,
         layers=[x.digest for x in manifest.layers], stats=unpacker.stats, seconds=time.monotonic() - t0,
-        rootless=bool(unpacker.rootless), bundle_config=bundle_config, warnings=list(unpacker.warnings))
+        rootless=bool(unpacker.rootless), bundle_config=bundle_config, owners_file=owners_file, warnings=list(unpacker.warnings))
 
 
 def _apply_all(store: Store, manifest: ImageManifest, diff_ids: list[Digest], unpacker: Unpacker, opts: Options,
