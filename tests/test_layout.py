@@ -484,7 +484,7 @@ def test_eight_writers_lose_no_entry(tmp_path) -> None:
     time.sleep(0.2)
     open(go, "w").close()
     for p in procs:
-        _, err = p.communicate(timeout=120)
+        _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err.decode()
     lay = OCILayout(path)
     assert sorted(lay.tags()) == sorted(f"w{n}-t{i}" for n in range(8) for i in range(4))
