@@ -137,3 +137,13 @@ def test_buildah_push(serve, images, tmp_path, runroot):
     sh(*buildah, "rmi", "-a", "-f")
     sh(*buildah, "pull", "-q", "--tls-verify=false", f"docker://{ref}")
     assert sh(*buildah, "images", "-q").stdout.split()[0] == image_id
+
+
+def test_ocikit_copy_both_ways(serve, images, tmp_path, ocikit):
+    skopeo = require("skopeo")
+    dst = f"docker://{serve.host}/peers/ocikit:latest"
+    ocikit("copy", "--all", "--dest-tls-verify=false", f"oci:{images}:multi", dst)
+    assert raw_digest(skopeo, dst)[1] == layout_manifest(images, "multi")
+    out = tmp_path / "back"
+    ocikit("copy", "--all", "--src-tls-verify=false", dst, f"oci:{out}:all")
+    assert layout_manifest(str(out), "all") == layout_manifest(images, "multi")
