@@ -209,7 +209,7 @@ def test_library_api_and_bad_targets(tmp_path, src):
     assert rep.ok and [i.digest for i in rep.images] == [idx.digest]
 
     async def verify():
-        prep = await prepare(MirrorJob(to=f"oci:{tmp_path / 't'}", config=cfg, journal=""), check_target=False)
+        prep = await prepare(MirrorJob(to=f"oci:{tmp_path / 't'}", config=cfg, journal=""), verify=True)
         try:
             return await verify_plan(prep.plan, prep.target)
         finally:
@@ -226,3 +226,38 @@ def test_library_api_and_bad_targets(tmp_path, src):
     p = run_cli("mirror", "--from", f"dir:{tmp_path}", "--to", f"oci:{tmp_path / 'z'}", check=False)
     assert p.returncode == 2 and "incomplete bundle" in p.stderr
     _ = execute, write_index_async, ANNOTATION_REF_NAME
+
+
+def test_tar_volumes_of_a_maximum_size(tmp_path):
+    from ocikit.testing.images import LayerSpec, write_image_async
+
+    lay = OCILayout(str(tmp_path / "src" / "app"), create=True)
+
+    async def build():
+        for i in range(2):
+            await write_image_async(lay, f"t{i}", layers=[LayerSpec(random_bytes=1_500_000, compression="none"),
+                                                          LayerSpec(random_bytes=200_000)], seed=i)
+    arun(build())
+    cfg = write_cfg(tmp_path, f"images:\n  - source: oci:{lay.path}\n    all-tags: true\n")
+    bundle = tmp_path / "b"
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"dir:{bundle}", "--volume-size", "1MiB", "--journal", "")
+    vols = sorted(p for p in os.listdir(bundle) if p.endswith(".tar"))
+    assert len(vols) >= 4 and all(os.path.getsize(bundle / v) <= 1 << 20 for v in vols)
+    assert not (bundle / "blobs").exists()
+    # GNU tar + cat put the layout back together, and its checksum list holds
+    out = tmp_path / "joined"
+    out.mkdir()
+    for v in vols:
+        subprocess.run(["tar", "-xf", str(bundle / v), "-C", str(out)], check=True)
+    blobs = out / "blobs" / "sha256"
+    for part in sorted(blobs.glob("*.part0001")):
+        base = str(part)[:-len(".part0001")]
+        subprocess.run(f"cat {base}.part* > {base} && rm {base}.part*", shell=True, check=True)
+    subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=out, check=True)
+    # ocikit reads the volumes in place
+    tree = str(tmp_path / "tree")
+    run_cli("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", "--journal", "")
+    run_cli("mirror", "verify", "--config", cfg, "--to", f"oci:{tree}")
+    os.unlink(bundle / vols[-1])
+    p = run_cli("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", "--journal", "", check=False)
+    assert p.returncode == 2 and f"volume {vols[-1]} is missing" in p.stderr

@@ -93,6 +93,8 @@ def _plan_lines(plan: MirrorPlan, target: Target) -> list[str]:
                  f"blob reference(s): {s['blobsToMove']} to move ({human_size(s['bytesToMove'])}), "
                  f"{s['blobsToMount']} to mount/link, {s['blobsAlreadyThere']} already at the target "
                  f"({human_size(s['bytesAlreadyThere'])})")
+    if not s["targetChecked"]:
+        lines.append("(the target was not asked what it holds)")
     if s["failed"]:
         lines.append(f"{s['failed']} image(s) could not be planned")
     return lines
@@ -211,7 +213,7 @@ def verify_command(config: str | None, from_: str | None, to: str | None, deep: 
                                "sha256sum -c SHA256SUMS")
 
     async def go() -> Any:
-        prep = await prepare(job, check_target=False)
+        prep = await prepare(job, verify=True)
         try:
             return await verify_plan(prep.plan, prep.target, deep=deep, jobs=job.jobs, per_registry=job.per_registry)
         finally:

@@ -269,13 +269,16 @@ class BundleSource:
 
     root: str
     meta: dict[str, Any]
-    layout: OCILayout
+    layout: Store
+    """The bundle's OCI layout, or its tar volumes read in place."""
 
     @classmethod
     def open(cls, root: str) -> "BundleSource":
+        from .volumes import TarVolumesStore, has_volumes
+
         root = os.path.abspath(root)
         meta = load_metadata_file(root)
-        return cls(root, meta, OCILayout(root))
+        return cls(root, meta, TarVolumesStore(root) if has_volumes(root) else OCILayout(root))
 
     @property
     def key(self) -> str:

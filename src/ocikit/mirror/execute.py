@@ -139,7 +139,8 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
                 else:
                     src, src_reg = sources.store_for(need.source_key), _reg(need.source_key)
                 one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
-                async with limits.hold(src_reg, target.registry):
+                # a placement after the first is a mount/link (light) where the target can
+                async with limits.hold(src_reg, target.registry, light=bool(done_keys)):
                     await transfer_blob(src, dst, need.desc, one, opts, options.progress)
                 if one.blobs_copied:
                     report.blobs_moved += 1
@@ -195,7 +196,7 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
             result = CopyResult(src.location, dest, plan_.source_root_digest, plan_.root.desc.digest,
                                 plan_.root.manifest.media_type, j.tag, platforms=plan_.platforms)
             bare = dataclasses.replace(plan_, blobs={})  # the blobs are placed already
-            async with limits.hold(_reg(j.source_key), target.registry):
+            async with limits.hold(_reg(j.source_key), target.registry, light=True):
                 await execute_plan(src, dst, bare, j.tag, j.copy_options(options.jobs), result, opts)
             journal.image_done(jkey, p.digest)  # type: ignore[arg-type]
             out.status, out.error = "ok", None

@@ -161,7 +161,11 @@ def registry_of(key: str) -> str:
 
 
 class Limits:
-    """At most ``per_registry`` transfers per registry at once, and ``total`` overall."""
+    """At most ``per_registry`` transfers per registry at once, and ``total`` overall.
+
+    ``light`` requests (mounts, manifests, HEADs) have their own lane of ``per_registry`` per
+    registry, so they do not queue behind large blob transfers.
+    """
 
     def __init__(self, total: int, per_registry: int) -> None:
         self.total = asyncio.Semaphore(max(1, total))
@@ -175,12 +179,13 @@ class Limits:
         return s
 
     @contextlib.asynccontextmanager
-    async def hold(self, *registries: str) -> AsyncIterator[None]:
+    async def hold(self, *registries: str, light: bool = False) -> AsyncIterator[None]:
         names = sorted(set(registries))  # one order everywhere: no deadlock
         async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self.total)
+            if not light:
+                await stack.enter_async_context(self.total)
             for n in names:
-                await stack.enter_async_context(self._sem(n))
+                await stack.enter_async_context(self._sem(f"light:{n}" if light else n))
             yield
 
 

@@ -143,6 +143,8 @@ class MirrorPlan:
     """(target key, digest) already at the target (checked, journaled, or in an earlier bundle)."""
     key_paths: dict[str, str] = field(default_factory=dict)
     """Target key -> destination path (to open the store a key names)."""
+    target_checked: bool = True
+    """False when the target was not asked which blobs it holds (a run finds out as it goes)."""
 
     def summary(self) -> dict[str, Any]:
         return summarize(self)
@@ -191,7 +193,7 @@ def summarize(plan: MirrorPlan) -> dict[str, Any]:
         "uniqueBlobs": len(plan.blobs), "blobReferences": sum(len(p.plan.blobs) for p in plan.images if p.plan),
         "blobsToMove": to_move, "bytesToMove": bytes_move, "blobsToMount": to_mount,
         "blobsAlreadyThere": already, "bytesAlreadyThere": bytes_already,
-        "totalBytes": sum(n.desc.size for n in plan.blobs.values()),
+        "totalBytes": sum(n.desc.size for n in plan.blobs.values()), "targetChecked": plan.target_checked,
     }
 
 
@@ -201,7 +203,7 @@ async def _plan_one(job: ImageJob, store: Store, pinned: Digest | None, opts: Op
 
 
 async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache: dict[str, list[str]],
-                         opts: Options) -> list[ImageJob]:
+                         no_api: set[str], opts: Options) -> list[ImageJob]:
     """Referrers of every manifest in an image: the referrers API, else the ``sha256-<hex>`` tags."""
     digests = [n.desc.digest for n in plan.manifests]
     if plan.source_root_digest not in digests:
@@ -212,10 +214,13 @@ async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache
     api = getattr(store, "referrers_api", None)
     if api is None and isinstance(store, ReferrersLister):
         api = store.referrers
+    if job.registry in no_api:
+        api = None  # this registry said once that it has no referrers API
     try:
         for d in digests if api is not None else []:
             found = await api(d, None, opts)
             if found is None:
+                no_api.add(job.registry)
                 break
             for r in found:
                 out.append(ImageJob(_source_ref(job.source_key, job.repository, str(r.digest)), job.source_key,
@@ -250,6 +255,7 @@ async def plan_jobs(jobs: Sequence[ImageJob], sources: SourceSet, *, limits: Lim
     planned: list[PlannedImage] = []
     seen: set[tuple[str, str, str, str | None]] = set()
     tags_cache: dict[str, list[str]] = {}
+    no_api: set[str] = set()
 
     async def one(job: ImageJob) -> list[ImageJob]:
         p = PlannedImage(job)
@@ -260,7 +266,7 @@ async def plan_jobs(jobs: Sequence[ImageJob], sources: SourceSet, *, limits: Lim
                 p.plan = await _plan_one(job, store, pins.get((job.source_key, job.selector)), opts)
             if job.referrers:
                 async with limits.hold(job.registry):
-                    return await _referrer_jobs(job, p.plan, store, tags_cache, opts)
+                    return await _referrer_jobs(job, p.plan, store, tags_cache, no_api, opts)
         except OcikitError as e:
             p.error = str(e)
         except OSError as e:
@@ -320,7 +326,7 @@ async def build_plan(jobs: Sequence[ImageJob], sources: SourceSet, target: Targe
                 present.update((k, d) for k in need.destinations)
     if check_target:
         present = await check_present(blobs, target, key_paths, limits=limits, known=present, opts=opts)
-    return MirrorPlan(planned, blobs, present, key_paths)
+    return MirrorPlan(planned, blobs, present, key_paths, check_target)
 
 
 def parse_platform_list(values: Iterable[str]) -> tuple[Platform, ...]:

@@ -77,8 +77,14 @@ def job_identity(jobs: list[ImageJob], target: str) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
-async def prepare(job: MirrorJob, *, check_target: bool = True, dry_run: bool = False) -> Prepared:
-    """Build the jobs, open the journal (not for a dry run), plan everything."""
+async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: bool = False,
+                  verify: bool = False) -> Prepared:
+    """Build the jobs, open the journal (not for a dry run or a verify), plan everything.
+
+    ``check_target`` (default: for a dry run, and for local targets where asking is a stat)
+    asks the target which blobs it holds already; a run against a registry finds out as it
+    goes instead (the copy engine asks before each transfer anyway).
+    """
     if (job.config is None) == (job.bundle is None):
         raise UsageError("a mirror needs exactly one of --config M.yaml and --from dir:BUNDLE")
     sources = SourceSet(job.src_options)
@@ -95,7 +101,9 @@ async def prepare(job: MirrorJob, *, check_target: bool = True, dry_run: bool = 
             jobs = await jobs_from_config(job.config, sources, opts)
         job_id = job_identity(jobs, target.location)
         jpath = None if job.journal == "" else (job.journal or default_journal_path(job_id))
-        journal = Journal(None, job_id) if dry_run or not check_target else Journal.open(jpath, job_id)
+        journal = Journal(None, job_id) if dry_run or verify else Journal.open(jpath, job_id)
+        if check_target is None:
+            check_target = not verify and (dry_run or target.registry == "local")
         limits = Limits(job.jobs, job.per_registry)
         known = {(k, d) for (k, d) in journal.blobs}
         plan = await build_plan(jobs, sources, target, limits=limits, pins=journal.pins, known_present=known,
