@@ -14,7 +14,7 @@ from ocikit import mediatypes as mt
 from ocikit.digest import Digest
 from ocikit.model import Descriptor, build_index
 
-from servers import free_port, require, start_ocikit_serve, wait_http
+from servers import free_port, require, start_ocikit_serve
 from serve_helpers import Client
 
 

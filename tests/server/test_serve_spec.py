@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 
-import aiohttp
 import pytest
 from yarl import URL
 

@@ -123,7 +123,7 @@ def build_registry(config: ServerConfig) -> Registry:
     driver = FilesystemDriver(config.root, fsync=config.fsync)
     storage = RegistryStorage(driver, accept_sparse_index=config.accept_sparse_index,
                               check_blobs=config.check_blobs)
-    return Registry(storage, Authenticator(config.auth, read_only=config.read_only), config, Metrics())
+    return Registry(storage, Authenticator(config.auth), config, Metrics())
 
 
 def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Application:

@@ -144,7 +144,7 @@ def load_htpasswd(path: str) -> dict[str, bytes]:
 class Authenticator:
     """Decides, per request, who is asking and whether they may do what they ask."""
 
-    def __init__(self, cfg: AuthConfig, *, read_only: bool = False) -> None:
+    def __init__(self, cfg: AuthConfig) -> None:
         self.cfg = cfg
         self.mode = cfg.mode
         self.users = load_htpasswd(cfg.htpasswd) if cfg.htpasswd else {}

@@ -14,7 +14,6 @@ class Metrics:
         self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
         self.seconds: defaultdict[tuple[str, str], float] = defaultdict(float)
         self.bytes_received = 0
-        self.bytes_sent = 0
         self.in_flight = 0
         self.blobs_committed = 0
         self.manifests_stored = 0
