@@ -39,7 +39,7 @@ from .retry import RETRYABLE_STATUS, RetryPolicy, backoff_delay, parse_retry_aft
 log = logging.getLogger("ocikit.registry")
 
 USER_AGENT = "ocikit/0.1"
-READ_BUFSIZE = 2 << 20
+READ_BUFSIZE = 1 << 20
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 8
 NETWORK_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)

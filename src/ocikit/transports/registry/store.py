@@ -41,6 +41,7 @@ log = logging.getLogger("ocikit.registry")
 MANIFEST_LIMIT = 4 << 20
 SMALL_BLOB = 1 << 20
 READ_CHUNK = 2 << 20
+RECV_SIZE = 1 << 19
 DEFAULT_CHUNK_SIZE = 16 << 20
 UPLOAD_MODES = ("auto", "monolithic", "streamed", "chunked")
 
@@ -259,6 +260,7 @@ class RegistryStore:
                                                headers=headers, ok=(200, 206), what=what,
                                                not_found=BlobUnknown) as resp:
                     skip = offset if resp.status == 200 else 0
+                    _read_big(resp)
                     if resp.status == 206 and not (resp.headers.get("Content-Range") or "").startswith(
                             f"bytes {offset}-"):
                         raise RegistryError(f"{what}: asked for bytes {offset}-, got "
@@ -411,6 +413,15 @@ class RegistryStore:
 
     async def abort(self) -> None:
         await self.close()
+
+
+def _read_big(resp: aiohttp.ClientResponse) -> None:
+    """Let the transport take everything the socket holds in one read (asyncio reads 256 KiB at most),
+    so a busy loop catches up in fewer wake-ups."""
+    conn = resp.connection
+    tr = conn.transport if conn is not None else None
+    if tr is not None and hasattr(tr, "max_size"):
+        tr.max_size = RECV_SIZE
 
 
 async def _collect_verified(desc: Descriptor, chunks: AsyncIterator[bytes]) -> bytes:
