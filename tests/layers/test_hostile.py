@@ -34,7 +34,7 @@ class Sandbox:
         self.layout = str(tmp_path / "layout")
 
     def outside(self) -> dict:
-        return snapshot(str(self.base), mtimes=True, skip=("work/root", "work/root.partial", "layout"))
+        return snapshot(str(self.base), mtimes=True, skip=("work/root", "work/root.partial", "work/root.ocikit-owners.json", "layout"))
 
     def run(self, layers, *, expect_error: type[Exception] | None = None, rootless: bool | None = None,
             compression: str = "gzip", blobs=None, diff_ids=None):
@@ -49,7 +49,7 @@ class Sandbox:
         after = self.outside()
         assert after == before, {k: (before.get(k), after.get(k)) for k in set(before) | set(after)
                                  if before.get(k) != after.get(k)}
-        assert set(os.listdir(self.work)) <= {"root", "root.partial"}
+        assert set(os.listdir(self.work)) <= {"root", "root.partial", "root.ocikit-owners.json"}
         if expect_error is not None:
             assert isinstance(err, expect_error), f"expected {expect_error.__name__}, got {err!r}"
             assert not self.root.exists(), "a failed unpack must not leave the target"
