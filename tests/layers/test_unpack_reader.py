@@ -175,3 +175,15 @@ def test_unpack_from_an_async_only_store(tmp_path) -> None:
     assert sorted(os.listdir(tmp_path / "root" / "d")) == ["b"]
     assert res.stats.layers == 2
     assert snapshot(str(tmp_path / "root"))
+
+
+def test_missing_layer_blob(tmp_path) -> None:
+    from ocikit.errors import BlobUnknown
+    from ocikit.ops.unpack import unpack
+    tar = tar_bytes([F("a", b"a")])
+    lay = image_from_tars(str(tmp_path / "l"), "t", [tar])
+    blob, _ = compress(tar, "gzip")
+    os.unlink(lay.blob_path(Digest.of(blob)))
+    with pytest.raises(BlobUnknown):
+        unpack(f"oci:{lay.path}:t", str(tmp_path / "root"))
+    assert not (tmp_path / "root").exists()
