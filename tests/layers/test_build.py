@@ -129,6 +129,8 @@ def test_zstd_layers(tmp_path, ocikit):
     subprocess.run(f"zstd -dc {OCILayout(lay).blob_path(layer['digest'])} | tar -xpf - --xattrs "
                    f"--xattrs-include='user.*' -C {out}", shell=True, check=True)
     assert diff_snapshots(snapshot(src), snapshot(out)) == []
+    ours = ocikit_unpack(ocikit, f"oci:{lay}:z", str(tmp_path / "ours"))
+    assert diff_snapshots(snapshot(src), snapshot(ours)) == []
 
 
 def test_tarball_layers_kept_as_they_are(tmp_path, ocikit, peer):
@@ -141,7 +143,8 @@ def test_tarball_layers_kept_as_they_are(tmp_path, ocikit, peer):
     subprocess.run(["tar", "-czf", tgz, "-C", src, "hello.txt"], check=True)
     subprocess.run(["tar", "-cf", plain, "-C", src, "sub"], check=True)
     lay = str(tmp_path / "lay")
-    ocikit("build", "-o", f"oci:{lay}:t", tgz, plain)
+    out = json.loads(ocikit("build", "--format", "json", "-o", f"oci:{lay}:t", tgz, plain).stdout)
+    assert out["digest"] == digest_of(lay, "t") and len(out["images"][0]["layers"]) == 2
     validate(peer, lay, "t")
     layers = manifest(lay, "t")["layers"]
     import hashlib

@@ -144,5 +144,7 @@ def test_bad_input(tmp_path, args, message):
     assert code == 0, err
     subst = {"SRC": src, "MISSING": str(tmp_path / "missing")}
     args = [subst.get(a, a.replace("NOLAYOUT", str(tmp_path / "nolayout")).replace("LAY", lay)) for a in args]
+    before = OCILayout(lay).entries()
     code, err = run_cli(*args)
     assert code != 0 and err.startswith("ocikit: error: ") and err.count("\n") == 1 and message in err, err
+    assert OCILayout(lay).entries() == before   # no tag moved, nothing added

@@ -65,9 +65,9 @@ _TRANSPORT_KEYS = ("creds", "authfile", "tls_verify", "cert_dir", "retry_times")
 
 
 def split_transport(kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The registry flags apart from the rest."""
+    """The registry flags apart from the config flags (``--format`` is read from the context)."""
     return ({k: v for k, v in kw.items() if k in _TRANSPORT_KEYS},
-            {k: v for k, v in kw.items() if k not in _TRANSPORT_KEYS})
+            {k: v for k, v in kw.items() if k not in _TRANSPORT_KEYS and k != "output_format"})
 
 
 def make_changes(entrypoint: str | None, cmd: str | None, env: tuple[str, ...], workdir: str | None,
@@ -110,6 +110,7 @@ def report_build(verb: str, result: BuildResult) -> None:
 @config_options
 @layer_options
 @transport_options
+@format_option
 def build_command(layers: tuple[str, ...], target: str, base: str, platforms: tuple[str, ...],
                   extra_tags: tuple[str, ...], compression: str, mtime_policy: str, keep_owner: bool,
                   no_xattrs: bool, **kw: Any) -> None:
@@ -159,6 +160,7 @@ platform_option = click.option("--platform", "platforms", multiple=True, metavar
 @config_options
 @layer_options
 @transport_options
+@format_option
 def append_command(image: str, layers: tuple[str, ...], target: str | None, platforms: tuple[str, ...],
                    extra_tags: tuple[str, ...], compression: str, mtime_policy: str, keep_owner: bool,
                    no_xattrs: bool, **kw: Any) -> None:
@@ -174,6 +176,7 @@ def append_command(image: str, layers: tuple[str, ...], target: str | None, plat
 @click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG (retag).")
 @config_options
 @transport_options
+@format_option
 def mutate_command(image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...],
                    **kw: Any) -> None:
     """Change IMAGE's config fields and annotations, or retag it.
@@ -190,6 +193,7 @@ def mutate_command(image: str, target: str | None, platforms: tuple[str, ...], e
 @click.option("--tag", "extra_tags", multiple=True, help="Also tag the result with TAG at the output.")
 @click.option("--compression", type=click.Choice(COMPRESSIONS), default="gzip", show_default=True)
 @transport_options
+@format_option
 def flatten_command(image: str, target: str | None, platforms: tuple[str, ...], extra_tags: tuple[str, ...],
                     compression: str, **kw: Any) -> None:
     """Squash IMAGE's layers into one (whiteouts applied; owners, modes, mtimes, xattrs kept)."""
