@@ -11,7 +11,7 @@ import pytest
 
 from ocikit.errors import UsageError
 from ocikit.layers.tarwriter import TarOptions
-from ocikit.layers.treediff import diff_entries, write_diff_layer
+from ocikit.layers.treediff import change_order, diff_entries, with_hardlink_peers, write_diff_layer
 
 from test_build_trees import diff_snapshots, make_tree, ocikit_unpack, snapshot, umoci_unpack, write
 
@@ -40,6 +40,8 @@ def make_upper(lower: str, upper: str) -> None:
     write(f"{upper}/srv/h1", "hard\n")                              # a new hardlink pair
     os.link(f"{upper}/srv/h1", f"{upper}/srv/h2")
     write(f"{upper}/-first", "sorts before .wh.\n")                # a name sorting before '.'
+    os.link(f"{upper}/etc/passwd", f"{upper}/etc/passwd-link")     # a new link to a (changed) file
+    os.link(f"{upper}/usr/tool-hard", f"{upper}/srv/tool-3")       # a new link to an unchanged file
 
 
 def test_diff_entries_order_and_kinds(tmp_path):
@@ -66,6 +68,11 @@ def test_diff_entries_order_and_kinds(tmp_path):
     for p in ("bin/tool", "usr/tool-hard", "etc", "bin", "srv/data.bin/x"):
         assert ("add", p) not in changes
     assert list(diff_entries(lower, lower)) == []
+    # the order the layer is written in is the sort order of change_order
+    assert sorted(diff_entries(lower, upper), key=change_order) == list(diff_entries(lower, upper))
+    # the unchanged peers of a new hardlink join the layer
+    peers = [c.path for c in with_hardlink_peers(list(diff_entries(lower, upper)), upper)]
+    assert {"bin/tool", "bin/tool-link", "usr/tool-hard", "srv/tool-3"} <= set(peers)
 
 
 def test_owner_and_mtime_count_only_when_kept(tmp_path):

@@ -13,8 +13,9 @@ Applied on top of LOWER (by any OCI unpacker), the layer gives UPPER:
 In each directory the markers come first (opaque, then whiteouts sorted), then the entries
 sorted by name: markers only ever hit the lower layers, as layer.md requires. Regular files of
 equal size are compared byte for byte; mtimes count only with ``mtime="keep"`` and owners only
-when they are kept. Hardlinks: a changed path whose inode was already written in this layer
-becomes a hardlink to it.
+when they are kept. Hardlinks: when an added file shares its inode with other paths of UPPER,
+those paths are written too (the first as the file, the others as hardlinks to it), so a new
+link to an unchanged file survives.
 
 The comparison itself (:func:`diff_entries`) is pure over ``lstat`` results and a content
 comparison callback, so it is tested without a disk.
@@ -142,6 +143,41 @@ def _all_under(root: str, rel: str) -> Iterator[Change]:
         yield Change("add", name, path)
 
 
+def change_order(ch: Change) -> tuple[tuple[int, bytes], ...]:
+    """The position of a change in the layer: depth first, names sorted by bytes, and in each
+    directory its markers (opaque, whiteouts) before its entries."""
+    parts = [(1, os.fsencode(p)) for p in ch.path.split("/")]
+    if ch.kind == "opaque":
+        return (*parts, (0, b""))
+    if ch.kind == "whiteout":
+        parts[-1] = (0, parts[-1][1])
+    return tuple(parts)
+
+
+def with_hardlink_peers(changes: list[Change], upper_root: str) -> list[Change]:
+    """``changes`` plus the unchanged paths of UPPER sharing an inode with an added file.
+
+    A new hardlink to an unchanged file only survives the layer if both paths are in it (a
+    layer's hardlinks can only name its own files), so the old path is written again, as the
+    file, and the new one as a link to it.
+    """
+    wanted: set[tuple[int, int]] = set()
+    added = set()
+    for ch in changes:
+        if ch.kind == "add":
+            added.add(ch.path)
+            st = os.lstat(ch.abs_path)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                wanted.add((st.st_dev, st.st_ino))
+    if not wanted:
+        return changes
+    extra = [Change("add", name, path) for path, name, st in walk_tree(upper_root)
+             if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) in wanted and name not in added]
+    if not extra:
+        return changes
+    return sorted(changes + extra, key=change_order)
+
+
 def write_diff_layer(lower: str, upper: str, out_path: str, compression: str = "gzip",
                      options: TarOptions | None = None) -> LayerResult:
     """Write the layer that turns tree ``lower`` into tree ``upper`` to ``out_path``."""
@@ -149,8 +185,9 @@ def write_diff_layer(lower: str, upper: str, out_path: str, compression: str = "
         if not os.path.isdir(p):
             raise UsageError(f"{what} {p}: not a directory")
     options = options or TarOptions()
+    changes = with_hardlink_peers(list(diff_entries(lower, upper, options)), upper)
     with LayerWriter(out_path, compression, options) as w:
-        for ch in diff_entries(lower, upper, options):
+        for ch in changes:
             if ch.kind == "add":
                 w.tar.add_path(ch.abs_path, ch.path)
             elif ch.kind == "whiteout":
@@ -161,4 +198,5 @@ def write_diff_layer(lower: str, upper: str, out_path: str, compression: str = "
         return w.finish()
 
 
-__all__ = ["Change", "diff_entries", "entry_changed", "same_file_content", "write_diff_layer"]
+__all__ = ["Change", "change_order", "diff_entries", "entry_changed", "same_file_content", "with_hardlink_peers",
+           "write_diff_layer"]
