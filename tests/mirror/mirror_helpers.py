@@ -18,8 +18,9 @@ BASE = LayerSpec(entries=(FileEntry("etc/os-release", data=b"ID=mirrortest\n" * 
 MIDDLE = LayerSpec(entries=(FileEntry("usr/lib/python3/site.py", data=b"# runtime\n" * 500),))
 
 
-async def push_signature(store: Store, subject: Descriptor, *, payload: bytes = b"signed by the test") -> Descriptor:
-    """An OCI artifact manifest with ``subject``, pushed by digest, plus the ``sha256-<hex>`` fallback tag index."""
+async def push_signature(store: Store, subject: Descriptor, *, payload: bytes = b"signed by the test",
+                         fallback: bool = True) -> Descriptor:
+    """An OCI artifact manifest with ``subject``, pushed by digest, plus (``fallback``) the ``sha256-<hex>`` tag index."""
     cfg = await put_bytes(store, mt.EMPTY_JSON, mt.OCI_EMPTY)
     layer = await put_bytes(store, payload, "application/vnd.dev.cosign.simplesigning.v1+json")
     art = build_manifest(cfg, [layer], media_type=mt.OCI_MANIFEST,
@@ -28,6 +29,8 @@ async def push_signature(store: Store, subject: Descriptor, *, payload: bytes = 
     await store.put_manifest(art.raw, art.media_type, None)
     art_desc = Descriptor(mt.OCI_MANIFEST, art.digest, art.size,
                           artifact_type="application/vnd.dev.cosign.artifact.sig.v1+json")
+    if not fallback:
+        return art_desc
     idx = build_index([art_desc], media_type=mt.OCI_INDEX)
     await store.put_manifest(idx.raw, idx.media_type, f"{subject.digest.algorithm}-{subject.digest.encoded}")
     return art_desc

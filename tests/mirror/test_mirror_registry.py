@@ -209,3 +209,29 @@ def test_kill_9_mid_import_then_rerun_resends_nothing(tmp_path):
     with start_ocikit_serve(str(tmp_path), root=root) as b:
         run_cli("mirror", "verify", "--from", f"dir:{bundle}", "--to", f"docker://{b.host}/m",
                 "--dest-tls-verify=false")
+
+
+def test_referrers_api_source_to_registry_without_the_api(tmp_path):
+    """ocikit serve (referrers API) -> docker-registry 2.8 (none): the signature stays discoverable there."""
+    with start_ocikit_serve(str(tmp_path)) as a, docker_registry(str(tmp_path)) as b:
+        async def build():
+            s = open_store(f"docker://{a.host}/org/app:1", write=True, options=INSECURE)
+            try:
+                img = await write_app(s, "1", 1, shared=False)
+                return img, await push_signature(s, img, fallback=False)
+            finally:
+                await s.close()
+        img, sig = arun(build())
+        cfg = tmp_path / "m.yaml"
+        cfg.write_text(f"images:\n  - source: docker://{a.host}/org/app:1\n")
+        rc, rep = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false", "--journal", "")
+        assert rc == 0 and [i["kind"] for i in rep["images"]] == ["image", "referrer"], rep
+        with urllib.request.urlopen(urllib.request.Request(
+                f"http://{b.host}/v2/m/org/app/manifests/sha256-{img.digest.encoded}",
+                headers={"Accept": "application/vnd.oci.image.index.v1+json"})) as r:
+            fallback = json.loads(r.read())
+        assert [m["digest"] for m in fallback["manifests"]] == [sig.digest]
+        assert fallback["manifests"][0]["artifactType"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
+        run_cli("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                "--dest-tls-verify=false")

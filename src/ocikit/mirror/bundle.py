@@ -122,6 +122,8 @@ class BundleTarget:
     """``dir:BUNDLE`` as a mirror target."""
 
     registry = "local"
+    records_referrers = False
+    """Referrers stay index.json entries annotated with their subject; importing records them."""
 
     def __init__(self, root: str, *, since: str | None = None) -> None:
         self.root = os.path.abspath(root)

@@ -20,6 +20,7 @@ from ..content import Options, Store
 from ..digest import Digest
 from ..errors import OcikitError
 from ..ops.copy import CopyPlan, CopyResult, execute_plan, transfer_blob
+from ..ops.referrers import record_referrer, referrer_descriptor
 from ..progress import ProgressSink
 from .journal import Journal
 from .plan import KIND_REFERRER, MirrorPlan, PlannedImage
@@ -198,6 +199,10 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
             bare = dataclasses.replace(plan_, blobs={})  # the blobs are placed already
             async with limits.hold(_reg(j.source_key), target.registry, light=True):
                 await execute_plan(src, dst, bare, j.tag, j.copy_options(options.jobs), result, opts)
+            if j.kind == KIND_REFERRER and j.subject is not None and not j.tag and \
+                    getattr(target, "records_referrers", True):
+                # found through the API: keep it discoverable where the target lacks the API
+                await record_referrer(dst, referrer_descriptor(plan_.root.manifest), j.subject, opts)
             journal.image_done(jkey, p.digest)  # type: ignore[arg-type]
             out.status, out.error = "ok", None
         except _BlobFailed as e:

@@ -17,6 +17,8 @@ from ..digest import Digest, is_digest
 from ..errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor
 from ..ops.copy import CopyOptions, CopyPlan, plan_copy, resolve_root
+from ..ops.referrers import layout_scan
+from ..transports.layout import OCILayout
 from ..platforms import Platform, parse_platform
 from .config import MirrorConfig, destination_path, select_tags
 from .places import Limits, SourceSet, Target, registry_of
@@ -214,6 +216,11 @@ async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache
     api = getattr(store, "referrers_api", None)
     if api is None and isinstance(store, ReferrersLister):
         api = store.referrers
+    if api is None and isinstance(store, OCILayout):
+        scan = layout_scan(store)  # a layout keeps referrers as index.json entries with a subject
+
+        async def api(d: Digest, _t: str | None, _o: Options) -> list[Descriptor]:
+            return await scan.referrers(d)
     if job.registry in no_api:
         api = None  # this registry said once that it has no referrers API
     try:
