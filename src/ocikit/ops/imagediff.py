@@ -13,6 +13,7 @@ The comparisons themselves (:func:`compare_layers`, :func:`compare_configs`,
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -216,6 +217,15 @@ def _hash_data(reader: LayerReader, member: TarMember) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
+def _merge_both(sa: Any, ma: ImageManifest, da: list[str], sb: Any, mb: ImageManifest, db: list[str],
+                common: int, loop: asyncio.AbstractEventLoop) -> tuple[MergedTree, MergedTree]:
+    """Both images' merged trees; the layers they share at the bottom are read once."""
+    base = merge_layers(sa, ma, da, _hash_data, loop, stop=common)
+    tb = merge_layers(sb, mb, db, _hash_data, loop, tree=copy.deepcopy(base), start=common)
+    ta = merge_layers(sa, ma, da, _hash_data, loop, tree=base, start=common)
+    return ta, tb
+
+
 # ---- the whole comparison -----------------------------------------------------------------------
 
 
@@ -295,8 +305,8 @@ async def adiff(image_a: str, image_b: str, options: DiffOptions | None = None) 
                 if result.identical or da == db:
                     result.files = []
                 else:
-                    ta = await asyncio.to_thread(merge_layers, sa, ma, da, _hash_data, loop)
-                    tb = await asyncio.to_thread(merge_layers, sb, mb, db, _hash_data, loop)
+                    ta, tb = await asyncio.to_thread(_merge_both, sa, ma, da, sb, mb, db,
+                                                     result.layers.common_prefix, loop)
                     result.files = compare_trees(tree_signatures(ta), tree_signatures(tb))
             return result
         finally:

@@ -32,14 +32,17 @@ DataHandler = Callable[[LayerReader, TarMember], Any]
 
 
 def merge_layers(store: Store, manifest: ImageManifest, diff_ids: Sequence[str], on_file: DataHandler,
-                 loop: asyncio.AbstractEventLoop | None = None) -> MergedTree:
-    """Read an image's layers in order (digests and diff_ids verified) into a :class:`MergedTree`.
+                 loop: asyncio.AbstractEventLoop | None = None, *, tree: MergedTree | None = None,
+                 start: int = 0, stop: int | None = None) -> MergedTree:
+    """Read an image's layers ``start:stop`` in order (digests and diff_ids verified) into a
+    :class:`MergedTree` (``tree``, or a new one).
 
     Blocking: call it from a worker thread, passing the loop that owns ``store``.
     """
-    tree = MergedTree()
-    for i, desc in enumerate(manifest.layers):
-        with open_layer(store, desc, diff_id=diff_ids[i] if i < len(diff_ids) else None, loop=loop) as r:
+    tree = tree if tree is not None else MergedTree()
+    layers = manifest.layers
+    for i in range(start, len(layers) if stop is None else stop):
+        with open_layer(store, layers[i], diff_id=diff_ids[i] if i < len(diff_ids) else None, loop=loop) as r:
             for m in r:
                 tree.apply(i, m, on_file(r, m) if m.is_file else None)
     return tree
