@@ -180,9 +180,9 @@ def compressor(compression: str) -> _Compressor:
 class LayerSink:
     """A write-only file object: tar bytes in; diff_id, compressed digest and the blob file out.
 
-    Writes are gathered into 1 MiB steps; a worker thread hashes, compresses, hashes again and
-    writes each step (hashlib, ISA-L and zstd release the GIL), so reading the tree overlaps
-    with compressing it. At most ``depth`` steps wait in between: memory stays flat.
+    Writes are gathered into 1 MiB steps; each step is hashed (diff_id) here, then a worker
+    thread compresses, hashes (digest) and writes it (hashlib, ISA-L and zstd release the GIL),
+    so reading the tree overlaps with compressing it. At most ``depth`` steps wait in between: memory stays flat.
     """
 
     def __init__(self, out: IO[bytes], compression: str = "gzip", *, depth: int = 4) -> None:
@@ -208,7 +208,6 @@ class LayerSink:
             if self._error is not None:
                 continue   # keep draining so the writer never blocks
             try:
-                self.diff.update(buf)
                 self._emit(self._comp.compress(buf))
             except BaseException as e:  # noqa: BLE001 - handed to the writer
                 self._error = e
@@ -229,6 +228,7 @@ class LayerSink:
             return
         buf, self._buf = self._buf, bytearray()
         self._written += len(buf)
+        self.diff.update(buf)   # here, so the two threads share the work more evenly
         self._q.put(buf)
 
     def _emit(self, data: bytes) -> None:
