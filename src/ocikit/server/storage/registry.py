@@ -174,8 +174,10 @@ class RegistryStorage:
                 raise RangeInvalid(f"Content-Range {start}-{end} does not match Content-Length {content_length}",
                                    detail={"offset": state.offset})
             digester = await self._digester(upload_id, state.offset)
-            if content_length is not None:
-                chunks = _exactly(chunks, content_length)
+            expected = content_length if content_length is not None else \
+                (end - start + 1 if start is not None and end is not None else None)
+            if expected is not None:
+                chunks = _exactly(chunks, expected)
             try:
                 new_size = await self.driver.spool_append(upload_id, state.offset, chunks, digester)
             except BaseException:
