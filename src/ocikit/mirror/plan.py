@@ -15,8 +15,8 @@ from typing import Any, Iterable, Sequence
 from ..content import Options, ReferrersLister, Store
 from ..digest import Digest, is_digest
 from ..errors import NotFound, OcikitError, Unsupported
-from ..model import Descriptor
-from ..ops.copy import CopyOptions, CopyPlan, plan_copy, resolve_root
+from ..model import Descriptor, parse_manifest
+from ..ops.copy import CopyOptions, CopyPlan, Node, plan_copy, resolve_root
 from ..ops.referrers import layout_scan
 from ..transports.layout import OCILayout
 from ..platforms import Platform, parse_platform
@@ -200,7 +200,15 @@ def summarize(plan: MirrorPlan) -> dict[str, Any]:
 
 
 async def _plan_one(job: ImageJob, store: Store, pinned: Digest | None, opts: Options) -> CopyPlan:
-    root = await resolve_root(store, str(pinned) if pinned else job.selector, opts)
+    selector = str(pinned) if pinned else job.selector
+    if job.source_key.startswith("docker://") and not is_digest(selector):
+        # a tag: one GET gives the bytes, and the digest is the hash of those bytes
+        rm = await store.get_manifest(selector, opts)
+        m = parse_manifest(rm.raw, rm.media_type, what=f"{job.source}")
+        root = Node(Descriptor(m.media_type, Digest.of(rm.raw, rm.digest.algorithm if rm.digest else "sha256"),
+                               len(rm.raw)), rm.raw, m)
+    else:
+        root = await resolve_root(store, selector, opts)
     return await plan_copy(store, root, job.copy_options(), opts)
 
 
