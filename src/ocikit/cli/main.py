@@ -79,10 +79,25 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(cli)
 
 
-def main() -> None:
-    cli(prog_name="ocikit")
+def main(args: list[str] | None = None) -> None:
+    """Entry point: usage errors, like every other error, are one line on stderr (exit 2)."""
+    try:
+        rv = cli.main(args=args, prog_name="ocikit", standalone_mode=False)
+    except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:  # bare `ocikit`: show help
+            click.echo(e.ctx.get_help())
+            sys.exit(0)
+        hint = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+        click.echo(f"ocikit: error: {e.format_message()}{hint}", err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        click.echo(f"ocikit: error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
+    except click.Abort:
+        click.echo("ocikit: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-    sys.exit(0)
