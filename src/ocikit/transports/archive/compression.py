@@ -13,7 +13,7 @@ from typing import IO, Callable
 
 from ...errors import LayerInvalid
 
-OUT_PIECE = 1 << 20
+OUT_PIECE = 256 << 10
 
 _MAGIC = (
     (b"\x1f\x8b", "gzip"),
