@@ -101,9 +101,8 @@ def test_basic_auth_wrong_or_missing_creds_fail_in_one_line(basic_reg, images):
 def test_login_logout_and_auth_json(basic_reg, images, tmp_path):
     authfile = tmp_path / "auth.json"
     env = {"REGISTRY_AUTH_FILE": str(authfile)}
-    bad = _cli("login", "-u", USER, "--password-stdin", basic_reg.host, env=env) if False else \
-        subprocess.run([sys.executable, "-m", "ocikit", "login", "-u", USER, "--password-stdin", basic_reg.host],
-                       input="wrong\n", capture_output=True, text=True, env={**os.environ, **env})
+    bad = subprocess.run([sys.executable, "-m", "ocikit", "login", "-u", USER, "--password-stdin", basic_reg.host],
+                         input="wrong\n", capture_output=True, text=True, env={**os.environ, **env})
     assert bad.returncode != 0 and "invalid username or password" in bad.stderr and not authfile.exists()
     ok = subprocess.run([sys.executable, "-m", "ocikit", "login", "-u", USER, "--password-stdin", basic_reg.host],
                         input=PASSWORD + "\n", capture_output=True, text=True, env={**os.environ, **env})
@@ -262,3 +261,19 @@ def _app_get(path: str, handler) -> web.Application:
     app = web.Application()
     app.router.add_get(path, handler)
     return app
+
+
+def test_per_side_credentials_between_two_registries(basic_reg, token_reg, images):
+    """--src-creds for a bearer-token registry, --dest-creds for a basic-auth one, in one copy."""
+    srv, _ = token_reg
+    _copy(f"oci:{images.path}:multi", f"docker://{srv.host}/t/cross:v1", dst_creds=(USER, PASSWORD), all_platforms=True)
+    p = _cli("copy", "--all", f"--src-creds={USER}:{PASSWORD}", f"--dest-creds={USER}:{PASSWORD}",
+             f"docker://{srv.host}/t/cross:v1", f"docker://{basic_reg.host}/b/cross:v1")
+    assert p.returncode == 0, p.stderr
+    out = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"--creds={USER}:{PASSWORD}",
+                          f"docker://{basic_reg.host}/b/cross:v1"], capture_output=True)
+    assert out.returncode == 0 and out.stdout == images.get_manifest_sync("multi").raw
+    # the source's credentials are not the destination's: a wrong --dest-creds fails on the destination
+    p = _cli("copy", "--all", f"--src-creds={USER}:{PASSWORD}", f"--dest-creds={USER}:bad",
+             f"docker://{srv.host}/t/cross:v1", f"docker://{basic_reg.host}/b/cross2:v1")
+    assert p.returncode != 0 and basic_reg.host in p.stderr and "invalid username or password" in p.stderr

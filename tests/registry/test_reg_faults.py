@@ -14,11 +14,10 @@ from aiohttp import web
 from ocikit.digest import Digest
 from ocikit.errors import DigestMismatch, ManifestUnknown, NameUnknown, OcikitError, TransportError
 from ocikit.model import Descriptor
-from ocikit.ops.copy import CopyOptions, acopy, copy
+from ocikit.ops.copy import copy
 from ocikit.testing import LayerSpec, write_image
-from ocikit.transports import OpenOptions
 from ocikit.transports.layout import OCILayout
-from ocikit.transports.registry import RegistryClient, RegistryStore
+from ocikit.transports.registry import RegistryClient, RegistryStore, RetryPolicy
 
 from reg_helpers import run
 from reg_servers import cutting_proxy, lying_proxy, serve_app, slow_proxy
@@ -158,8 +157,7 @@ def test_retries_429_and_503_honouring_retry_after(tmp_path):
     app.router.add_route("*", "/{tail:.*}", handler)
     with serve_app(app) as host:
         async def go(times: int):
-            store = RegistryStore(RegistryClient(host, retry=__import__(
-                "ocikit.transports.registry.retry", fromlist=["RetryPolicy"]).RetryPolicy(times=times)), "r/x")
+            store = RegistryStore(RegistryClient(host, retry=RetryPolicy(times=times)), "r/x")
             try:
                 t0 = time.monotonic()
                 tags = await store.list_tags()

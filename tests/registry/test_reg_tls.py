@@ -14,7 +14,7 @@ from ocikit.testing import write_image
 from ocikit.transports import OpenOptions
 from ocikit.transports.layout import OCILayout
 
-from reg_helpers import run, skopeo_raw_digest  # noqa: F401
+from reg_helpers import run
 from servers import docker_registry, require
 
 pytestmark = pytest.mark.peer

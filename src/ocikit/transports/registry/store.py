@@ -31,7 +31,6 @@ from ...errors import (
     Unsupported,
 )
 from ...model import Descriptor, ImageIndex, parse_manifest
-from ...reference import Reference
 from .auth import Scope, repository_scope
 from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_json
 from .retry import backoff_delay
