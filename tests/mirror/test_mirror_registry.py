@@ -235,3 +235,9 @@ def test_referrers_api_source_to_registry_without_the_api(tmp_path):
         assert fallback["manifests"][0]["artifactType"] == "application/vnd.dev.cosign.artifact.sig.v1+json"
         run_cli("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                 "--dest-tls-verify=false")
+        # without its sha256-<hex> index the signature is stored but cannot be found: verify says so
+        run_cli("delete", "--tls-verify=false", f"docker://{b.host}/m/org/app:sha256-{img.digest.encoded}")
+        bad = run_cli("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m",
+                      "--src-tls-verify=false", "--dest-tls-verify=false", check=False)
+        assert bad.returncode == 1 and f"referrer {sig.digest} of {img.digest} is stored but not discoverable" \
+            in bad.stdout, bad.stdout

@@ -166,6 +166,10 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
             if dry_run:
                 await prep.close()
                 return prep, None
+            if fmt == "text":  # the plan comes first, then the transfer
+                for line in _plan_lines(prep.plan, prep.target)[-3:]:
+                    if not line.startswith("  "):
+                        echo(f"Plan: {line}")
             return prep, await execute(prep)
 
         prep, report = run(go())

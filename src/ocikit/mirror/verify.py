@@ -16,6 +16,7 @@ from ..content import Options, Store
 from ..digest import Verifier, verify_bytes
 from ..errors import NotFound, OcikitError
 from ..model import Descriptor, ImageManifest
+from ..ops.referrers import find_referrers
 from .places import Limits, Target
 from .plan import KIND_REFERRER, MirrorPlan, PlannedImage
 
@@ -127,8 +128,24 @@ async def verify_image(p: PlannedImage, store: Store, dest: str, report: VerifyR
         except OcikitError as e:
             report.problems.append(Problem(dest, "blob", str(desc.digest), f"bad {label}: {e}"))
 
-    await asyncio.gather(*(manifest(n.desc) for n in p.plan.manifests),
-                         *(blob(b) for b in p.plan.blobs.values()))
+    async def discoverable() -> None:
+        # a referrer must also be found from its subject (referrers API, sha256-<hex> tag, layout scan)
+        assert p.plan is not None and p.job.subject is not None
+        try:
+            async with limits.hold(registry):
+                found = await find_referrers(store, p.job.subject, None, opts)
+        except OcikitError as e:
+            report.problems.append(Problem(dest, "referrer", str(want), f"referrers of {p.job.subject}: {e}"))
+            return
+        if want not in {d.digest for d in found.referrers}:
+            report.problems.append(Problem(dest, "referrer", str(want),
+                                           f"referrer {want} of {p.job.subject} is stored but not discoverable "
+                                           f"({found.source} does not list it)"))
+
+    checks = [manifest(n.desc) for n in p.plan.manifests] + [blob(b) for b in p.plan.blobs.values()]
+    if p.job.kind == KIND_REFERRER and p.job.subject is not None and not p.job.tag:
+        checks.append(discoverable())
+    await asyncio.gather(*checks)
 
 
 async def verify_plan(plan: MirrorPlan, target: Target, *, deep: bool = False, jobs: int = 8,
