@@ -10,11 +10,9 @@ import pytest
 
 from ocikit.mirror.bundle import A_SOURCE, METADATA_FILE
 from ocikit.mirror.config import parse_config
-from ocikit.mirror.run import MirrorJob, execute, prepare, run_mirror
+from ocikit.mirror.run import MirrorJob, prepare, run_mirror
 from ocikit.mirror.verify import verify_plan
-from ocikit.model import ANNOTATION_REF_NAME
 from ocikit.testing import write_index
-from ocikit.testing.images import write_index_async
 from ocikit.transports.layout import OCILayout
 
 from mirror_helpers import arun, push_signature, run_cli, run_json, write_app
@@ -225,7 +223,6 @@ def test_library_api_and_bad_targets(tmp_path, src):
     assert p.returncode == 2
     p = run_cli("mirror", "--from", f"dir:{tmp_path}", "--to", f"oci:{tmp_path / 'z'}", check=False)
     assert p.returncode == 2 and "incomplete bundle" in p.stderr
-    _ = execute, write_index_async, ANNOTATION_REF_NAME
 
 
 def test_tar_volumes_of_a_maximum_size(tmp_path):
