@@ -65,8 +65,24 @@ def _origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme, (url.host or "").lower(), url.port)
 
 
+_SSL_CACHE: dict[tuple[bool, tuple[str, ...]], ssl.SSLContext] = {}
+
+
 def build_ssl_context(host: str, *, verify: bool, cert_dir: str | None) -> ssl.SSLContext:
-    """TLS settings for ``host``: CAs (``*.crt``) and client pairs (``*.cert`` + ``*.key``) from cert dirs."""
+    """TLS settings for ``host``: CAs (``*.crt``) and client pairs (``*.cert`` + ``*.key``) from cert dirs.
+
+    Contexts are shared by every client with the same settings in a process (loading the
+    system CA store costs ~0.1 s).
+    """
+    dirs = [cert_dir] if cert_dir else [os.path.join(d, host) for d in CERT_DIRS]
+    key = (verify, tuple(d for d in dirs if d and os.path.isdir(d)))
+    ctx = _SSL_CACHE.get(key)
+    if ctx is None:
+        ctx = _SSL_CACHE[key] = _new_ssl_context(verify, key[1])
+    return ctx
+
+
+def _new_ssl_context(verify: bool, dirs: tuple[str, ...]) -> ssl.SSLContext:
     if not verify:
         # no verification: no need to load the system CA store (~0.1-0.2 s per context)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -74,10 +90,7 @@ def build_ssl_context(host: str, *, verify: bool, cert_dir: str | None) -> ssl.S
         ctx.verify_mode = ssl.CERT_NONE
     else:
         ctx = ssl.create_default_context()
-    dirs = [cert_dir] if cert_dir else [os.path.join(d, host) for d in CERT_DIRS]
     for d in dirs:
-        if not d or not os.path.isdir(d):
-            continue
         for ca in sorted(glob.glob(os.path.join(d, "*.crt"))):
             ctx.load_verify_locations(cafile=ca)
         for cert in sorted(glob.glob(os.path.join(d, "*.cert"))):
