@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..content import Options, Store
+from ..content import BlobLinker, Options, Store
 from ..digest import Digest
 from ..errors import OcikitError
 from ..ops.copy import CopyPlan, CopyResult, execute_plan, transfer_blob
@@ -142,7 +142,14 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
                 one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
                 # a placement after the first is a mount/link (light) where the target can
                 async with limits.hold(src_reg, target.registry, light=bool(done_keys)):
-                    await transfer_blob(src, dst, need.desc, one, opts, options.progress)
+                    if done_keys and isinstance(dst, BlobLinker) and await dst.link_blob_from(src, need.desc, opts):
+                        # the blob is in a sibling repository already: mount (or link) it, no need to ask first
+                        if (getattr(dst, "last_link_kind", None) or "linked") == "mounted":
+                            one.blobs_mounted += 1
+                        else:
+                            one.blobs_linked += 1
+                    else:
+                        await transfer_blob(src, dst, need.desc, one, opts, options.progress)
                 if one.blobs_copied:
                     report.blobs_moved += 1
                     report.bytes_moved += need.desc.size
