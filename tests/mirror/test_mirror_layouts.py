@@ -62,6 +62,8 @@ def test_bundle_round_trip_and_verify(tmp_path, src):
     assert {i["source"] for i in meta["images"]} >= {f"oci:{lay.path}:multi", f"oci:{lay.path}:single"}
     assert meta["blobs"]["count"] == rep["blobs"]["unique"]
     subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=bundle, check=True)
+    again = run_cli("mirror", "--config", cfg, "--to", f"dir:{bundle}", check=False)
+    assert again.returncode == 2 and "already holds a finished bundle" in again.stderr
 
     tree = str(tmp_path / "tree")
     rc, rep2 = run_json("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", "--journal", str(tmp_path / "j2"))

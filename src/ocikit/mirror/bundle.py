@@ -128,6 +128,9 @@ class BundleTarget:
     def __init__(self, root: str, *, since: str | None = None) -> None:
         self.root = os.path.abspath(root)
         self.location = f"dir:{self.root}"
+        if os.path.exists(os.path.join(self.root, METADATA_FILE)):
+            raise UsageError(f"{self.root} already holds a finished bundle; write a new one elsewhere "
+                             "(with --since to write only what changed)")
         self._layout: OCILayout | None = None
         self.previous: dict[str, Any] | None = load_metadata_file(since) if since else None
         self.assumed_present: set[Digest] = set()
@@ -140,9 +143,6 @@ class BundleTarget:
     @property
     def layout(self) -> OCILayout:
         if self._layout is None:
-            if os.path.exists(os.path.join(self.root, METADATA_FILE)):
-                raise UsageError(f"{self.root} already holds a finished bundle; write a new one elsewhere "
-                                 "(use --since to write only what changed)")
             self._layout = OCILayout(self.root, create=True)
         return self._layout
 
