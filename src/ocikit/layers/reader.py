@@ -646,9 +646,16 @@ class LayerReader:
         else:
             i = link_f.find(0)
             link_b = link_f if i < 0 else link_f[:i]
-        m = TarMember(name_b.decode("utf-8", "surrogateescape"), tflag,
-                      _num(mode_f, what, offset) & 0o7777, _num(uid_f, what, offset), _num(gid_f, what, offset),
-                      size, _num(mtime_f, what, offset) * 1_000_000_000,
+        try:
+            mode = int(mode_f.rstrip(b"\0 ") or b"0", 8)
+            uid = int(uid_f.rstrip(b"\0 ") or b"0", 8)
+            gid = int(gid_f.rstrip(b"\0 ") or b"0", 8)
+            mtime = int(mtime_f.rstrip(b"\0 ") or b"0", 8)
+        except ValueError:     # base-256 or junk: the careful path
+            mode, uid, gid = _num(mode_f, what, offset), _num(uid_f, what, offset), _num(gid_f, what, offset)
+            mtime = _num(mtime_f, what, offset)
+        m = TarMember(name_b.decode("utf-8", "surrogateescape"), tflag, mode & 0o7777, uid, gid,
+                      size, mtime * 1_000_000_000,
                       link_b.decode("utf-8", "surrogateescape") if link_b else "", offset=offset)
         if magic[:5] == b"ustar":
             i = uname_f.find(0)

@@ -139,14 +139,20 @@ class Unpacker:
         self._upper.clear()
         self._upper.add("")
         progress = self.progress
-        for m in layer:
-            self.stats.entries += 1
-            try:
-                self._member(layer, m)
-            except RecursionError:
-                raise LayerInvalid(f"{layer.what}: {m.name[:100]!r}: directory tree too deep") from None
-            if progress is not None:
-                progress(layer, m)
+        next_member = layer.next
+        member = self._member
+        n = 0
+        try:
+            while (m := next_member()) is not None:
+                n += 1
+                try:
+                    member(layer, m)
+                except RecursionError:
+                    raise LayerInvalid(f"{layer.what}: {m.name[:100]!r}: directory tree too deep") from None
+                if progress is not None:
+                    progress(layer, m)
+        finally:
+            self.stats.entries += n
         self.stats.layers += 1
 
     def finish(self) -> None:
