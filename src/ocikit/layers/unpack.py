@@ -73,6 +73,20 @@ def parse_rootless_payload(data: bytes) -> tuple[int, int]:
     return (0 if uid == _NOOP_ID else uid), (0 if gid == _NOOP_ID else gid)
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 @dataclass
 class UnpackStats:
     layers: int = 0
@@ -115,9 +129,7 @@ class Unpacker:
         self._chown = self.is_root and not self.rootless
         self._mknod_ok = self.is_root and not self.rootless
         self._uid, self._gid = os.geteuid(), os.getegid()
-        umask = os.umask(0o022)
-        os.umask(umask)
-        self._umask = umask
+        umask = _current_umask()
         self._sr = SafeRoot(self.root)
         self._chmod_bits = _SPECIAL_BITS | umask
         # Files are created with our own uid and gid, so chown can be skipped when the owner is
@@ -322,13 +334,6 @@ class Unpacker:
         finally:
             os.close(fd)
         self.stats.files += 1
-
-    def _owner_fd(self, fd: int, m: TarMember) -> None:
-        if self._chown:
-            # always: a setgid parent directory would otherwise decide the group
-            os.fchown(fd, m.uid, m.gid)
-        elif self.rootless and (m.uid or m.gid):
-            self._setxattr(fd, ROOTLESS_XATTR, rootless_payload(m.uid, m.gid), m.name)
 
     def _xattrs_fd(self, target: int | str, m: TarMember, path: str) -> None:
         for name, value in m.xattrs.items():
