@@ -18,8 +18,8 @@ from ..errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, parse_manifest
 from ..ops.copy import CopyOptions, CopyPlan, Node, plan_copy, resolve_root
 from ..ops.referrers import layout_scan
+from ..platforms import Platform
 from ..transports.layout import OCILayout
-from ..platforms import Platform, parse_platform
 from .config import MirrorConfig, destination_path, select_tags
 from .places import Limits, SourceSet, Target, registry_of
 
@@ -342,10 +342,6 @@ async def build_plan(jobs: Sequence[ImageJob], sources: SourceSet, target: Targe
     if check_target:
         present = await check_present(blobs, target, key_paths, limits=limits, known=present, opts=opts)
     return MirrorPlan(planned, blobs, present, key_paths, check_target)
-
-
-def parse_platform_list(values: Iterable[str]) -> tuple[Platform, ...]:
-    return tuple(parse_platform(v) for v in values)
 
 
 __all__ = ["BlobNeed", "ImageJob", "KIND_IMAGE", "KIND_REFERRER", "MirrorPlan", "PlannedImage", "build_plan",
