@@ -212,3 +212,45 @@ def test_concurrent_writers_of_one_archive_lose_nothing(tmp_path, src):
         for tag in ("one", "two"):
             assert str(r.resolve_sync(tag).digest) == digest_of(src, tag)
     assert leftovers(tmp_path) == []
+
+
+def test_streamed_blobs_and_a_failed_one_leave_a_valid_archive(tmp_path, src, peer):
+    """Blobs from a non-layout source stream into reserved members; a blob that fails verification
+    becomes an inert member and the retried blob lands correctly."""
+    import asyncio
+
+    from ocikit.digest import Digest
+    from ocikit.model import Descriptor
+    from ocikit.transports.archive.oci import OCIArchiveWriter
+
+    peer("skopeo")
+    arch = tmp_path / "s.tar"
+
+    async def go() -> None:
+        w = OCIArchiveWriter(str(arch))
+        good = b"layer bytes " * 1000
+        desc = Descriptor("application/vnd.oci.image.layer.v1.tar", Digest.of(good), len(good))
+
+        async def chunks(data: bytes):
+            for i in range(0, len(data), 4096):
+                yield data[i:i + 4096]
+
+        with pytest.raises(DigestMismatch):
+            await w.put_blob(desc, chunks(good[:-1] + b"!"))
+        assert not await w.has_blob(desc)
+        await w.put_blob(desc, chunks(good))
+        assert await w.has_blob(desc)
+        assert b"".join([c async for c in w.blob_chunks(desc)]) == good
+        await w.close()
+
+    asyncio.run(go())
+    with tarfile.open(arch) as tf:
+        names = tf.getnames()
+    assert any(n.startswith(".ocikit-abandoned-") for n in names)
+    # a real image through the streaming path (archive source -> oci-archive), read by skopeo
+    copy(f"oci:{src.path}:one", f"oci-archive:{tmp_path}/first.tar:one")
+    r = copy(f"oci-archive:{tmp_path}/first.tar:one", f"oci-archive:{arch}:img")
+    assert r.blobs_copied == 3 and r.digest == digest_of(src, "one")
+    assert json.loads(skopeo("inspect", f"oci-archive:{arch}:img"))["Digest"] == r.digest
+    skopeo("copy", "--preserve-digests", f"oci-archive:{arch}:img", f"oci:{tmp_path}/back:img")
+    assert leftovers(tmp_path) == []

@@ -25,6 +25,7 @@ from ...errors import (
     ArchiveInvalid,
     BlobUnknown,
     DigestMismatch,
+    LayerInvalid,
     ManifestUnknown,
     OcikitError,
     Unsupported,
@@ -48,7 +49,7 @@ from .dockerformat import (
     repositories,
 )
 from .readonly import ReadOnly
-from .staging import ArchiveOutput, archive_changed as _changed, existing_archive
+from .staging import ArchiveOutput, Inflight, archive_changed as _changed, existing_archive
 from .tarindex import Member, TarIndex
 from .tarwriter import TarWriter
 
@@ -224,6 +225,7 @@ class _HashWriter:
         self.write = write
         self.digester = Digester()
         self.error: BaseException | None = None
+        self._closed = False
         self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._t = threading.Thread(target=self._run, name="ocikit-layer-writer", daemon=True)
         self._t.start()
@@ -238,11 +240,19 @@ class _HashWriter:
                     self.error = e
 
     def put(self, piece: bytes) -> None:
-        if self.error is not None:
-            raise self.error
-        self._q.put(piece)
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self._closed:
+                raise LayerInvalid("layer writer already closed")
+            try:
+                self._q.put(piece, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def close(self) -> None:
+        self._closed = True
         if self._t.is_alive():
             self._q.put(None)
             self._t.join()
@@ -294,6 +304,7 @@ class DockerArchiveWriter:
         self.images: list[NewImage] = []
         self._closed = False
         self._layer_lock = asyncio.Lock()
+        self.inflight = Inflight()
 
     @property
     def location(self) -> str:
@@ -310,7 +321,7 @@ class DockerArchiveWriter:
     async def has_blob(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
         if desc.digest in self.configs or desc.digest in self.layers:
             return True
-        return await asyncio.to_thread(self._base_blob, desc.digest) is not None
+        return await self.inflight(asyncio.to_thread(self._base_blob, desc.digest)) is not None
 
     async def has_manifest(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
         return False
@@ -374,11 +385,11 @@ class DockerArchiveWriter:
             try:
                 try:
                     async for chunk in chunks:
-                        await asyncio.to_thread(feed, chunk)
+                        await self.inflight(asyncio.to_thread(feed, chunk))
                     received.verify()
-                    await asyncio.to_thread(dw.close)
+                    await self.inflight(asyncio.to_thread(dw.close))
                 finally:
-                    await asyncio.to_thread(out.close)
+                    await self.inflight(asyncio.to_thread(out.close))
                 diff_id = out.digester.digest()
                 if layer_file(diff_id) in tar.names:  # the same layer arrived in another compression
                     tar.cancel_direct(start)
@@ -420,7 +431,7 @@ class DockerArchiveWriter:
         if m.config.media_type not in mt.CONFIG_TYPES:
             raise Unsupported(f"{self.location}: {m.config.media_type} is not an image config; "
                               "artifacts cannot be stored in a docker-archive")
-        return await asyncio.to_thread(self._add_image, m, tag)
+        return await self.inflight(asyncio.to_thread(self._add_image, m, tag))
 
     def _add_image(self, m: ImageManifest, tag: str | None) -> Digest:
         config_raw = self._config_raw(m.config.digest)
@@ -450,6 +461,7 @@ class DockerArchiveWriter:
             return
         self._closed = True
         try:
+            await self.inflight.drain()
             if self.images or self.base is None:
                 await asyncio.to_thread(self._publish)
         finally:
@@ -458,6 +470,7 @@ class DockerArchiveWriter:
     async def abort(self) -> None:
         if not self._closed:
             self._closed = True
+            await self.inflight.drain()  # no worker thread may still touch the files removed next
             self._cleanup()
 
     def _cleanup(self) -> None:

@@ -20,8 +20,8 @@ from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest,
 from ...model.jsonutil import decode_object
 from ..layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, OCILayout
 from .readonly import ReadOnly
-from .staging import ArchiveOutput, archive_changed as _changed, existing_archive
-from .tarindex import Member, TarIndex
+from .staging import ArchiveOutput, Inflight, archive_changed as _changed, existing_archive
+from .tarindex import Member, TarIndex, pwrite_all
 from .tarwriter import TarWriter
 
 MAX_MANIFEST = 4 * 1024 * 1024
@@ -154,7 +154,8 @@ class OCIArchiveReader(ReadOnly):
 
 
 class OCIArchiveWriter:
-    """An oci-archive opened for writing: new content is staged, the tar is written at close()."""
+    """An oci-archive opened for writing: blobs stream into the new tar (or are linked into staging
+    from a layout), manifests are staged; the tar is completed and renamed into place at close()."""
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
         self.path = os.path.abspath(path)
@@ -163,6 +164,9 @@ class OCIArchiveWriter:
         self._base_stat = os.stat(self.path) if self.base else None
         self.stage = OCILayout(os.path.join(self.out.staging, "layout"), create=True, sync=False)
         self.new_entries: list[Descriptor] = []
+        self.direct: dict[Digest, tuple[int, int]] = {}
+        """Blobs already written into the new archive: (data offset, size)."""
+        self.inflight = Inflight()
         self.dirty = False
         self._closed = False
 
@@ -196,12 +200,18 @@ class OCIArchiveWriter:
         return RawManifest(raw, m.media_type, desc.digest)
 
     async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
+        if desc.digest in self.direct:
+            offset, size = self.direct[desc.digest]
+            async for chunk in TarIndex.region_chunks(self.out.tar().fd, offset, size):
+                yield chunk
+            return
         source: Store = self.stage if self.stage.has_blob_sync(desc) or self.base is None else self.base
         async for chunk in source.blob_chunks(desc, opts):
             yield chunk
 
     async def has_blob(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
-        return self.stage.has_blob_sync(desc) or (self.base is not None and self.base.has(desc))
+        return (desc.digest in self.direct or self.stage.has_blob_sync(desc)
+                or (self.base is not None and self.base.has(desc)))
 
     has_manifest = has_blob
 
@@ -213,22 +223,45 @@ class OCIArchiveWriter:
 
     async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes],
                        opts: Options = DEFAULT_OPTIONS) -> None:
+        """Stream a blob straight into its place in the new archive (sizes are known, so several blobs
+        fill their reserved members at once), verified; a failed blob leaves an inert member."""
         self.dirty = True
-        await self.stage.put_blob(desc, chunks, opts)
+        tar = self.out.tar()
+        name = blob_member(desc.digest)
+        if name in tar.names:  # being written by a concurrent put of the same blob
+            await self.stage.put_blob(desc, chunks, opts)
+            return
+        start, offset = tar.reserve(name, desc.size)
+        v = Verifier(desc.digest, desc.size, what=f"{self.location}: blob")
+        pos = offset
+
+        def write(chunk: bytes, at: int) -> None:
+            v.update(chunk)  # raises before a chunk could overrun the member
+            pwrite_all(tar.fd, chunk, at)
+
+        try:
+            async for chunk in chunks:
+                await self.inflight(asyncio.to_thread(write, chunk, pos))
+                pos += len(chunk)
+            v.verify()
+        except BaseException:
+            tar.abandon(start)
+            raise
+        self.direct[desc.digest] = (offset, desc.size)
 
     async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
         """Hardlink (else reflink/copy) a blob from a layout on this filesystem into the staging area."""
         if not isinstance(source, OCILayout):
             return False
         self.dirty = True
-        return await self.stage.link_blob_from(source, desc, opts)
+        return await self.inflight(self.stage.link_blob_from(source, desc, opts))
 
     async def put_manifest(self, raw: bytes, media_type: str, tag: str | None = None,
                            opts: Options = DEFAULT_OPTIONS, *, root: bool = False) -> Digest:
         self.dirty = True
         desc = Descriptor(media_type, Digest.of(raw), len(raw))
         if not self.stage.has_blob_sync(desc):
-            await asyncio.to_thread(self.stage.write_blob_file, desc, iter([raw]))
+            await self.inflight(asyncio.to_thread(self.stage.write_blob_file, desc, iter([raw])))
         if tag or root:
             entry = desc.with_annotations({ANNOTATION_REF_NAME: tag} if tag else None)
             self.new_entries = [e for e in self.new_entries
@@ -252,16 +285,18 @@ class OCIArchiveWriter:
             return
         self._closed = True
         try:
+            await self.inflight.drain()
             if self.dirty or self.base is None:
                 await asyncio.to_thread(self._publish)
         finally:
             await self._cleanup()
 
     async def abort(self) -> None:
-        """Drop everything staged; the archive stays as it was."""
+        """Drop everything written; the archive stays as it was."""
         if self._closed:
             return
         self._closed = True
+        await self.inflight.drain()  # no worker thread may still touch the files removed next
         await self._cleanup()
 
     async def _cleanup(self) -> None:
@@ -287,6 +322,8 @@ class OCIArchiveWriter:
                     w.add_dir(f"blobs/{alg}")
                 for d in sorted(blobs):
                     name = blob_member(d)
+                    if name in w.names:
+                        continue  # streamed straight into the archive by put_blob
                     staged = self.stage.blob_path(d)
                     if os.path.exists(staged):
                         w.add_path(name, staged)
@@ -309,7 +346,7 @@ class OCIArchiveWriter:
                 continue
             staged = os.path.exists(self.stage.blob_path(desc.digest))
             in_base = base is not None and base.member(desc.digest) is not None
-            if not staged and not in_base:
+            if not staged and not in_base and desc.digest not in self.direct:
                 if required:
                     raise ArchiveInvalid(f"{self.location}: blob {desc.digest} ({desc.media_type}) "
                                          "was never written; refusing to write an incomplete archive")
@@ -319,6 +356,9 @@ class OCIArchiveWriter:
                 continue
             if staged:
                 raw = self.stage._read_verified(desc.digest, desc.size)
+            elif desc.digest in self.direct:
+                offset, size = self.direct[desc.digest]
+                raw = os.pread(self.out.tar().fd, size, offset)
             else:
                 assert base is not None
                 raw = base.read_verified(desc.digest, desc.size)

@@ -10,16 +10,19 @@ in their names, never a half archive under the target name.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import os
 import secrets
 import shutil
-from typing import Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 from ...errors import ArchiveInvalid, StorageFull
 from .tarwriter import TarWriter
+
+T = TypeVar("T")
 
 
 class ArchiveOutput:
@@ -127,3 +130,26 @@ def archive_changed(path: str, before: os.stat_result | None) -> bool:
         return before is not None
     return before is None or (st.st_ino, st.st_mtime_ns, st.st_size) != (before.st_ino, before.st_mtime_ns,
                                                                        before.st_size)
+
+
+class Inflight:
+    """Worker-thread work a writer must see finish before it cleans up.
+
+    Cancelling an ``await asyncio.to_thread(...)`` does not stop the thread: a late write into
+    a closed (and perhaps reused) file descriptor, or a directory re-created after removal,
+    would follow. Writers run such work through ``await inflight(awaitable)`` (shielded, so it
+    completes) and ``await inflight.drain()`` before closing files.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Future[Any]] = set()
+
+    async def __call__(self, aw: Awaitable[T]) -> T:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

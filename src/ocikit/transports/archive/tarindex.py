@@ -214,13 +214,19 @@ class TarIndex:
 
     async def achunks(self, member: Member, chunk: int = CHUNK) -> AsyncIterator[bytes]:
         """Stream a member's bytes, each read in a worker thread."""
+        async for data in self.region_chunks(self._fd, member.offset, member.size, chunk):
+            yield data
+
+    @staticmethod
+    async def region_chunks(fd: int, offset: int, size: int, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+        """Stream ``size`` bytes at ``offset`` of ``fd``, each read in a worker thread."""
         import asyncio
 
-        pos, end = member.offset, member.offset + member.size
+        pos, end = offset, offset + size
         while pos < end:
-            data = await asyncio.to_thread(os.pread, self._fd, min(chunk, end - pos), pos)
+            data = await asyncio.to_thread(os.pread, fd, min(chunk, end - pos), pos)
             if not data:
-                raise BlobUnknown(f"{self.label}: {member.name} is truncated")
+                raise BlobUnknown(f"blob region at {offset} is truncated")
             pos += len(data)
             yield data
 
@@ -270,6 +276,15 @@ class _MemberRaw(io.RawIOBase):
         b[:len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (os.pwrite may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        view = view[n:]
+        offset += n
 
 
 def copy_range(in_fd: int, offset: int, size: int, out_fd: int) -> None:

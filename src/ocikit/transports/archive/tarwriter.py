@@ -23,8 +23,9 @@ class TarWriter:
         self.fd = fd
         self.mtime = mtime
         self.names: set[str] = set()
+        self._regions: dict[int, tuple[str, int]] = {}
 
-    def _header(self, name: str, kind: bytes, size: int = 0, mode: int = 0o644, linkname: str = "") -> None:
+    def _header_bytes(self, name: str, kind: bytes, size: int = 0, mode: int = 0o644, linkname: str = "") -> bytes:
         if name in self.names:
             raise ValueError(f"duplicate tar member {name!r}")
         self.names.add(name)
@@ -34,7 +35,10 @@ class TarWriter:
         ti.mode = mode
         ti.mtime = self.mtime
         ti.linkname = linkname
-        self._write(ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        return ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+
+    def _header(self, name: str, kind: bytes, size: int = 0, mode: int = 0o644, linkname: str = "") -> None:
+        self._write(self._header_bytes(name, kind, size, mode, linkname))
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -100,6 +104,29 @@ class TarWriter:
     def cancel_direct(self, start: int) -> None:
         os.ftruncate(self.fd, start)
         os.lseek(self.fd, start, os.SEEK_SET)
+
+    def reserve(self, name: str, size: int, mode: int = 0o644) -> tuple[int, int]:
+        """A member of known name and size whose bytes are written later with ``os.pwrite`` at the
+        returned data offset (several reserved members may be filled at once).
+
+        Returns (header offset, data offset).
+        """
+        header = self._header_bytes(name, tarfile.REGTYPE, size, mode)
+        start = os.lseek(self.fd, 0, os.SEEK_END)
+        os.pwrite(self.fd, header, start)
+        data = start + len(header)
+        end = data + size + (-size % BLOCK)
+        os.ftruncate(self.fd, end)
+        self._regions[start] = (name, end)
+        return start, data
+
+    def abandon(self, start: int) -> None:
+        """Turn a reserved member that could not be filled into an inert one, ``.ocikit-abandoned-N``."""
+        name, end = self._regions.pop(start)
+        self.names.discard(name)
+        ti = tarfile.TarInfo(f".ocikit-abandoned-{start}")
+        ti.size, ti.mode, ti.mtime = end - start - BLOCK, 0o600, self.mtime
+        os.pwrite(self.fd, ti.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape"), start)  # one block
 
     def finish(self) -> None:
         """The end-of-archive marker (two zero blocks)."""
