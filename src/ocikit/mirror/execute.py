@@ -97,6 +97,8 @@ class ExecuteOptions:
     jobs: int = 8
     per_registry: int = 6
     progress: ProgressSink | None = None
+    retries: int = 3
+    """Whole-blob retries when a transfer fails on the network (the stores retry requests themselves)."""
 
 
 def _image_store(target: Target, p: PlannedImage) -> Store:
@@ -149,7 +151,7 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
                         else:
                             one.blobs_linked += 1
                     else:
-                        await transfer_blob(src, dst, need.desc, one, opts, options.progress)
+                        await transfer_blob(src, dst, need.desc, one, opts, options.progress, options.retries)
                 if one.blobs_copied:
                     report.blobs_moved += 1
                     report.bytes_moved += need.desc.size

@@ -124,7 +124,8 @@ async def execute(prep: Prepared) -> MirrorReport:
     """Transfer, then (for a bundle target) write the metadata when everything succeeded."""
     try:
         report = await execute_mirror(prep.plan, prep.sources, prep.target, prep.journal,
-                                      ExecuteOptions(prep.job.jobs, prep.job.per_registry, prep.job.progress))
+                                      ExecuteOptions(prep.job.jobs, prep.job.per_registry, prep.job.progress,
+                                                     prep.job.dest_options.retry_times))
         if report.ok and isinstance(prep.target, BundleTarget):
             srcs = [j.source for j in prep.jobs]
             prep.target.finalize(prep.plan, sources=srcs,
