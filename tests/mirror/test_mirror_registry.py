@@ -142,6 +142,10 @@ def test_twenty_images_registry_to_registry_move_each_blob_once(tmp_path):
         assert blobs["mounted"] == 2 * 19
         run_cli("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                 "--dest-tls-verify=false")
+        # the plan asks the target: everything is there already
+        rc, dry = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false", "--dry-run")
+        assert dry["plan"]["blobsAlreadyThere"] == 42 and dry["plan"]["bytesToMove"] == 0
         # a second run moves nothing
         rc, rep2 = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                             "--dest-tls-verify=false", "--journal", str(tmp_path / "j"))
