@@ -76,6 +76,17 @@ def test_bundle_round_trip_and_verify(tmp_path, src):
     assert "all present, digest-exact" in ok.stdout
     ok = run_cli("mirror", "verify", "--config", cfg, "--to", f"oci:{tree}")
 
+    # a layer with the right size but other bytes: only --deep (which hashes every blob) sees it
+    single = json.loads(open(target.blob_path(target.resolve_sync("single").digest), "rb").read())
+    layer = single["layers"][-1]["digest"]
+    data = open(target.blob_path(layer), "rb").read()
+    os.unlink(target.blob_path(layer))
+    open(target.blob_path(layer), "wb").write(bytes(len(data)))
+    run_cli("mirror", "verify", "--from", f"dir:{bundle}", "--to", f"oci:{tree}")
+    deep = run_cli("mirror", "verify", "--deep", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", check=False)
+    assert deep.returncode == 1 and f"BAD     oci:{tree}/multi-arch:single: bad layer 2 {layer}" in deep.stdout, deep.stdout
+    os.unlink(target.blob_path(layer))
+    open(target.blob_path(layer), "wb").write(data)
     # remove one child manifest: verify names it (and exits 1)
     child = json.loads(open(target.blob_path(idx.digest), "rb").read())["manifests"][1]
     os.unlink(target.blob_path(child["digest"]))
