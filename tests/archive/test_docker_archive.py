@@ -53,6 +53,7 @@ def test_ocikit_writes_skopeo_and_podman_read(tmp_path, src, peer, ocikit):
     arch = tmp_path / "d.tar"
     r1 = copy(f"oci:{src.path}:one", f"docker-archive:{arch}:example.com/app:v1")
     assert r1.digest_changed  # layers are stored uncompressed: a new manifest, reported
+    assert r1.media_type == "application/vnd.docker.distribution.manifest.v2+json"
     r2 = copy(f"oci:{src.path}:two", f"docker-archive:{arch}:app:v2")  # added to the same archive
     for ref, r in ((f"docker-archive:{arch}:example.com/app:v1", r1), (f"docker-archive:{arch}:app:v2", r2)):
         assert skopeo_digest(ref) == r.digest == ocikit_digest(ocikit, ref)

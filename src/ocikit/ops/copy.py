@@ -316,6 +316,7 @@ async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, 
                 raise DigestMismatch(node.desc.digest, digest, what=f"{dst.location}: stored manifest")
             if is_root:  # the target regenerates manifests (docker-archive): report what it stored
                 result.digest = digest
+                result.media_type = getattr(dst, "manifest_formats", (result.media_type,))[0]
         result.manifests.append(digest)
         emit(sink, ManifestWritten(digest, node.manifest.media_type, tag if is_root else None))
 
