@@ -146,6 +146,9 @@ def ssl_context(config: ServerConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+READ_BUFSIZE = 2 * 1024 * 1024
+"""Request bytes aiohttp buffers per connection before it stops reading the socket (default 64 KiB):
+room for an upload to keep flowing while the hashing worker or the scheduler holds us up."""
 ACCESS_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
@@ -156,7 +159,7 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
     app = create_app(config, registry)
     runner = web.AppRunner(app, access_log=access_log if config.access_log else None,
                            access_log_format=ACCESS_FORMAT, shutdown_timeout=config.shutdown_timeout,
-                           handle_signals=False)
+                           handle_signals=False, read_bufsize=READ_BUFSIZE)
     await runner.setup()
     host, port = config.host_port
     tls = ssl_context(config)
