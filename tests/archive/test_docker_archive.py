@@ -226,3 +226,15 @@ def test_malformed_docker_archives(tmp_path, src, case, ocikit):
             r.find_image(None)
         finally:
             r.tar.close()
+
+
+def test_registry_to_archives(tmp_path, src, registry, peer, ocikit):
+    """Blobs streamed from a registry (verified by the archive writers) into both archive kinds."""
+    peer("skopeo")
+    ref = f"docker://{registry.host}/arch/one:v1"
+    pushed = copy(f"oci:{src.path}:three", ref)
+    d = copy(ref, f"docker-archive:{tmp_path}/r.tar:arch/one:v1")
+    assert skopeo_digest(f"docker-archive:{tmp_path}/r.tar") == d.digest != pushed.digest
+    o = copy(ref, f"oci-archive:{tmp_path}/r-oci.tar:v1")
+    assert o.digest == pushed.digest == skopeo_digest(f"oci-archive:{tmp_path}/r-oci.tar:v1")
+    assert [n for n in os.listdir(tmp_path) if "ocikit-" in n] == []
