@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import random
 import tarfile
@@ -152,6 +154,8 @@ def test_decompressing_writer_all_forms_memory_bounded():
         "gzip": gzip.compress(data, 1),
         "multi": gzip.compress(data[:77], 1) + gzip.compress(data[77:], 1),
         "zstd": zstandard.ZstdCompressor().compress(data),
+        "bzip2": bz2.compress(data),
+        "xz": lzma.compress(data),
         None: data,
     }
     for name, comp in forms.items():

@@ -234,10 +234,6 @@ class TarIndex:
         """A read-only file object over one member (for decompressing it while streaming)."""
         return io.BufferedReader(_MemberRaw(self._fd, member), CHUNK)
 
-    def copy_to(self, member: Member, out_fd: int) -> None:
-        """Append a member's bytes to ``out_fd`` in the kernel (copy_file_range), else by reads."""
-        copy_range(self._fd, member.offset, member.size, out_fd)
-
     @property
     def fd(self) -> int:
         return self._fd
