@@ -68,7 +68,7 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
 
 @click.group("registry")
 def registry_group() -> None:
-    """Maintain a registry served by ``ocikit serve``."""
+    """Maintain the storage of an ocikit serve registry (gc)."""
 
 
 @registry_group.command("gc")
