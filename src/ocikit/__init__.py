@@ -3,8 +3,6 @@
 The public API is what this module exports; submodules hold the details.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from . import errors, mediatypes
 from .content import BlobLinker, Options, RawManifest, Store
 from .digest import Digest, Digester, Verifier
@@ -17,10 +15,7 @@ from .transportref import TransportReference, parse_transport_reference
 from .transports import OpenOptions, open_store
 from .transports.layout import OCILayout
 
-try:
-    __version__ = version("ocikit")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+from ._version import __version__
 
 __all__ = [
     "BlobLinker", "CopyOptions", "CopyResult", "Descriptor", "Digest", "DigestMismatch", "Digester",

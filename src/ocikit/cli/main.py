@@ -16,18 +16,34 @@ from .output import FORMATS
 
 T = TypeVar("T")
 
-# Each module defines ``register(group)``; adding a command group is one line here.
-COMMAND_MODULES = [
-    "ocikit.cli.copy_cmd",
-    "ocikit.cli.unpack_cmd",
-    "ocikit.cli.inspect_cmd",
-    "ocikit.cli.layout_cmd",
-    "ocikit.cli.registry_cmds",
-    "ocikit.cli.manifest_cmd",
-    "ocikit.cli.build_cmd",
-    "ocikit.cli.serve_cmd",
-    "ocikit.cli.mirror_cmd",
-]
+# Command name -> the module whose ``register(group)`` defines it. Modules are imported only
+# when their command runs (or help lists them), so `ocikit copy` does not pay for the server.
+COMMANDS = {
+    "copy": "ocikit.cli.copy_cmd",
+    "inspect": "ocikit.cli.inspect_cmd",
+    "tree": "ocikit.cli.inspect_cmd",
+    "manifest-digest": "ocikit.cli.inspect_cmd",
+    "layout": "ocikit.cli.layout_cmd",
+    "list-tags": "ocikit.cli.registry_cmds",
+    "delete": "ocikit.cli.registry_cmds",
+    "login": "ocikit.cli.registry_cmds",
+    "logout": "ocikit.cli.registry_cmds",
+    "manifest": "ocikit.cli.manifest_cmd",
+    "index": "ocikit.cli.manifest_cmd",
+    "artifact": "ocikit.cli.manifest_cmd",
+    "referrers": "ocikit.cli.manifest_cmd",
+    "unpack": "ocikit.cli.unpack_cmd",
+    "build": "ocikit.cli.build_cmd",
+    "append": "ocikit.cli.build_cmd",
+    "mutate": "ocikit.cli.build_cmd",
+    "flatten": "ocikit.cli.build_cmd",
+    "layer": "ocikit.cli.build_cmd",
+    "diff": "ocikit.cli.build_cmd",
+    "serve": "ocikit.cli.serve_cmd",
+    "registry": "ocikit.cli.serve_cmd",
+    "mirror": "ocikit.cli.mirror_cmd",
+}
+COMMAND_MODULES = sorted(set(COMMANDS.values()))
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -36,7 +52,18 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 class OcikitGroup(click.Group):
-    """Turns ocikit's errors into one line on stderr and an exit code; ``--debug`` shows tracebacks."""
+    """Loads commands lazily; turns ocikit's errors into one line on stderr and an exit code.
+
+    ``--debug`` shows tracebacks.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name]).register(self)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -73,10 +100,6 @@ def cli(ctx: click.Context, debug: bool, output_format: str) -> None:
     if debug:
         import logging
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
-
-
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(cli)
 
 
 def main(args: list[str] | None = None) -> None:

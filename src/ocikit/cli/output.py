@@ -7,8 +7,6 @@ import sys
 from typing import Any, Callable
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from ..progress import BlobAdvanced, BlobDone, BlobStarted
 
@@ -52,12 +50,15 @@ class ProgressView:
 
     def __init__(self, enabled: bool | None = None) -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.progress: Progress | None = None
+        self.progress: Any = None
         self.tasks: dict[str, Any] = {}
         self.total: Any = None
 
     def __enter__(self) -> "ProgressView":
         if self.enabled:
+            from rich.console import Console  # imported here: rich costs start-up time
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                      TransferSpeedColumn(), TimeRemainingColumn(),
                                      console=Console(stderr=True), transient=True)
