@@ -192,7 +192,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
         written += pack_volumes(to[4:], vol)  # type: ignore[index]
     written += _results(prep, results)
     if fmt == "json":
-        emit_json({**report.to_dict(), "outputs": written})
+        emit_json({**report.to_dict(), "planSeconds": round(prep.seconds, 3), "outputs": written})
     else:
         echo(f"Mirror to {report.target}")
         _report_text(report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class Prepared:
     journal: Journal
     bundle: BundleSource | None
     job_id: str
+    seconds: float = 0.0
+    """How long building the jobs and planning took."""
 
     async def close(self) -> None:
         await self.sources.close()
@@ -87,6 +90,7 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
     """
     if (job.config is None) == (job.bundle is None):
         raise UsageError("a mirror needs exactly one of --config M.yaml and --from dir:BUNDLE")
+    t0 = time.monotonic()
     sources = SourceSet(job.src_options)
     target = job.open_target()
     bundle = None
@@ -113,7 +117,7 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
         for p in plan.images:
             if p.plan is not None and not p.job.selector.startswith(("sha256:", "sha512:")):
                 journal.pin(p.job.source_key, p.job.selector, p.plan.source_root_digest)
-        return Prepared(job, sources, target, jobs, plan, journal, bundle, job_id)
+        return Prepared(job, sources, target, jobs, plan, journal, bundle, job_id, time.monotonic() - t0)
     except BaseException:
         await sources.close()
         await target.close()
