@@ -271,3 +271,14 @@ def test_tar_volumes_of_a_maximum_size(tmp_path):
     os.unlink(bundle / vols[-1])
     p = run_cli("mirror", "--from", f"dir:{bundle}", "--to", f"oci:{tree}", "--journal", "", check=False)
     assert p.returncode == 2 and f"volume {vols[-1]} is missing" in p.stderr
+
+
+def test_an_entry_that_cannot_be_listed_fails_alone(tmp_path, src):
+    lay, idx = src
+    cfg = write_cfg(tmp_path, f"images:\n  - source: oci:{lay.path}:single\n"
+                              f"  - source: oci:{tmp_path / 'nowhere' / 'app'}\n    all-tags: true\n")
+    rc, rep = run_json("mirror", "--config", cfg, "--to", f"oci:{tmp_path / 't'}", "--journal", "", check=False)
+    assert rc == 1 and [i["status"] for i in rep["images"]] == ["failed", "ok"]
+    assert "cannot list the tags of oci:" in rep["images"][0]["error"]
+    p = run_cli("mirror", "--config", cfg, "--to", f"oci:{tmp_path / 't'}", "--dry-run", check=False)
+    assert p.returncode == 1 and "FAILED" in p.stdout and "1 image(s) could not be planned" in p.stdout

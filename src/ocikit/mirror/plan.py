@@ -75,8 +75,13 @@ def _source_ref(key: str, repository: str, selector: str) -> str:
     return f"{key}{sep}{selector}"
 
 
-async def jobs_from_config(cfg: MirrorConfig, sources: SourceSet, opts: Options = Options()) -> list[ImageJob]:
-    """The image jobs a config asks for; repositories are listed where tags are selected by pattern."""
+async def jobs_from_config(cfg: MirrorConfig, sources: SourceSet, opts: Options = Options(),
+                           failures: list["PlannedImage"] | None = None) -> list[ImageJob]:
+    """The image jobs a config asks for; repositories are listed where tags are selected by pattern.
+
+    With ``failures``, an entry whose repository cannot be listed is recorded there (as a
+    failed image) and the others go on; without it the error is raised.
+    """
     jobs: list[ImageJob] = []
     seen: set[tuple[str, str, str, str | None]] = set()
 
@@ -87,11 +92,19 @@ async def jobs_from_config(cfg: MirrorConfig, sources: SourceSet, opts: Options 
         else:
             key, repository = f"oci:{src.path}", src.path
         selectors = list(entry.explicit_selectors)
+        path = destination_path(entry, cfg.rewrite)
         if entry.needs_tag_list:
-            tags = await sources.store_for(key).list_tags(opts)
+            try:
+                tags = await sources.store_for(key).list_tags(opts)
+            except OcikitError as e:
+                if failures is None:
+                    raise
+                where = f"docker://{repository}" if src.image is not None else key
+                failures.append(PlannedImage(ImageJob(where, key, repository, "", path, None),
+                                             error=f"cannot list the tags of {where}: {e}"))
+                return []
             tags = [t for t in tags if not _FALLBACK_TAG_RE.match(t)]
             selectors += [t for t in select_tags(entry, tags) if t not in selectors]
-        path = destination_path(entry, cfg.rewrite)
         mode = entry.platform_mode or "all"
         out = []
         for sel in selectors:

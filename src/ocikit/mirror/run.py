@@ -23,7 +23,7 @@ from .config import MirrorConfig
 from .execute import ExecuteOptions, MirrorReport, execute_mirror
 from .journal import Journal, default_journal_path
 from .places import Limits, SourceSet, Target, parse_target
-from .plan import ImageJob, MirrorPlan, build_plan, jobs_from_config
+from .plan import ImageJob, MirrorPlan, PlannedImage, build_plan, jobs_from_config
 
 
 @dataclass
@@ -94,6 +94,7 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
     sources = SourceSet(job.src_options)
     target = job.open_target()
     bundle = None
+    failures: list[PlannedImage] = []
     try:
         opts = Options(progress=job.progress)
         if job.bundle is not None:
@@ -102,7 +103,7 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
             jobs = bundle.jobs()
         else:
             assert job.config is not None
-            jobs = await jobs_from_config(job.config, sources, opts)
+            jobs = await jobs_from_config(job.config, sources, opts, failures)
         job_id = job_identity(jobs, target.location)
         jpath = None if job.journal == "" else (job.journal or default_journal_path(job_id))
         journal = Journal(None, job_id) if dry_run or verify else Journal.open(jpath, job_id)
@@ -114,6 +115,7 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
                                 check_target=check_target, opts=opts)
         if isinstance(target, BundleTarget):
             plan = target.drop_unchanged(plan)
+        plan.images[:0] = failures  # entries that could not even be listed: reported, not fatal
         for p in plan.images:
             if p.plan is not None and not p.job.selector.startswith(("sha256:", "sha512:")):
                 journal.pin(p.job.source_key, p.job.selector, p.plan.source_root_digest)
