@@ -65,7 +65,7 @@ def httpd_pair(tmp_path_factory):
             f.write(data)
         os.chmod(path, mode)
 
-    from conftest import run_ocikit as ocikit
+    from ocikit_cli import run_ocikit as ocikit
     tmp_path = tmp_path_factory.mktemp("httpd")
     base = str(tmp_path / "debian")
     w(f"{base}/etc/os-release", "ID=debian\n")

@@ -16,7 +16,7 @@ from ocikit.ops import manifest_list as ml
 from ocikit.platforms import Platform, parse_platform
 from ocikit.testing import write_image
 from ocikit.transports.layout import OCILayout
-from conftest import run_ocikit
+from ocikit_cli import run_ocikit
 from manifest_list.clirun import invoke
 
 ARCHES = ("linux/amd64", "linux/arm64", "linux/ppc64le")

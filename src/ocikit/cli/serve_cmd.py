@@ -52,9 +52,15 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
         cfg.auth.htpasswd = htpasswd
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
 
+    seeded: list[str] = []
+
+    async def seed(registry) -> None:  # type: ignore[no-untyped-def]
+        if seed_sample:
+            seeded.extend(await do_seed(registry.storage))
+
     async def ready(registry, host: str) -> None:  # type: ignore[no-untyped-def]
         if seed_sample:
-            tags = await do_seed(registry.storage)
+            tags = seeded
             click.echo(f"seeded {host}/{SAMPLE_REPOSITORY} with tags {', '.join(tags)}")
             click.echo("try:")
             for c in try_commands(host, bool(cfg.tls_cert)):
@@ -63,7 +69,7 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
                    err=True)
         sys.stdout.flush()
 
-    asyncio.run(serve(cfg, on_ready=ready))
+    asyncio.run(serve(cfg, on_ready=ready, before_listen=seed))
 
 
 @click.group("registry")

@@ -153,9 +153,16 @@ ACCESS_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
 async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awaitable[None]] | None = None,
-                stop: asyncio.Event | None = None) -> None:
-    """Listen until SIGTERM/SIGINT (or ``stop``), then finish requests in flight and exit."""
+                stop: asyncio.Event | None = None,
+                before_listen: Callable[[Registry], Awaitable[None]] | None = None) -> None:
+    """Listen until SIGTERM/SIGINT (or ``stop``), then finish requests in flight and exit.
+
+    ``before_listen`` runs before the port opens (seeding content, so no client sees it half
+    written); ``on_ready`` runs once the server is listening.
+    """
     registry = build_registry(config)
+    if before_listen is not None:
+        await before_listen(registry)
     app = create_app(config, registry)
     runner = web.AppRunner(app, access_log=access_log if config.access_log else None,
                            access_log_format=ACCESS_FORMAT, shutdown_timeout=config.shutdown_timeout,
