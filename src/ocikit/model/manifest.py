@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, Union
+from functools import cached_property
+from typing import Any, ClassVar, Mapping, Sequence, Union
 
 from .. import mediatypes as mt
 from ..digest import Digest
@@ -15,8 +16,31 @@ from .jsonutil import canonical_json, decode_object
 MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 
 
+class _RawDocument:
+    """What manifests and indexes share: exact bytes, and everything derived from them."""
+
+    raw: bytes
+    media_type: str
+
+    @cached_property
+    def digest(self) -> Digest:
+        """The digest of the exact bytes (computed once)."""
+        return Digest.of(self.raw)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+    def descriptor(self, **kw: Any) -> Descriptor:
+        return Descriptor(self.media_type, self.digest, self.size, **kw)
+
+    @property
+    def json(self) -> dict[str, Any]:
+        return decode_object(self.raw, "manifest")
+
+
 @dataclass(frozen=True)
-class ImageManifest:
+class ImageManifest(_RawDocument):
     """An image manifest (OCI or Docker v2s2). ``raw`` is exactly the bytes it was read from."""
 
     raw: bytes
@@ -29,32 +53,15 @@ class ImageManifest:
     declared_media_type: str | None = None
     """The ``mediaType`` field as written (None when the document omits it)."""
 
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.raw)
-
-    @property
-    def size(self) -> int:
-        return len(self.raw)
-
-    @property
-    def is_index(self) -> bool:
-        return False
-
-    def descriptor(self, **kw: Any) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size, **kw)
+    is_index: ClassVar[bool] = False
 
     def children(self) -> list[Descriptor]:
         """Every blob this manifest points at: config, then layers."""
         return [self.config, *self.layers]
 
-    @property
-    def json(self) -> dict[str, Any]:
-        return decode_object(self.raw, "manifest")
-
 
 @dataclass(frozen=True)
-class ImageIndex:
+class ImageIndex(_RawDocument):
     """An OCI image index or Docker manifest list, with its raw bytes."""
 
     raw: bytes
@@ -65,30 +72,13 @@ class ImageIndex:
     artifact_type: str | None = None
     declared_media_type: str | None = None
 
-    @property
-    def digest(self) -> Digest:
-        return Digest.of(self.raw)
-
-    @property
-    def size(self) -> int:
-        return len(self.raw)
-
-    @property
-    def is_index(self) -> bool:
-        return True
-
-    def descriptor(self, **kw: Any) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, self.size, **kw)
+    is_index: ClassVar[bool] = True
 
     def children(self) -> list[Descriptor]:
         return list(self.manifests)
 
     def platforms(self) -> list[Platform | None]:
         return [d.platform for d in self.manifests]
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return decode_object(self.raw, "index")
 
 
 Manifest = Union[ImageManifest, ImageIndex]
