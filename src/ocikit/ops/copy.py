@@ -221,6 +221,8 @@ async def prefetch(chunks: AsyncIterator[bytes], depth: int = 1) -> AsyncIterato
             async for c in chunks:
                 await q.put(c)
             await q.put(_END)
+        except asyncio.CancelledError:
+            raise  # the consumer is gone: nobody would read the queue again
         except BaseException as e:  # handed to the consumer, raised there
             await q.put(_Failed(e))
         finally:
