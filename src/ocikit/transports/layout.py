@@ -54,6 +54,7 @@ from ..model import (
 )
 from ..model.jsonutil import decode_object
 from ..model.manifest import MAX_MANIFEST_SIZE
+from ..writeback import start_writeback
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -404,10 +405,11 @@ class OCILayout:
         os.makedirs(d, exist_ok=True)
         tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
         v = Verifier(desc.digest, desc.size)
-        f = open(tmp, "wb")
+        f = open(tmp, "wb", buffering=0)
+        pos = [0, 0]  # bytes written, bytes whose write-back has been started
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(_hash_and_write, v, f, chunk)
+                await asyncio.to_thread(_hash_and_write, v, f, chunk, pos if self.sync else None)
             v.verify()
             if self.sync:
                 await asyncio.to_thread(_flush_sync, f)
@@ -671,9 +673,22 @@ def _looks_like_manifest(raw: bytes) -> bool:
     return "schemaVersion" in doc or mt.is_manifest(doc.get("mediaType")) or doc.get("mediaType") in mt.SCHEMA1_TYPES
 
 
-def _hash_and_write(v: Verifier, f: Any, chunk: bytes) -> None:
+WRITEBACK_EVERY = 8 << 20
+
+
+def _hash_and_write(v: Verifier, f: Any, chunk: bytes, pos: list[int] | None = None) -> None:
+    """Hash and write a chunk (in a worker thread: hashlib releases the GIL); with ``pos``, start
+    write-back every few MiB so the fsync at the end has little left to wait for."""
     v.update(chunk)
-    f.write(chunk)
+    view = memoryview(chunk)
+    while view:
+        n = f.write(view)
+        view = view[n:]
+    if pos is not None:
+        pos[0] += len(chunk)
+        if pos[0] - pos[1] >= WRITEBACK_EVERY:
+            start_writeback(f.fileno(), pos[1], pos[0] - pos[1])
+            pos[1] = pos[0]
 
 
 def _flush_sync(f: Any) -> None:

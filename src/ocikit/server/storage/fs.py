@@ -9,7 +9,6 @@ start with ``.`` and are never listed.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import errno
 import os
 import secrets
@@ -17,6 +16,7 @@ import shutil
 from typing import AsyncIterator
 
 from ...digest import CHUNK, Digester
+from ...writeback import AVAILABLE as WRITEBACK_AVAILABLE, start_writeback
 from .base import StorageDriver
 
 SYNC_EVERY = 64 * 1024 * 1024
@@ -25,28 +25,6 @@ BATCH = 4 * 1024 * 1024
 MAX_PARTS = 512
 """At most this many received chunks per batch (one ``writev``; IOV_MAX is 1024)."""
 """While a spool grows, start write-back of what it holds every this many bytes (overlapping I/O)."""
-
-
-def _libc_sync_file_range() -> "ctypes._CFuncPtr | None":
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    return fn
-
-
-_SYNC_FILE_RANGE = _libc_sync_file_range()
-SYNC_FILE_RANGE_WRITE = 2
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing a range out now, without waiting (Linux ``sync_file_range``).
-
-    Write-back then overlaps the upload, and the fdatasync before the 201 has little left to do.
-    """
-    if _SYNC_FILE_RANGE is not None:
-        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
 def _hash_and_write(fd: int, parts: list[bytes], digester: Digester | None,
@@ -61,7 +39,7 @@ def _hash_and_write(fd: int, parts: list[bytes], digester: Digester | None,
         while view:
             view = view[os.write(fd, view):]
     if writeback_from is not None:
-        _start_writeback(fd, writeback_from, total)
+        start_writeback(fd, writeback_from, total)
 
 
 class FilesystemDriver(StorageDriver):
@@ -237,7 +215,7 @@ class FilesystemDriver(StorageDriver):
                                                pos if self.fsync else None)
                 pos += size
                 buf, size = [], 0
-                if self.fsync and _SYNC_FILE_RANGE is None and pos - synced >= SYNC_EVERY \
+                if self.fsync and not WRITEBACK_AVAILABLE and pos - synced >= SYNC_EVERY \
                         and (syncing is None or syncing.done()):
                     # no sync_file_range: start write-back with a background fdatasync instead
                     syncing = loop.run_in_executor(None, os.fdatasync, fd)
