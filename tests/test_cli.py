@@ -164,3 +164,17 @@ def test_malformed_content_in_a_layout_is_one_line(layout: OCILayout, ocikit) ->
     assert "config: not valid JSON" in one_line_error(ocikit("inspect", f"oci:{layout.path}:badcfg", check=False))
     p = ocikit("layout", "validate", layout.path, check=False)
     assert "2 problem(s)" in one_line_error(p)
+
+
+def test_a_reader_that_goes_away_is_not_an_error(multi_layout: OCILayout, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`ocikit copy ... | head -1`: a closed pipe ends ocikit quietly (exit 141, as SIGPIPE would)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "ocikit", "copy", f"oci:{multi_layout.path}:single",
+                          f"oci:{tmp_path}/out:x"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()  # the reader is gone before ocikit prints its report
+    err = p.stderr.read().decode()
+    assert p.wait(60) == 141, err
+    assert err == ""

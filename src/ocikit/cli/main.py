@@ -73,6 +73,11 @@ class OcikitGroup(click.Group):
                 raise
             click.echo(f"ocikit: error: {e}", err=True)
             ctx.exit(e.exit_code)
+        except BrokenPipeError:
+            # the reader went away (`ocikit inspect ... | head`): stop quietly, as cat does
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(141)
         except OSError as e:
             if _debug(ctx):
                 raise
