@@ -98,6 +98,22 @@ def test_basic_auth_wrong_or_missing_creds_fail_in_one_line(basic_reg, images):
     assert "nope" not in p.stderr
 
 
+def test_inspect_and_tree_take_credentials(basic_reg, images):
+    """skopeo's --creds on the read-only commands: right ones work, wrong ones are one clear line."""
+    _copy(f"oci:{images.path}:multi", f"docker://{basic_reg.host}/b/seen:v1", dst_creds=(USER, PASSWORD),
+          all_platforms=True)
+    ref = f"docker://{basic_reg.host}/b/seen:v1"
+    p = _cli("--format", "json", "inspect", f"--creds={USER}:{PASSWORD}", ref)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["Digest"] == images.resolve_sync("multi").digest
+    p = _cli("--format", "json", "tree", f"--creds={USER}:{PASSWORD}", ref)
+    assert p.returncode == 0, p.stderr
+    assert len(json.loads(p.stdout)["manifests"]) == 3
+    p = _cli("inspect", f"--creds={USER}:nope", ref)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "invalid username or password" in lines[0]
+
+
 def test_login_logout_and_auth_json(basic_reg, images, tmp_path):
     authfile = tmp_path / "auth.json"
     env = {"REGISTRY_AUTH_FILE": str(authfile)}

@@ -14,6 +14,7 @@ from ..ops.inspect import inspect_image, tree
 from ..transportref import parse_transport_reference
 from ..transports import open_store
 from .main import run
+from .registry_cmds import open_options, transport_options
 from .options import override_platform, platform_override_options
 from .output import echo, emit_json, format_option, human_size
 from .output import output_format as current_format
@@ -25,15 +26,17 @@ from .output import output_format as current_format
 @click.option("--config", "show_config", is_flag=True, help="Print the exact config bytes of the image.")
 @click.option("--no-tags", "-n", is_flag=True, help="Do not list the repository's tags.")
 @platform_override_options
+@transport_options
 @format_option
 def inspect_command(image: str, raw: bool, show_config: bool, no_tags: bool, override_os: str | None,
-                    override_arch: str | None, override_variant: str | None, output_format: str | None) -> None:
+                    override_arch: str | None, override_variant: str | None, output_format: str | None,
+                    **transport: Any) -> None:
     """Show an image's digest, platform, layers, env and labels (skopeo inspect's fields)."""
     tref = parse_transport_reference(image, default_transport="docker")
     platform = override_platform(override_os, override_arch, override_variant)
 
     async def go() -> Any:
-        store = open_store(tref)
+        store = open_store(tref, options=open_options(**transport))
         try:
             if raw and not show_config:
                 from ..ops.copy import resolve_root
@@ -72,13 +75,14 @@ def _opts() -> Any:
 @click.command("tree")
 @click.argument("image")
 @click.option("--referrers", is_flag=True, help="Show the artifacts that refer to each manifest.")
+@transport_options
 @format_option
-def tree_command(image: str, referrers: bool, output_format: str | None) -> None:
+def tree_command(image: str, referrers: bool, output_format: str | None, **transport: Any) -> None:
     """Show the graph under IMAGE: index -> manifests (platforms) -> config and layers."""
     tref = parse_transport_reference(image, default_transport="docker")
 
     async def go() -> dict[str, Any]:
-        store = open_store(tref)
+        store = open_store(tref, options=open_options(**transport))
         try:
             return await tree(store, tref.selector, referrers=referrers)
         finally:
