@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +18,8 @@ from ocikit.platforms import parse_platform
 from ocikit.testing import write_image, write_index
 from ocikit.testing.images import LayerSpec
 from ocikit.transports.layout import OCILayout
+
+from peer_cli import skopeo
 
 CFG = Descriptor(mt.OCI_CONFIG, Digest.of(b"{}"), 2)
 
@@ -84,11 +85,6 @@ def test_index_to_manifest_list_points_at_converted_children():
     with pytest.raises(ConversionError, match="platform"):
         convert_manifest(bare.raw, bare.media_type, "v2s2", {str(kids[0].digest): new[str(kids[0].digest)]})
 
-
-def skopeo(*args: str) -> str:
-    p = subprocess.run(["skopeo", *args], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
 
 
 @pytest.mark.peer

@@ -18,17 +18,11 @@ from ocikit.transports import open_store
 from ocikit.transports.archive.oci import OCIArchiveReader
 from ocikit.transports.layout import OCILayout
 
+from peer_cli import skopeo, skopeo_digest
+
 pytestmark = pytest.mark.peer
 
 
-def skopeo(*args: str) -> str:
-    p = subprocess.run(["skopeo", *args], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
-def skopeo_digest(ref: str) -> str:
-    return json.loads(skopeo("inspect", ref))["Digest"]
 
 
 @pytest.fixture

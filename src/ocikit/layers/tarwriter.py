@@ -34,7 +34,7 @@ import struct
 import tarfile
 import threading
 from dataclasses import dataclass
-from typing import IO, Any, Mapping
+from typing import IO, Any, Mapping, Protocol
 
 from .. import mediatypes as mt
 from ..digest import Digest, Digester
@@ -107,15 +107,13 @@ class LayerResult:
 # ---- compressors ------------------------------------------------------------------------------
 
 
-class _Compressor:
-    def compress(self, data: bytes | bytearray) -> bytes:
-        raise NotImplementedError
+class _Compressor(Protocol):
+    def compress(self, data: bytes | bytearray) -> bytes: ...
 
-    def finish(self) -> bytes:
-        raise NotImplementedError
+    def finish(self) -> bytes: ...
 
 
-class _Identity(_Compressor):
+class _Identity:
     def compress(self, data: bytes | bytearray) -> bytes:
         return bytes(data)
 
@@ -127,7 +125,7 @@ class _Identity(_Compressor):
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
-class _Gzip(_Compressor):
+class _Gzip:
     """A single gzip member around an ISA-L raw deflate stream (RFC 1952)."""
 
     def __init__(self, level: int = GZIP_LEVEL) -> None:
@@ -153,7 +151,7 @@ class _Gzip(_Compressor):
         return head + self._c.flush() + struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
 
 
-class _Zstd(_Compressor):
+class _Zstd:
     def __init__(self, level: int = ZSTD_LEVEL) -> None:
         import zstandard
 

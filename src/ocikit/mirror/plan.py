@@ -254,7 +254,7 @@ async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache
                 out.append(ImageJob(_source_ref(job.source_key, job.repository, str(r.digest)), job.source_key,
                                     job.repository, str(r.digest), job.path, None, "all", (), KIND_REFERRER, d,
                                     True))
-    except (Unsupported, NotFound, NotImplementedError):
+    except (Unsupported, NotFound):
         out = []
     # the tag schema: sha256-<hex> (OCI 1.1 fallback) and cosign's sha256-<hex>.sig/.att/.sbom
     if job.source_key not in tags_cache:

@@ -37,6 +37,7 @@ from ..progress import Message, ProgressSink, emit
 from ..transports.layout import TMP_PREFIX, OCILayout
 from .copy import CopyOptions, Node, copy_between, resolve_root
 from .inspect import choose_image
+from .stores import finish
 
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
@@ -595,9 +596,7 @@ async def abuild(req: BuildRequest) -> BuildResult:
         await target.close()
         return BuildResult(str(tref), root.digest, media_type, images)
     except BaseException:
-        abort = getattr(target, "abort", None)
-        if abort is not None:
-            await abort()
+        await finish(target, ok=False)
         raise
     finally:
         if base_store is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 from .. import mediatypes as mt
 from ..content import BlobLinker, Options, RawManifest, Store
@@ -18,6 +18,10 @@ from ..errors import PlatformNotFound, TransportError, Unsupported, UsageError
 from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, filter_index, parse_manifest
 from ..platforms import Platform, best_match, host_platform, select
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ManifestWritten, ProgressSink, emit
+from .stores import holding
+
+if TYPE_CHECKING:
+    from ..transports import OpenOptions
 
 
 @dataclass
@@ -349,27 +353,21 @@ async def copy_between(src: Store, selector: str | None, dst: Store, tag: str | 
 
 
 async def acopy(source: str, target: str, options: CopyOptions | None = None, *,
-                src_options: "object | None" = None, dst_options: "object | None" = None) -> CopyResult:
-    """Copy between two transport references (``oci:...``, ``docker://...``, archives)."""
+                src_options: "OpenOptions | None" = None, dst_options: "OpenOptions | None" = None) -> CopyResult:
+    """Copy between two transport references (``oci:...``, ``docker://...``, archives).
+
+    The target is closed after success and aborted after a failure (an archive then keeps
+    nothing of this copy).
+    """
     from ..transportref import parse_transport_reference
-    from ..transports import OpenOptions, open_store, target_tag
+    from ..transports import open_store, target_tag
 
     sref = parse_transport_reference(source)
     dref = parse_transport_reference(target)
-    src = open_store(sref, options=src_options if isinstance(src_options, OpenOptions) else None)
+    src = open_store(sref, options=src_options)
     try:
-        dst = open_store(dref, write=True, options=dst_options if isinstance(dst_options, OpenOptions) else None)
-        try:
-            result = await copy_between(src, sref.selector, dst, target_tag(dref), options)
-        except BaseException:
-            abort = getattr(dst, "abort", None)
-            if abort is not None:
-                await abort()
-            else:
-                await dst.close()
-            raise
-        await dst.close()
-        return result
+        async with holding(open_store(dref, write=True, options=dst_options)) as dst:
+            return await copy_between(src, sref.selector, dst, target_tag(dref), options)
     finally:
         await src.close()
 

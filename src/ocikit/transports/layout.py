@@ -120,6 +120,29 @@ class GcResult:
     kept: int = 0
 
 
+
+def check_layout_file(raw: bytes, where: str, error: type[OcikitError]) -> None:
+    """Check the bytes of an ``oci-layout`` file; problems raise ``error`` (layout or archive)."""
+    try:
+        doc = decode_object(raw, f"{where}/{LAYOUT_FILE}", ManifestInvalid)
+    except ManifestInvalid as e:
+        raise error(str(e)) from None
+    v = doc.get("imageLayoutVersion")
+    if not isinstance(v, str) or not v.startswith("1."):
+        raise error(f"{where}/{LAYOUT_FILE}: unsupported imageLayoutVersion {v!r}")
+
+
+def parse_index_file(raw: bytes, where: str, error: type[OcikitError]) -> ImageIndex:
+    """Parse the bytes of an ``index.json`` as an image index; problems raise ``error``."""
+    try:
+        m = parse_manifest(raw, mt.OCI_INDEX, what=f"{where}/{INDEX_FILE}")
+    except ManifestInvalid as e:
+        raise error(str(e)) from None
+    if not isinstance(m, ImageIndex):
+        raise error(f"{where}/{INDEX_FILE}: not an image index")
+    return m
+
+
 class OCILayout:
     """An OCI image layout directory. ``create=True`` makes it if missing."""
 
@@ -157,14 +180,8 @@ class OCILayout:
                              sync=self.sync)
 
     def _check_version(self) -> None:
-        try:
-            with open(os.path.join(self.path, LAYOUT_FILE), "rb") as f:
-                doc = decode_object(f.read(), f"{self.path}/{LAYOUT_FILE}", ManifestInvalid)
-        except ManifestInvalid as e:
-            raise LayoutInvalid(str(e)) from None
-        v = doc.get("imageLayoutVersion")
-        if not isinstance(v, str) or not v.startswith("1."):
-            raise LayoutInvalid(f"{self.path}/{LAYOUT_FILE}: unsupported imageLayoutVersion {v!r}")
+        with open(os.path.join(self.path, LAYOUT_FILE), "rb") as f:
+            check_layout_file(f.read(), self.path, LayoutInvalid)
 
     def lock(self) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on the layout (flock on its directory), for index.json updates and gc."""
@@ -185,14 +202,7 @@ class OCILayout:
 
     def index(self) -> ImageIndex:
         """``index.json`` parsed (it has no digest that matters, but is checked as an index)."""
-        raw = self.read_index_raw()
-        try:
-            m = parse_manifest(raw, mt.OCI_INDEX, what=f"{self.path}/{INDEX_FILE}")
-        except ManifestInvalid as e:
-            raise LayoutInvalid(str(e)) from None
-        if not isinstance(m, ImageIndex):
-            raise LayoutInvalid(f"{self.path}/{INDEX_FILE}: not an image index")
-        return m
+        return parse_index_file(self.read_index_raw(), self.path, LayoutInvalid)
 
     def entries(self) -> list[Descriptor]:
         return list(self.index().manifests)

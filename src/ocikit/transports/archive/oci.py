@@ -15,10 +15,9 @@ from typing import AsyncIterator, Iterable
 from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
 from ...digest import Digest, Verifier, is_digest
-from ...errors import ArchiveInvalid, BlobUnknown, ManifestInvalid, ManifestUnknown
+from ...errors import ArchiveInvalid, BlobUnknown, ManifestUnknown
 from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest, canonical_json, parse_manifest
-from ...model.jsonutil import decode_object
-from ..layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, OCILayout
+from ..layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, OCILayout, check_layout_file, parse_index_file
 from .readonly import ReadOnly
 from .staging import ArchiveOutput, Inflight, archive_changed as _changed, existing_archive
 from .tarindex import Member, TarIndex, pwrite_all
@@ -72,21 +71,10 @@ class OCIArchiveReader(ReadOnly):
         lay = self.tar.find(LAYOUT_FILE)
         if lay is None:
             raise ArchiveInvalid(f"{self.location}: no {LAYOUT_FILE} file; not an OCI layout archive")
-        try:
-            doc = decode_object(self.tar.read(lay, 65536), f"{self.location}/{LAYOUT_FILE}")
-        except ManifestInvalid as e:
-            raise ArchiveInvalid(str(e)) from None
-        v = doc.get("imageLayoutVersion")
-        if not isinstance(v, str) or not v.startswith("1."):
-            raise ArchiveInvalid(f"{self.location}/{LAYOUT_FILE}: unsupported imageLayoutVersion {v!r}")
+        check_layout_file(self.tar.read(lay, 65536), self.location, ArchiveInvalid)
         idx = self.tar.require(INDEX_FILE, "index")
         raw = self.tar.read(idx, MAX_MANIFEST)
-        try:
-            m = parse_manifest(raw, mt.OCI_INDEX, what=f"{self.location}/{INDEX_FILE}")
-        except ManifestInvalid as e:
-            raise ArchiveInvalid(str(e)) from None
-        if not isinstance(m, ImageIndex):
-            raise ArchiveInvalid(f"{self.location}/{INDEX_FILE}: not an image index")
+        m = parse_index_file(raw, self.location, ArchiveInvalid)
         self.index_raw = raw
         self.entries: list[Descriptor] = list(m.manifests)
 
