@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
@@ -48,6 +47,8 @@ COMMAND_MODULES = sorted(set(COMMANDS.values()))
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine for a command."""
+    import asyncio   # here, not at the top: commands that never await do not pay for it
+
     return asyncio.run(coro)
 
 
