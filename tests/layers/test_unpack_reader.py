@@ -140,6 +140,59 @@ def test_skipping_data_and_header_only_sizes() -> None:
     assert names == [("a", 700), ("s", 0)]
 
 
+def _ustar_header(name: str, prefix: str = "", linkname: str = "") -> bytearray:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        ti = tarfile.TarInfo(f"{prefix}/{name}" if prefix else name)
+        if linkname:
+            ti.type, ti.linkname = tarfile.SYMTYPE, linkname
+        tf.addfile(ti)
+    return bytearray(buf.getvalue())
+
+
+def _set_checksum(hdr: bytearray, value: int) -> None:
+    hdr[148:156] = b"%06o\0 " % value
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_header_checksums_sparse_and_dense(dense) -> None:
+    """Headers with few non-zero bytes and with more than 256 (a sum past 65520) both read;
+    a header whose byte sum is off is refused either way."""
+    hdr = _ustar_header("n" * 100, "p" * 150, "l" * 100) if dense else _ustar_header("a")
+    assert (hdr[:512].count(0) < 256) == dense
+    with open_layer_chunks([bytes(hdr)]) as r:
+        assert [m.name for m in r] == [("p" * 150 + "/" + "n" * 100) if dense else "a"]
+    bad = bytearray(hdr)
+    bad[0] ^= 0x01
+    with pytest.raises(LayerInvalid, match="checksum"):
+        _read_all(open_layer_chunks([bytes(bad)]))
+
+
+def test_header_whose_sum_is_off_by_a_multiple_of_65521_is_refused() -> None:
+    """The checksum is compared exactly, not modulo Adler-32's 65521."""
+    hdr = _ustar_header("n" * 100, "p" * 150, "l" * 100)
+    stored = int(hdr[148:154], 8)
+    need = 65521
+    for i in list(range(0, 148)) + list(range(156, 512)):
+        if need == 0:
+            break
+        step = min(255 - hdr[i], need)
+        hdr[i] += step
+        need -= step
+    assert need == 0 and sum(hdr[:512]) - sum(hdr[148:156]) + 256 == stored + 65521
+    with pytest.raises(LayerInvalid, match="checksum"):
+        _read_all(open_layer_chunks([bytes(hdr)]))
+
+
+def test_signed_header_checksum_is_accepted() -> None:
+    """Old Sun tar summed signed chars: accepted, as tarfile does."""
+    hdr = _ustar_header("\u00e9t\u00e9")         # UTF-8: bytes above 127
+    signed = sum(b - 256 if b > 127 else b for b in hdr[:512]) - sum(hdr[148:156]) + 256
+    _set_checksum(hdr, signed)
+    with open_layer_chunks([bytes(hdr)]) as r:
+        assert [m.name for m in r] == ["\u00e9t\u00e9"]
+
+
 class ChunkOnlyStore:
     """A Store without blob files: only the async blob_chunks path (as a registry would)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ..platforms import parse_platform
-from .main import run
 from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
 
 
@@ -28,14 +27,14 @@ def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | No
     diff_id are checked while it is applied; on any failure DIR is not created and DIR.partial
     is left marked incomplete.
     """
-    from ..ops.unpack import UnpackOptions, aunpack
+    from ..ops.unpack import UnpackOptions, unpack   # oci: layouts unpack with no event loop
 
     warnings: list[str] = []
     with ProgressView() as view:
         options = UnpackOptions(bundle=bundle, rootless=rootless,
                                 platform=parse_platform(platform) if platform else None,
                                 progress=view if view.enabled else None, warn=warnings.append)
-        result = run(aunpack(image, directory, options))
+        result = unpack(image, directory, options)
     if output_format == "json" or (output_format is None and _group_json()):
         emit_json(result.to_dict())
         return

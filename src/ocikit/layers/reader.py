@@ -26,20 +26,23 @@ than :mod:`tarfile` and never seeks.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import os
 import queue
 import struct
 import threading
+from zlib import adler32 as _adler32
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Iterator
 
 from ..content import DEFAULT_OPTIONS, Options, Store
 from ..digest import Digest
 from ..errors import DigestMismatch, LayerInvalid, OcikitError, SizeInvalid
 from ..model import Descriptor
+
+if TYPE_CHECKING:
+    import asyncio
 
 READ_CHUNK = 1 << 20
 """Compressed bytes read at a time."""
@@ -330,7 +333,12 @@ def _octal(field_: bytes, what: str, offset: int) -> int:
         raise LayerInvalid(f"{what}: bad numeric field {field_!r} in the tar header at offset {offset}") from None
 
 
-_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2x32s32s8s8s155s12x")
+_HEADER = struct.Struct("100s24s12s12s8sc100s6s2x64s8s8s155s12x")
+"""name, mode+uid+gid, size, mtime, chksum, typeflag, linkname, magic, (version), uname+gname,
+devmajor, devminor, prefix: fields that vary little are kept together, parsed once per value."""
+_CACHE_LIMIT = 512
+"""Distinct mode/uid/gid and uname/gname fields remembered per layer (a hostile layer with more
+only loses the shortcut)."""
 _TYPES = {b"0": REGULAR, b"\0": REGULAR, b"7": REGULAR, b"1": HARDLINK, b"2": SYMLINK, b"3": CHARDEV,
           b"4": BLOCKDEV, b"5": DIRECTORY, b"6": FIFO}
 
@@ -341,6 +349,17 @@ def _num(field_: bytes, what: str, offset: int) -> int:
         return int(field_.rstrip(b"\0 ") or b"0", 8)
     except ValueError:
         return _octal(field_, what, offset)
+
+
+def _ids(field_: bytes, what: str, offset: int) -> tuple[int, int, int]:
+    """(mode & 0o7777, uid, gid) from the header's three adjacent 8-byte fields."""
+    return (_num(field_[:8], what, offset) & 0o7777, _num(field_[8:16], what, offset),
+            _num(field_[16:], what, offset))
+
+
+def _names(field_: bytes) -> tuple[str, str]:
+    """(uname, gname) from the header's two adjacent 32-byte fields."""
+    return _text(_cstr(field_[:32])), _text(_cstr(field_[32:]))
 
 
 def _check_signed(hdr: bytes, chksum: int, what: str, offset: int) -> None:
@@ -416,6 +435,8 @@ class LayerReader:
         self._done = False
         self._started = False
         self._global_pax: dict[str, bytes] = {}
+        self._ids: dict[bytes, tuple[int, int, int]] = {}
+        self._names: dict[bytes, tuple[str, str]] = {}
 
     # -- results
     @property
@@ -448,6 +469,14 @@ class LayerReader:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def start(self) -> "LayerReader":
+        """Start reading and decompressing in the background now, before the first member is
+        asked for (at most ``QUEUE_DEPTH`` chunks are read ahead). Idempotent."""
+        if not self._started:
+            self._started = True
+            self._producer.start()
+        return self
+
     def close(self) -> None:
         """Stop the background thread (a no-op after a complete read)."""
         p = self._producer
@@ -465,8 +494,7 @@ class LayerReader:
         if self._eof:
             return False
         if not self._started:
-            self._started = True
-            self._producer.start()
+            self.start()
         item = self._producer.q.get()
         if item is _END:
             self._eof = True
@@ -565,19 +593,24 @@ class LayerReader:
         """The next member, or None at the end (after verifying the digests)."""
         if self._done:
             return None
-        if self._remaining or self._padding:
-            self._skip(self._remaining + self._padding)
+        skip = self._remaining + self._padding
+        if skip:
             self._remaining = self._padding = 0
+            if len(self._buf) - self._pos >= skip:
+                self._pos += skip
+            else:
+                self._skip(skip)
         pax: dict[str, bytes] | None = None
         longname: bytes | None = None
         longlink: bytes | None = None
         what = self.what
         while True:
-            offset = self._offset + self._pos
+            pos = self._pos
+            offset = self._offset + pos
             # fast path: the whole header is in the current chunk
-            if len(self._buf) - self._pos >= 512:
-                hdr = self._buf[self._pos:self._pos + 512]
-                self._pos += 512
+            if len(self._buf) - pos >= 512:
+                hdr = self._buf[pos:pos + 512]
+                self._pos = pos + 512
             else:
                 hdr = self._read_exact(512)
                 if len(hdr) < 512:
@@ -588,20 +621,31 @@ class LayerReader:
                     # missing end-of-archive blocks: tolerated (GNU tar warns, Go accepts)
                     self._finish()
                     return None
-            (name_f, mode_f, uid_f, gid_f, size_f, mtime_f, chk_f, tflag_b, link_f, magic,
-             uname_f, gname_f, major_f, minor_f, prefix_f) = _HEADER.unpack(hdr)
+            (name_f, ids_f, size_f, mtime_f, chk_f, tflag_b, link_f, magic,
+             names_f, major_f, minor_f, prefix_f) = _HEADER.unpack(hdr)
             try:
-                chksum = _num(chk_f, what, offset)
-            except LayerInvalid:
-                kind = "not a tar archive" if offset == 0 else "corrupt tar header"
-                raise LayerInvalid(f"{what}: {kind}: bad header checksum field at offset {offset}") from None
-            if chksum != sum(hdr) - sum(chk_f) + 256:
-                if not hdr.count(0) == 512:
+                chksum = int(chk_f.rstrip(b"\0 ") or b"0", 8)
+            except ValueError:
+                try:
+                    chksum = _num(chk_f, what, offset)
+                except LayerInvalid:
+                    kind = "not a tar archive" if offset == 0 else "corrupt tar header"
+                    raise LayerInvalid(f"{what}: {kind}: bad header checksum field at offset {offset}") from None
+            # The unsigned sum of the header's bytes, its checksum field counted as spaces. With
+            # at most 256 non-zero bytes the sum is below 65520, so Adler-32's first half,
+            # (1 + sum) mod 65521, is 1 + sum exactly (and computed in C); else sum() it.
+            zeros = hdr.count(0)
+            total = (_adler32(hdr) & 0xFFFF) - 1 if zeros >= 256 else sum(hdr)
+            if chksum != total - sum(chk_f) + 256:
+                if zeros != 512:
                     _check_signed(hdr, chksum, what, offset)
                 else:
                     self._finish()
                     return None
-            size = _num(size_f, what, offset)
+            try:
+                size = int(size_f.rstrip(b"\0 ") or b"0", 8)
+            except ValueError:
+                size = _num(size_f, what, offset)
             if size < 0:
                 raise LayerInvalid(f"{what}: negative size in the tar header at offset {offset}")
             if tflag_b in b"xgLK" and tflag_b:
@@ -646,27 +690,30 @@ class LayerReader:
         else:
             i = link_f.find(0)
             link_b = link_f if i < 0 else link_f[:i]
+        ids = self._ids.get(ids_f)
+        if ids is None:
+            ids = _ids(ids_f, what, offset)
+            if len(self._ids) < _CACHE_LIMIT:
+                self._ids[ids_f] = ids
         try:
-            mode = int(mode_f.rstrip(b"\0 ") or b"0", 8)
-            uid = int(uid_f.rstrip(b"\0 ") or b"0", 8)
-            gid = int(gid_f.rstrip(b"\0 ") or b"0", 8)
             mtime = int(mtime_f.rstrip(b"\0 ") or b"0", 8)
         except ValueError:     # base-256 or junk: the careful path
-            mode, uid, gid = _num(mode_f, what, offset), _num(uid_f, what, offset), _num(gid_f, what, offset)
             mtime = _num(mtime_f, what, offset)
-        m = TarMember(name_b.decode("utf-8", "surrogateescape"), tflag, mode & 0o7777, uid, gid,
-                      size, mtime * 1_000_000_000,
-                      link_b.decode("utf-8", "surrogateescape") if link_b else "", offset=offset)
         if magic[:5] == b"ustar":
-            i = uname_f.find(0)
-            if i:
-                m.uname = (uname_f if i < 0 else uname_f[:i]).decode("utf-8", "surrogateescape")
-            i = gname_f.find(0)
-            if i:
-                m.gname = (gname_f if i < 0 else gname_f[:i]).decode("utf-8", "surrogateescape")
-            if tflag == CHARDEV or tflag == BLOCKDEV:
-                m.devmajor = _num(major_f, what, offset)
-                m.devminor = _num(minor_f, what, offset)
+            names = self._names.get(names_f)
+            if names is None:
+                names = _names(names_f)
+                if len(self._names) < _CACHE_LIMIT:
+                    self._names[names_f] = names
+        else:
+            names = ("", "")
+        m = TarMember(name_b.decode("utf-8", "surrogateescape"), tflag, ids[0], ids[1], ids[2],
+                      size, mtime * 1_000_000_000,
+                      link_b.decode("utf-8", "surrogateescape") if link_b else "", names[0], names[1],
+                      0, 0, {}, offset)
+        if (tflag == CHARDEV or tflag == BLOCKDEV) and magic[:5] == b"ustar":
+            m.devmajor = _num(major_f, what, offset)
+            m.devminor = _num(minor_f, what, offset)
         if self._global_pax:
             pax = {**self._global_pax, **(pax or {})}
         if pax:
@@ -749,6 +796,8 @@ def _file_source(path: str) -> Callable[[], Iterator[bytes]]:
 def _async_source(store: Store, desc: Descriptor, opts: Options,
                   loop: asyncio.AbstractEventLoop | None) -> Callable[[], Iterator[bytes]]:
     def gen() -> Iterator[bytes]:
+        import asyncio
+
         agen: AsyncIterator[bytes] = store.blob_chunks(desc, opts)
         if loop is not None:
             try:

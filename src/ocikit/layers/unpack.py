@@ -136,6 +136,12 @@ class Unpacker:
         # ours — unless the root is setgid (then new files and directories take its group).
         # Directories get their modes only in finish(), so none of ours is setgid before then.
         self._always_chown = bool(os.fstat(self._sr.fd).st_mode & stat.S_ISGID)
+        # A regular file with no special bits, no xattrs and an owner that needs no action (ours
+        # when chowning; root when rootless, which records other owners; any owner when neither)
+        # is only created, written and given its times: _member does that inline, else _file.
+        self._plain_files = not (self._chown and self._always_chown)
+        self._fast_owner: tuple[int, int] | None = (
+            (self._uid, self._gid) if self._chown else (0, 0) if self.rootless else None)
         self._dirs: dict[str, _DirMeta] = {}
         self._upper = UpperSet()
         self._xattr_unsupported = False
@@ -243,7 +249,25 @@ class Unpacker:
         t = m.type
         try:
             if t == REGULAR:
-                self._file(layer, m, dfd, base, path)
+                mode = m.mode
+                own = self._fast_owner
+                if self._plain_files and not (mode & self._chmod_bits) and not m.xattrs and \
+                        (own is None or (m.uid == own[0] and m.gid == own[1])):
+                    # the common case, as _file() does it with nothing to change after the create
+                    try:
+                        fd = os.open(base, _CREATE, mode, dir_fd=dfd)
+                    except FileExistsError:
+                        self._clear(dfd, base, path)
+                        fd = os.open(base, _CREATE, mode, dir_fd=dfd)
+                    try:
+                        if m.size:
+                            self.stats.bytes += layer.write_data(fd)
+                        os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+                    finally:
+                        os.close(fd)
+                    self.stats.files += 1
+                else:
+                    self._file(layer, m, dfd, base, path)
             elif t == DIRECTORY:
                 self._dir(m, dfd, base, path)
             elif t == SYMLINK:
@@ -479,7 +503,19 @@ class Unpacker:
             pres = sr.parent(parent, create=False)
             if pres is None:
                 return
-            resolved = f"{pres[1]}/{base}" if pres[1] else base
+            pfd, rparent = pres
+            resolved = f"{rparent}/{base}" if rparent else base
+            if resolved not in self._upper:
+                # the common case, what plan_removal would decide: remove the target wholesale,
+                # through the parent's (cached) descriptor
+                try:
+                    st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    return
+                if rparent not in self._dirs and rparent:
+                    self._remember_dir_times(pfd, rparent)
+                self._clear(pfd, base, resolved, st)
+                return
         target = Whiteout(resolved, wh.opaque)
 
         def exists(p: str) -> bool:

@@ -9,14 +9,13 @@ a layer whose digest or diff_id does not match, a hostile or corrupt layer — l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..content import Options, Store
 from ..digest import Digest
@@ -24,15 +23,22 @@ from ..errors import ConfigInvalid, OcikitError, UsageError
 from ..layers.bundle import runtime_config
 from ..layers.reader import LayerReader, TarMember, open_layer
 from ..layers.unpack import Unpacker, UnpackStats
-from ..model import ImageManifest
+from ..model import Descriptor, ImageConfig, ImageManifest
 from ..platforms import Platform
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ProgressSink, emit
-from .inspect import inspect_image
+
+if TYPE_CHECKING:
+    from ..transports.layout import OCILayout
+
+# asyncio and the async Store machinery are imported only by the functions that need them:
+# unpacking a local layout runs without an event loop (see unpack()).
 
 MARKER = "ocikit-unpack.json"
 OWNERS = "ocikit-owners.json"
 """Rootless unpacks: the image's owners of files (also in user.rootlesscontainers xattrs)."""
 STAGED = "target"
+CONFIG_LIMIT = 64 * 1024 * 1024
+"""Largest image config read (as :func:`~ocikit.content.read_blob`)."""
 
 
 @dataclass
@@ -103,13 +109,30 @@ async def unpack_image(store: Store, selector: str | None, target: str,
                        options: UnpackOptions | None = None, *, source_name: str | None = None,
                        opts: Options | None = None) -> UnpackResult:
     """Unpack the image ``selector`` of ``store`` into ``target`` (see the module docstring)."""
+    import asyncio
+
+    from .inspect import inspect_image
+
     options = options or UnpackOptions()
     opts = opts or Options(progress=options.progress)
     t0 = time.monotonic()
     ins = await inspect_image(store, selector, platform=options.platform, opts=opts)
     manifest = ins.image.manifest
     assert isinstance(manifest, ImageManifest)
-    diff_ids = ins.config.diff_ids
+    loop = asyncio.get_running_loop()
+
+    def open_reader(desc: Descriptor, diff_id: Digest) -> LayerReader:
+        return open_layer(store, desc, diff_id=diff_id, opts=opts, loop=loop)
+
+    return await asyncio.to_thread(_unpack_into, ins.image.desc.digest, manifest, ins.config, open_reader, target,
+                                   options, source_name or store.location, t0)
+
+
+def _unpack_into(manifest_digest: Digest, manifest: ImageManifest, config: ImageConfig,
+                 open_reader: Callable[[Descriptor, Digest], LayerReader], target: str, options: UnpackOptions,
+                 source_name: str, t0: float) -> UnpackResult:
+    """The unpack itself, in the calling thread: staging, layers, bundle config, rename."""
+    diff_ids = config.diff_ids
     if len(diff_ids) != len(manifest.layers):
         raise ConfigInvalid(f"config {manifest.config.digest}: {len(diff_ids)} diff_ids for "
                             f"{len(manifest.layers)} layers")
@@ -120,16 +143,15 @@ async def unpack_image(store: Store, selector: str | None, target: str,
     os.makedirs(os.path.join(staged, rootfs_rel) if rootfs_rel else staged, mode=0o755)
     rootfs_staged = os.path.join(staged, rootfs_rel) if rootfs_rel else staged
     marker: dict[str, Any] = {
-        "status": "incomplete", "source": source_name or store.location,
-        "manifest": str(ins.image.desc.digest), "config": str(manifest.config.digest),
+        "status": "incomplete", "source": source_name,
+        "manifest": str(manifest_digest), "config": str(manifest.config.digest),
         "layers": [str(x.digest) for x in manifest.layers], "target": target,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _write_marker(staging, marker)
-    loop = asyncio.get_running_loop()
     unpacker = Unpacker(rootfs_staged, rootless=options.rootless, warn=options.warn)
     try:
-        await asyncio.to_thread(_apply_all, store, manifest, diff_ids, unpacker, opts, loop, options.progress)
+        _apply_all(manifest, diff_ids, unpacker, open_reader, options.progress)
         bundle_config = None
         owners_file = None
         if unpacker.rootless and unpacker.owners:
@@ -138,7 +160,7 @@ async def unpack_image(store: Store, selector: str | None, target: str,
             with open(os.path.join(staged, OWNERS) if options.bundle else f"{staging}.{OWNERS}", "w") as f:
                 json.dump(unpacker.owners_record(), f, indent=1)
         if options.bundle:
-            doc = runtime_config(ins.config.doc, rootfs_staged, rootless=bool(unpacker.rootless))
+            doc = runtime_config(config.doc, rootfs_staged, rootless=bool(unpacker.rootless))
             with open(os.path.join(staged, "config.json"), "w") as f:
                 json.dump(doc, f, indent="\t")
                 f.write("\n")
@@ -156,23 +178,33 @@ async def unpack_image(store: Store, selector: str | None, target: str,
         raise
     shutil.rmtree(staging, ignore_errors=True)
     return UnpackResult(
-        source=source_name or store.location, target=target,
+        source=source_name, target=target,
         rootfs=os.path.join(target, rootfs_rel) if rootfs_rel else target,
-        manifest_digest=ins.image.desc.digest, config_digest=manifest.config.digest,
+        manifest_digest=manifest_digest, config_digest=manifest.config.digest,
         layers=[x.digest for x in manifest.layers], stats=unpacker.stats, seconds=time.monotonic() - t0,
-        rootless=bool(unpacker.rootless), bundle_config=bundle_config, owners_file=owners_file, warnings=list(unpacker.warnings))
+        rootless=bool(unpacker.rootless), bundle_config=bundle_config, owners_file=owners_file,
+        warnings=list(unpacker.warnings))
 
 
-def _apply_all(store: Store, manifest: ImageManifest, diff_ids: list[Digest], unpacker: Unpacker, opts: Options,
-               loop: asyncio.AbstractEventLoop, sink: ProgressSink | None) -> None:
-    for desc, diff_id in zip(manifest.layers, diff_ids):
-        emit(sink, BlobStarted(desc.digest, desc.size, desc.media_type))
-        reader = open_layer(store, desc, diff_id=diff_id, opts=opts, loop=loop)
-        if sink is not None:
-            unpacker.progress = _progress(desc.digest, sink)
-        with reader:
-            unpacker.apply(reader)
-        emit(sink, BlobDone(desc.digest, desc.size, "unpacked"))
+def _apply_all(manifest: ImageManifest, diff_ids: list[Digest], unpacker: Unpacker,
+               open_reader: Callable[[Descriptor, Digest], LayerReader], sink: ProgressSink | None) -> None:
+    layers = list(zip(manifest.layers, diff_ids))
+    ahead: LayerReader | None = None     # the next layer, already reading while this one is applied
+    try:
+        for i, (desc, diff_id) in enumerate(layers):
+            emit(sink, BlobStarted(desc.digest, desc.size, desc.media_type))
+            reader = ahead if ahead is not None else open_reader(desc, diff_id).start()
+            ahead = None
+            if i + 1 < len(layers):
+                ahead = open_reader(*layers[i + 1]).start()
+            if sink is not None:
+                unpacker.progress = _progress(desc.digest, sink)
+            with reader:
+                unpacker.apply(reader)
+            emit(sink, BlobDone(desc.digest, desc.size, "unpacked"))
+    finally:
+        if ahead is not None:
+            ahead.close()
     unpacker.finish()
 
 
@@ -202,8 +234,65 @@ async def aunpack(source: str, target: str, options: UnpackOptions | None = None
 
 
 def unpack(source: str, target: str, options: UnpackOptions | None = None, **kw: Any) -> UnpackResult:
-    """Synchronous :func:`aunpack`."""
-    return asyncio.run(aunpack(source, target, options, **kw))
+    """Synchronous :func:`aunpack`. An ``oci:`` layout is unpacked in this thread with no event
+    loop (nothing in it waits on the network); other transports run :func:`aunpack`."""
+    from ..transportref import parse_transport_reference
+
+    tref = parse_transport_reference(source)
+    if tref.transport != "oci":
+        import asyncio
+
+        return asyncio.run(aunpack(source, target, options, **kw))
+    from ..transports.layout import OCILayout
+
+    options = options or UnpackOptions()
+    t0 = time.monotonic()
+    layout = OCILayout(tref.path)
+    digest, manifest, config = _inspect_layout(layout, tref.selector, options.platform)
+
+    def open_reader(desc: Descriptor, diff_id: Digest) -> LayerReader:
+        return open_layer(layout, desc, diff_id=diff_id)
+
+    return _unpack_into(digest, manifest, config, open_reader, target, options, source, t0)
+
+
+def _inspect_layout(layout: "OCILayout", selector: str | None,
+                    platform: Platform | None) -> tuple[Digest, ImageManifest, ImageConfig]:
+    """What :func:`~.inspect.inspect_image` finds, read from a local layout synchronously: the
+    manifest ``selector`` names (through an index, the image for ``platform``) and its config,
+    every byte checked against its descriptor."""
+    from ..digest import Verifier, verify_bytes
+    from ..errors import PlatformNotFound, SizeInvalid
+    from ..model import ImageIndex, parse_config, parse_manifest
+    from ..platforms import best_match, host_platform
+
+    desc = layout.resolve_sync(selector)
+    while True:
+        raw = layout.get_manifest_sync(str(desc.digest)).raw
+        verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest}")
+        m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
+        if not isinstance(m, ImageIndex):
+            break
+        want = platform or host_platform()
+        i = best_match(want, m.platforms())
+        if i is None:
+            have = ", ".join(str(p) for p in m.platforms() if p) or "none"
+            raise PlatformNotFound(f"no image for {want} in index {desc.digest} (it has {have})")
+        desc = m.manifests[i]
+    assert isinstance(m, ImageManifest)
+    cfg = m.config
+    if cfg.size > CONFIG_LIMIT:
+        raise SizeInvalid(f"blob {cfg.digest} is {cfg.size} bytes, too large to read into memory")
+    v = Verifier(cfg.digest, cfg.size)
+    try:
+        with open(layout.blob_path(cfg.digest), "rb") as f:
+            data = f.read(CONFIG_LIMIT + 1)
+    except FileNotFoundError:
+        from ..errors import BlobUnknown
+        raise BlobUnknown(f"{layout.location}: blob {cfg.digest} is missing from blobs/") from None
+    v.update(data)
+    v.verify()
+    return desc.digest, m, parse_config(data, strict=False)
 
 
 __all__ = ["MARKER", "UnpackOptions", "UnpackResult", "aunpack", "unpack", "unpack_image"]

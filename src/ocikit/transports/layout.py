@@ -20,7 +20,6 @@ Errors, as the tests pin them:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import fcntl
@@ -62,6 +61,12 @@ LAYOUT_VERSION = "1.0.0"
 TMP_PREFIX = ".tmp-"
 TMP_STALE_SECONDS = 600.0
 """gc removes a writer's temp file only once it has not changed for this long."""
+
+
+async def _to_thread(fn: Any, *args: Any) -> Any:
+    import asyncio   # here: reading a layout synchronously (ocikit unpack) needs no event loop
+
+    return await asyncio.to_thread(fn, *args)
 
 
 def _fsync_dir(path: str) -> None:
@@ -386,10 +391,10 @@ class OCILayout:
     # ---- Store ---------------------------------------------------------------------------
 
     async def resolve(self, reference: str | None, opts: Options = DEFAULT_OPTIONS) -> Descriptor:
-        return await asyncio.to_thread(self.resolve_sync, reference)
+        return await _to_thread(self.resolve_sync, reference)
 
     async def get_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> RawManifest:
-        return await asyncio.to_thread(self.get_manifest_sync, reference)
+        return await _to_thread(self.get_manifest_sync, reference)
 
     async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
         try:
@@ -398,7 +403,7 @@ class OCILayout:
             raise BlobUnknown(f"{self.location}: blob {desc.digest} is missing from blobs/") from None
         try:
             while True:
-                chunk = await asyncio.to_thread(f.read, CHUNK)
+                chunk = await _to_thread(f.read, CHUNK)
                 if not chunk:
                     break
                 yield chunk
@@ -419,10 +424,10 @@ class OCILayout:
         pos = [0, 0]  # bytes written, bytes whose write-back has been started
         try:
             async for chunk in chunks:
-                await asyncio.to_thread(_hash_and_write, v, f, chunk, pos if self.sync else None)
+                await _to_thread(_hash_and_write, v, f, chunk, pos if self.sync else None)
             v.verify()
             if self.sync:
-                await asyncio.to_thread(_flush_sync, f)
+                await _to_thread(_flush_sync, f)
             f.close()
             os.replace(tmp, final)
         except BaseException as e:
@@ -441,9 +446,9 @@ class OCILayout:
                            opts: Options = DEFAULT_OPTIONS, *, root: bool = False) -> Digest:
         desc = Descriptor(media_type, Digest.of(raw), len(raw))
         if not self.has_blob_sync(desc):
-            await asyncio.to_thread(self.write_blob_file, desc, iter([raw]))
+            await _to_thread(self.write_blob_file, desc, iter([raw]))
         if tag or root:
-            await asyncio.to_thread(self.add_entry, desc, tag)
+            await _to_thread(self.add_entry, desc, tag)
         return desc.digest
 
     async def list_tags(self, opts: Options = DEFAULT_OPTIONS) -> list[str]:
@@ -463,7 +468,7 @@ class OCILayout:
         """Hardlink, else reflink, else kernel copy, a blob from another layout on this machine."""
         if not isinstance(source, OCILayout):
             return False
-        return await asyncio.to_thread(self._link_sync, source, desc)
+        return await _to_thread(self._link_sync, source, desc)
 
     def _link_sync(self, source: "OCILayout", desc: Descriptor) -> bool:
         src = source.blob_path(desc.digest)
