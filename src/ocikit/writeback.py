@@ -1,12 +1,20 @@
-"""Overlapping disk write-back with writing: Linux ``sync_file_range``, when the platform has it.
+"""Writing large files to disk cheaply: bounded write sizes, and overlapping disk write-back
+with writing (Linux ``sync_file_range``, when the platform has it).
 
 A blob written and then fsynced waits for every byte at the end; asking the kernel to start
 writing each range out as soon as it is written lets the final fsync find little left to do.
+
+Each ``write`` syscall is kept to at most :data:`WRITE_MAX` bytes: on Linux 6.x ext4, a single
+write that covers an aligned 2 MiB range goes into a large page-cache folio, and copying into
+those measured ~4x the system CPU of 1 MiB writes (1.7 s against 0.45 s per GiB on this
+project's machines), for the same bytes on disk.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
+from typing import Sequence
 
 
 def _libc_sync_file_range() -> "ctypes._CFuncPtr | None":
@@ -21,9 +29,41 @@ def _libc_sync_file_range() -> "ctypes._CFuncPtr | None":
 SYNC_FILE_RANGE = _libc_sync_file_range()
 SYNC_FILE_RANGE_WRITE = 2
 AVAILABLE = SYNC_FILE_RANGE is not None
+WRITE_MAX = 1 << 20
+"""Largest single ``write``/``writev`` issued by :func:`write_parts`."""
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Ask the kernel to start writing ``length`` bytes at ``offset`` out now, without waiting."""
     if SYNC_FILE_RANGE is not None:
         SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
+def _write_fully(fd: int, iov: list[memoryview | bytes], total: int) -> None:
+    written = os.writev(fd, iov) if len(iov) > 1 else os.write(fd, iov[0])
+    if written < total:  # rare: a short write; finish it piece by piece
+        view = memoryview(b"".join(iov))[written:]
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def write_parts(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> int:
+    """Write ``parts`` in order at the file position, in syscalls of at most :data:`WRITE_MAX`
+    bytes (``writev`` gathers small parts, large ones are split); returns the bytes written."""
+    iov: list[memoryview | bytes] = []
+    size = total = 0
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            take = min(len(view), WRITE_MAX - size)
+            iov.append(view[:take])
+            view = view[take:]
+            size += take
+            if size == WRITE_MAX or len(iov) >= 1024:  # IOV_MAX
+                _write_fully(fd, iov, size)
+                total += size
+                iov, size = [], 0
+    if iov:
+        _write_fully(fd, iov, size)
+        total += size
+    return total

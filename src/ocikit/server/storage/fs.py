@@ -16,15 +16,15 @@ import shutil
 from typing import AsyncIterator
 
 from ...digest import CHUNK, Digester
-from ...writeback import AVAILABLE as WRITEBACK_AVAILABLE, start_writeback
+from ...writeback import AVAILABLE as WRITEBACK_AVAILABLE, start_writeback, write_parts
 from .base import StorageDriver
 
 SYNC_EVERY = 64 * 1024 * 1024
+"""Without sync_file_range: start write-back with a background fdatasync every this many bytes."""
 BATCH = 4 * 1024 * 1024
 """Bytes handed to the hashing/writing worker at once."""
 MAX_PARTS = 512
-"""At most this many received chunks per batch (one ``writev``; IOV_MAX is 1024)."""
-"""While a spool grows, start write-back of what it holds every this many bytes (overlapping I/O)."""
+"""At most this many received chunks per batch."""
 
 
 def _hash_and_write(fd: int, parts: list[bytes], digester: Digester | None,
@@ -32,12 +32,7 @@ def _hash_and_write(fd: int, parts: list[bytes], digester: Digester | None,
     if digester is not None:
         for part in parts:
             digester.update(part)
-    total = sum(len(p) for p in parts)
-    written = os.writev(fd, parts)
-    if written < total:  # rare: a short write; finish it piece by piece
-        view = memoryview(b"".join(parts))[written:]
-        while view:
-            view = view[os.write(fd, view):]
+    total = write_parts(fd, parts)
     if writeback_from is not None:
         start_writeback(fd, writeback_from, total)
 
