@@ -36,9 +36,19 @@ def principal(request: web.Request) -> Principal:
 
 
 async def body_chunks(request: web.Request, metrics: Metrics | None = None) -> AsyncIterator[bytes]:
-    """The request body as it arrives; a broken body (short, bad chunking) is BLOB_UPLOAD_INVALID."""
+    """The request body as it arrives; a broken body (short, bad chunking) is BLOB_UPLOAD_INVALID.
+
+    ``readchunk`` hands over aiohttp's buffered pieces one by one (``iter_any`` would join all
+    pieces buffered at the moment into a new bytes object: one more copy of every byte).
+    """
+    content = request.content
     try:
-        async for chunk in request.content.iter_any():
+        while True:
+            chunk, end_of_http_chunk = await content.readchunk()
+            if not chunk:
+                if end_of_http_chunk:
+                    continue  # an empty piece at a chunk boundary of Transfer-Encoding: chunked
+                return
             if metrics is not None:
                 metrics.bytes_received += len(chunk)
             yield chunk
