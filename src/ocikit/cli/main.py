@@ -108,8 +108,14 @@ def cli(ctx: click.Context, debug: bool, output_format: str) -> None:
         logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(name)s %(message)s")
 
 
+OWNS_PROCESS = False
+"""True once :func:`main` runs: the process is the ``ocikit`` command's (see :mod:`ocikit._aiohttp`)."""
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: usage errors, like every other error, are one line on stderr (exit 2)."""
+    global OWNS_PROCESS
+    OWNS_PROCESS = True
     try:
         rv = cli.main(args=args, prog_name="ocikit", standalone_mode=False)
     except click.UsageError as e:

@@ -19,7 +19,7 @@ import ssl
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Mapping, Sequence
 
-import aiohttp
+from ..._aiohttp import aiohttp
 from yarl import URL
 
 from ...errors import (

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any, AsyncIterator
 
-import aiohttp
+from ..._aiohttp import aiohttp
 from yarl import URL
 
 from ... import mediatypes as mt
