@@ -117,62 +117,84 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
     limits = Limits(options.jobs, options.per_registry)
     report = MirrorReport(target.location, plan=plan.summary())
     report.unique_blobs = len(plan.blobs)
-    blob_done: dict[Digest, asyncio.Future[None]] = {}
+    ready: dict[tuple[str, Digest], asyncio.Future[None]] = {}
+    """(key, blob) -> settled when the blob is at that key (or could not be put there)."""
     loop = asyncio.get_running_loop()
 
     def store_for_key(key: str) -> Store:
         return target.store_for(plan.key_paths[key])
 
-    async def place(d: Digest) -> None:
+    async def place_at(k: str, d: Digest, sibling: str | None) -> None:
+        """Put blob ``d`` at key ``k``: from the source, or (``sibling`` given) by a mount or link
+        from a key that has it already, streaming from there if the target cannot mount."""
         need = plan.blobs[d]
-        fut = blob_done[d]
-        try:
-            done_keys = [k for k in need.destinations if (k, d) in plan.present or (k, d) in journal.blobs]
-            todo = [k for k in need.destinations if k not in done_keys]
-            journaled = [k for k in need.destinations if (k, d) in journal.prior_blobs]
-            if journaled:
-                report.blobs_journaled += 1
-            elif not todo:
-                report.blobs_already += 1
-                report.bytes_already += need.desc.size
-            for k in todo:
-                dst = store_for_key(k)
-                if done_keys:
-                    src, src_reg = store_for_key(done_keys[0]), target.registry
+        dst = store_for_key(k)
+        if sibling is not None:
+            src, src_reg = store_for_key(sibling), target.registry
+        else:
+            src, src_reg = sources.store_for(need.source_key), _reg(need.source_key)
+        one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
+        # a placement from a sibling is a mount/link (light) where the target can
+        async with limits.hold(src_reg, target.registry, light=sibling is not None):
+            if sibling is not None and isinstance(dst, BlobLinker) and await dst.link_blob_from(src, need.desc, opts):
+                # the blob is in a sibling repository already: mount (or link) it, no need to ask first
+                if (getattr(dst, "last_link_kind", None) or "linked") == "mounted":
+                    one.blobs_mounted += 1
                 else:
-                    src, src_reg = sources.store_for(need.source_key), _reg(need.source_key)
-                one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
-                # a placement after the first is a mount/link (light) where the target can
-                async with limits.hold(src_reg, target.registry, light=bool(done_keys)):
-                    if done_keys and isinstance(dst, BlobLinker) and await dst.link_blob_from(src, need.desc, opts):
-                        # the blob is in a sibling repository already: mount (or link) it, no need to ask first
-                        if (getattr(dst, "last_link_kind", None) or "linked") == "mounted":
-                            one.blobs_mounted += 1
-                        else:
-                            one.blobs_linked += 1
-                    else:
-                        await transfer_blob(src, dst, need.desc, one, opts, options.progress, options.retries)
-                if one.blobs_copied:
-                    report.blobs_moved += 1
-                    report.bytes_moved += need.desc.size
-                    report.moved_digests.append(str(d))
-                    if (k, d) in journal.prior_blobs:
-                        report.blobs_resent += 1
-                elif one.blobs_mounted:
-                    report.blobs_mounted += 1
-                elif one.blobs_linked:
-                    report.blobs_linked += 1
-                elif one.blobs_skipped and not done_keys:
-                    report.blobs_already += 1
-                    report.bytes_already += need.desc.size
-                journal.blob_done(k, d, need.desc.size)
-                done_keys.append(k)
-            fut.set_result(None)
+                    one.blobs_linked += 1
+            else:
+                await transfer_blob(src, dst, need.desc, one, opts, options.progress, options.retries)
+        if one.blobs_copied:
+            report.blobs_moved += 1
+            report.bytes_moved += need.desc.size
+            report.moved_digests.append(str(d))
+            if (k, d) in journal.prior_blobs:
+                report.blobs_resent += 1
+        elif one.blobs_mounted:
+            report.blobs_mounted += 1
+        elif one.blobs_linked:
+            report.blobs_linked += 1
+        elif one.blobs_skipped and sibling is None:
+            report.blobs_already += 1
+            report.bytes_already += need.desc.size
+        journal.blob_done(k, d, need.desc.size)
+
+    async def place_settled(k: str, d: Digest, sibling: str | None) -> bool:
+        """:func:`place_at`, settling key ``k``'s future either way; True when it succeeded."""
+        fut = ready[(k, d)]
+        try:
+            await place_at(k, d, sibling)
         except (OcikitError, OSError) as e:
             msg = str(e) if isinstance(e, OcikitError) else f"{e.strerror or e}"
             report.blob_failures[str(d)] = msg
             fut.set_exception(_BlobFailed(d, msg))
             fut.exception()  # retrieved: images that need it report it
+            return False
+        fut.set_result(None)
+        return True
+
+    async def place(d: Digest) -> None:
+        """Blob ``d`` at every key that needs it: moved once, then mounted or linked at the other
+        keys all at once. Each key's image goes on as soon as its own copy is there."""
+        need = plan.blobs[d]
+        done_keys = [k for k in need.destinations if (k, d) in plan.present or (k, d) in journal.blobs]
+        todo = [k for k in need.destinations if k not in done_keys]
+        if any((k, d) in journal.prior_blobs for k in need.destinations):
+            report.blobs_journaled += 1
+        elif not todo:
+            report.blobs_already += 1
+            report.bytes_already += need.desc.size
+        for k in done_keys:
+            ready[(k, d)].set_result(None)
+        if todo and not done_keys:
+            first = todo.pop(0)
+            if not await place_settled(first, d, None):
+                for k in todo:   # nowhere to mount from: every other key fails with it
+                    ready[(k, d)].set_exception(ready[(first, d)].exception())  # type: ignore[arg-type]
+                    ready[(k, d)].exception()
+                return
+            done_keys.append(first)
+        await asyncio.gather(*(place_settled(k, d, done_keys[0]) for k in todo))
 
     image_done: dict[tuple[str, Digest | None], asyncio.Future[None]] = {}
 
@@ -187,8 +209,9 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
             out.digest, out.source_digest, out.platforms = p.digest, p.source_digest, list(plan_.platforms)
             if not dest.endswith(f"@{p.digest}") and not j.tag:
                 out.destination = f"{dest}@{p.digest}"
+            key = target.key_for(j.path)
             for d in plan_.blobs:
-                await blob_done[d]
+                await ready[(key, d)]
             if j.kind == KIND_REFERRER and j.subject is not None:
                 sub = image_done.get((j.path, j.subject))
                 if sub is not None:
@@ -231,8 +254,9 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
             image_done.setdefault((p.job.path, p.source_digest), loop.create_future())
             for n in p.plan.manifests:
                 image_done.setdefault((p.job.path, n.desc.digest), image_done[(p.job.path, p.source_digest)])
-    for d in plan.blobs:
-        blob_done[d] = loop.create_future()
+    for d, need in plan.blobs.items():
+        for k in need.destinations:
+            ready[(k, d)] = loop.create_future()
     blob_tasks = [asyncio.create_task(place(d))
                   for d in sorted(plan.blobs, key=lambda x: -plan.blobs[x].desc.size)]
     for p in plan.images:
