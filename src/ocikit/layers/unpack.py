@@ -15,7 +15,6 @@ component not followed, so no member, however hostile, writes outside the root.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import shutil
 import stat
@@ -26,8 +25,6 @@ from ..errors import LayerInvalid
 from .reader import BLOCKDEV, CHARDEV, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK, LayerReader, TarMember
 from .safepath import SafeRoot, clean
 from .whiteout import UpperSet, Whiteout, classify, plan_removal
-
-log = logging.getLogger(__name__)
 
 ROOTLESS_XATTR = "user.rootlesscontainers"
 _NOOP_ID = 0xFFFFFFFF
@@ -220,7 +217,9 @@ class Unpacker:
                 return
             self._warned.add(key)
         self.warnings.append(msg)
-        log.warning(msg)
+        import logging   # here: an unpack without warnings does not import it
+
+        logging.getLogger(__name__).warning(msg)
         if self.warn is not None:
             self.warn(msg)
 
