@@ -93,3 +93,40 @@ async def test_streamed_body_in_many_uneven_pieces(client):
         assert r.status == 201, await r.text()
     async with client.s.get(client.url(f"/v2/push/pieces/blobs/{d}")) as r:
         assert await r.read() == data
+
+
+async def test_spool_is_flushed_in_the_background_while_it_grows(tmp_path, monkeypatch):
+    """With fsync on, fdatasync runs every SYNC_EVERY bytes during the append (not only at commit)."""
+    from ocikit.digest import Digester
+    from ocikit.server.storage import fs
+
+    monkeypatch.setattr(fs, "SYNC_EVERY", 2 * MIB)
+    monkeypatch.setattr(fs, "BATCH", MIB)
+    synced: list[int] = []
+    real = os.fdatasync
+
+    def fdatasync(fd):
+        synced.append(os.fstat(fd).st_size)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    rnd = random.Random(3)
+    pieces = [rnd.randbytes(300_000) for _ in range(40)]
+
+    async def chunks():
+        for p in pieces:
+            yield p
+
+    for fsync in (True, False):
+        synced.clear()
+        driver = fs.FilesystemDriver(str(tmp_path / f"root-{fsync}"), fsync=fsync)
+        await driver.spool_create("u", b"{}")
+        digester = Digester()
+        assert await driver.spool_append("u", 0, chunks(), digester) == 12_000_000
+        assert digester.digest() == Digest.of(b"".join(pieces))
+        with open(os.path.join(driver.root, "uploads", "u", "data"), "rb") as f:
+            assert f.read() == b"".join(pieces)
+        if fsync:
+            assert len(synced) >= 2 and min(synced) < 12_000_000
+        else:
+            assert synced == []

@@ -13,14 +13,17 @@ import errno
 import os
 import secrets
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
 from ...digest import CHUNK, Digester
-from ...writeback import AVAILABLE as WRITEBACK_AVAILABLE, start_writeback, write_parts
+from ...writeback import start_writeback, write_parts
 from .base import StorageDriver
 
 SYNC_EVERY = 64 * 1024 * 1024
-"""Without sync_file_range: start write-back with a background fdatasync every this many bytes."""
+"""With fsync on, a growing spool is fdatasync'd in the background every this many bytes."""
+SYNC_THREADS = 4
+"""Threads for those background flushes (apart from the hashing/writing workers)."""
 BATCH = 4 * 1024 * 1024
 """Bytes handed to the hashing/writing worker at once."""
 MAX_PARTS = 512
@@ -43,6 +46,7 @@ class FilesystemDriver(StorageDriver):
     def __init__(self, root: str, *, fsync: bool = True) -> None:
         self.root = os.path.abspath(root)
         self.fsync = fsync
+        self._sync_pool: ThreadPoolExecutor | None = None
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(os.path.join(self.root, "uploads"), exist_ok=True)
 
@@ -188,7 +192,11 @@ class FilesystemDriver(StorageDriver):
 
         hashlib and os.writev release the GIL, so receiving (event loop) and hashing/writing
         (worker) use both cores; batches keep the hand-over cost negligible. With fsync on,
-        write-back of each batch starts at once, so the final fdatasync finds little to do.
+        write-back of each batch starts at once, and every ``SYNC_EVERY`` bytes an fdatasync
+        runs in the background (one at a time per spool): the device's cache flush, which costs
+        ~0.1 s however little is left, and the bytes the disk has not taken yet are then paid
+        while the upload is still arriving, so the fdatasync before the 201 finds little to do
+        (measured: 0.62 s -> 0.10 s at the end of a 1 GiB push).
         """
         fd = os.open(self._spool(upload_id, "data"), os.O_WRONLY)
         loop = asyncio.get_running_loop()
@@ -210,10 +218,10 @@ class FilesystemDriver(StorageDriver):
                                                pos if self.fsync else None)
                 pos += size
                 buf, size = [], 0
-                if self.fsync and not WRITEBACK_AVAILABLE and pos - synced >= SYNC_EVERY \
-                        and (syncing is None or syncing.done()):
-                    # no sync_file_range: start write-back with a background fdatasync instead
-                    syncing = loop.run_in_executor(None, os.fdatasync, fd)
+                if self.fsync and pos - synced >= SYNC_EVERY and (syncing is None or syncing.done()):
+                    if self._sync_pool is None:
+                        self._sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="ocikit-sync")
+                    syncing = loop.run_in_executor(self._sync_pool, os.fdatasync, fd)
                     synced = pos
             if pending is not None:
                 await pending
