@@ -27,7 +27,9 @@ from ocikit.errors import (
 )
 from ocikit.model import Descriptor, build_manifest, parse_manifest
 from ocikit.testing import FileEntry, LayerSpec, write_image, write_index
-from ocikit.transports.layout import INDEX_FILE, TMP_PREFIX, TMP_STALE_SECONDS, OCILayout
+from ocikit.transports.layout import (
+    INDEX_FILE, TMP_PREFIX, TMP_STALE_SECONDS, VERIFIED_XATTR, OCILayout, _has_verified_record, _record_verified,
+)
 
 BASE = LayerSpec(entries=[FileEntry("etc/os-release", data=b"ID=debian\n"), FileEntry("bin", kind="dir")])
 
@@ -545,3 +547,133 @@ def test_sha512_blobs(layout: OCILayout) -> None:
     assert layout.gc().removed == []
     layout.untag("s")
     assert sorted(layout.gc().removed) == sorted([str(d.digest), str(cfg.digest), str(m.digest)])
+
+
+# ---- the verified-at-ingest record (user.ocikit.verified) -----------------------------------------
+
+
+def _blob(layout: OCILayout, data: bytes) -> tuple[Descriptor, str]:
+    desc = Descriptor("application/octet-stream", Digest.of(data), len(data))
+    run(layout.put_blob(desc, chunks_of(data[: len(data) // 2], data[len(data) // 2:])))
+    return desc, layout.blob_path(desc.digest)
+
+
+def _record(path: str) -> bytes | None:
+    try:
+        return os.getxattr(path, VERIFIED_XATTR)
+    except OSError:
+        return None
+
+
+def _xattrs_work(path: str) -> bool:
+    try:
+        os.setxattr(path, "user.ocikit.probe", b"1")
+        os.removexattr(path, "user.ocikit.probe")
+        return True
+    except OSError:
+        return False
+
+
+def _recorded_blob(layout: OCILayout, data: bytes) -> tuple[Descriptor, str]:
+    """A blob ocikit wrote and recorded (the clock must tick past its mtime first)."""
+    desc, path = _blob(layout, data)
+    if _record(path) is None:  # written within one tick of the coarse clock: record it now
+        time.sleep(0.03)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            _record_verified(fd, desc.digest)
+        finally:
+            os.close(fd)
+    return desc, path
+
+
+def test_put_blob_records_what_it_verified(layout: OCILayout) -> None:
+    if not _xattrs_work(layout.path):
+        pytest.skip("no user xattrs on this filesystem")
+    desc, path = _recorded_blob(layout, os.urandom(1 << 16))
+    st = os.stat(path)
+    assert _record(path) == f"{desc.digest} {st.st_size} {st.st_mtime_ns}".encode()
+    assert _has_verified_record(path, st, desc.digest)
+    assert not _has_verified_record(path, st, Digest.of(b"other"))
+
+
+def test_no_record_while_the_clock_has_not_moved_past_the_mtime(layout: OCILayout) -> None:
+    if not _xattrs_work(layout.path):
+        pytest.skip("no user xattrs on this filesystem")
+    desc, path = _blob(layout, b"young")
+    future = time.time_ns() + 3_600_000_000_000
+    os.utime(path, ns=(future, future))   # as if written in this very tick (or later)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.removexattr(fd, VERIFIED_XATTR) if _record(path) else None
+        _record_verified(fd, desc.digest)
+    finally:
+        os.close(fd)
+    assert _record(path) is None
+
+
+def test_link_trusts_a_matching_record_and_hashes_otherwise(tmp_path, monkeypatch) -> None:
+    src = OCILayout(str(tmp_path / "src"), create=True)
+    if not _xattrs_work(src.path):
+        pytest.skip("no user xattrs on this filesystem")
+    desc, path = _recorded_blob(src, os.urandom(1 << 16))
+    import ocikit.transports.layout as layout_mod
+    hashed: list[str] = []
+    real = layout_mod.digest_file
+
+    def counting(p: str, algorithm: str = "sha256"):  # type: ignore[no-untyped-def]
+        hashed.append(p)
+        return real(p, algorithm)
+    monkeypatch.setattr(layout_mod, "digest_file", counting)
+
+    a = OCILayout(str(tmp_path / "a"), create=True)
+    assert run(a.link_blob_from(src, desc))
+    assert hashed == [] and os.stat(a.blob_path(desc.digest)).st_ino == os.stat(path).st_ino
+
+    # the bytes change (same size): the mtime moves, the record no longer matches -> hashed, refused
+    time.sleep(0.03)
+    data = bytearray(open(path, "rb").read())
+    data[100] ^= 1
+    with open(a.blob_path(desc.digest), "r+b") as f:   # the shared inode, changed through the copy
+        f.write(bytes(data))
+    b = OCILayout(str(tmp_path / "b"), create=True)
+    with pytest.raises(DigestMismatch):
+        run(b.link_blob_from(src, desc))
+    assert len(hashed) == 1 and not os.path.exists(b.blob_path(desc.digest))
+
+
+def test_linking_another_tools_blob_hashes_it_and_leaves_it_unmarked(tmp_path, monkeypatch) -> None:
+    src = OCILayout(str(tmp_path / "src"), create=True)
+    if not _xattrs_work(src.path):
+        pytest.skip("no user xattrs on this filesystem")
+    data = os.urandom(1 << 16)
+    desc = Descriptor("application/octet-stream", Digest.of(data), len(data))
+    path = src.blob_path(desc.digest)
+    with open(path, "wb") as f:   # as another tool writes it: no record
+        f.write(data)
+    time.sleep(0.03)
+    a = OCILayout(str(tmp_path / "a"), create=True)
+    assert run(a.link_blob_from(src, desc))
+    assert _record(path) is None          # copying from it changed nothing in the source
+
+
+def test_validate_ignores_records(layout: OCILayout) -> None:
+    if not _xattrs_work(layout.path):
+        pytest.skip("no user xattrs on this filesystem")
+    mdesc = write_image(layout, "x")
+    layer = parse_manifest(open(layout.blob_path(mdesc.digest), "rb").read()).layers[0]  # type: ignore[union-attr]
+    path = layout.blob_path(layer.digest)
+    time.sleep(0.03)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _record_verified(fd, layer.digest)
+    finally:
+        os.close(fd)
+    st = os.stat(path)
+    data = bytearray(open(path, "rb").read())
+    data[0] ^= 1
+    with open(path, "r+b") as f:
+        f.write(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))   # a forged mtime: the record matches again
+    assert _has_verified_record(path, os.stat(path), layer.digest)
+    assert any(str(layer.digest) in p and "has digest" in p for p in layout.validate())

@@ -25,6 +25,7 @@ import errno
 import fcntl
 import os
 import secrets
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
@@ -371,9 +372,10 @@ class OCILayout:
                     v.update(chunk)
                     f.write(chunk)
                 v.verify()
+                f.flush()
                 if self.sync:
-                    f.flush()
                     os.fsync(f.fileno())
+                _record_verified(f.fileno(), desc.digest)
             os.replace(tmp, final)
         except BaseException as e:
             with contextlib.suppress(OSError):
@@ -428,6 +430,7 @@ class OCILayout:
             v.verify()
             if self.sync:
                 await _to_thread(_flush_sync, f)
+            _record_verified(f.fileno(), desc.digest)
             f.close()
             os.replace(tmp, final)
         except BaseException as e:
@@ -496,9 +499,15 @@ class OCILayout:
                             fo.write(chunk)
                         v.verify()
                         verified = True
+                    fo.flush()
                     if self.sync:
-                        fo.flush()
                         os.fsync(fo.fileno())
+                    if verified:
+                        _record_verified(fo.fileno(), desc.digest)
+            else:
+                # the link is the source's own inode: a record ocikit left on it when it wrote
+                # and verified those bytes vouches for them
+                verified = _has_verified_record(tmp, os.stat(tmp), desc.digest)
             if not verified:
                 # a link shares the source's bytes: check them, so a corrupt blob does not spread
                 actual, size = digest_file(tmp, desc.digest.algorithm)
@@ -709,6 +718,55 @@ def _hash_and_write(v: Verifier, f: Any, chunk: bytes, pos: list[int] | None = N
 def _flush_sync(f: Any) -> None:
     f.flush()
     os.fsync(f.fileno())
+
+
+VERIFIED_XATTR = "user.ocikit.verified"
+"""On a blob file ocikit wrote itself and verified while writing: ``"DIGEST SIZE MTIME_NS"``.
+
+A hardlink of that file (another layout's blob) is the same inode, so it carries the record.
+:meth:`OCILayout.link_blob_from` trusts a source blob whose record names the digest it is
+linked as and still matches the file's size and mtime (as containerd trusts what it verified
+at ingest, and git its stat cache); any other source blob is hashed before it is linked.
+Files ocikit did not write (another tool's layout) are never given a record: copying from
+them changes nothing in the source. ``ocikit layout validate`` ignores records and hashes all.
+"""
+
+
+_CLOCK_REALTIME_COARSE = 5   # Linux's clock id; the clock file times are stamped from
+
+
+def _coarse_now_ns() -> int:
+    if sys.platform.startswith("linux"):
+        try:
+            return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+        except OSError:
+            pass
+    return time.time_ns() - 100_000_000   # elsewhere: a margin wider than any file-time tick
+
+
+def _record_verified(fd: int, digest: Digest) -> None:
+    """Mark a just-written, verified, flushed blob file (best effort: no xattrs, no record).
+
+    File times come from the kernel's coarse clock: a write in the same tick as ours would
+    leave the mtime unchanged. So a record is written only once that clock has moved past the
+    file's mtime; any later change then shows as a newer mtime. (A small blob written within
+    one tick gets no record and is simply hashed when linked.)
+    """
+    try:
+        st = os.fstat(fd)
+        if _coarse_now_ns() <= st.st_mtime_ns:
+            return
+        os.setxattr(fd, VERIFIED_XATTR, f"{digest} {st.st_size} {st.st_mtime_ns}".encode())
+    except (OSError, AttributeError):
+        pass
+
+
+def _has_verified_record(path: str, st: os.stat_result, digest: Digest) -> bool:
+    try:
+        value = os.getxattr(path, VERIFIED_XATTR)
+    except (OSError, AttributeError):
+        return False
+    return value == f"{digest} {st.st_size} {st.st_mtime_ns}".encode()
 
 
 def open_layout(path: str, *, create: bool = False) -> OCILayout:
