@@ -574,16 +574,21 @@ def _xattrs_work(path: str) -> bool:
         return False
 
 
+def _record_later(path: str, digest: Digest) -> None:
+    """Record a blob as its writer would once the coarse clock has ticked past its mtime."""
+    time.sleep(0.03)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _record_verified(fd, digest)
+    finally:
+        os.close(fd)
+
+
 def _recorded_blob(layout: OCILayout, data: bytes) -> tuple[Descriptor, str]:
-    """A blob ocikit wrote and recorded (the clock must tick past its mtime first)."""
+    """A blob ocikit wrote and recorded."""
     desc, path = _blob(layout, data)
     if _record(path) is None:  # written within one tick of the coarse clock: record it now
-        time.sleep(0.03)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            _record_verified(fd, desc.digest)
-        finally:
-            os.close(fd)
+        _record_later(path, desc.digest)
     return desc, path
 
 
@@ -663,12 +668,7 @@ def test_validate_ignores_records(layout: OCILayout) -> None:
     mdesc = write_image(layout, "x")
     layer = parse_manifest(open(layout.blob_path(mdesc.digest), "rb").read()).layers[0]  # type: ignore[union-attr]
     path = layout.blob_path(layer.digest)
-    time.sleep(0.03)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _record_verified(fd, layer.digest)
-    finally:
-        os.close(fd)
+    _record_later(path, layer.digest)
     st = os.stat(path)
     data = bytearray(open(path, "rb").read())
     data[0] ^= 1
