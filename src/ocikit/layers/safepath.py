@@ -62,6 +62,12 @@ class SafeRoot:
         self._cache: dict[str, tuple[int, str]] = {}
         self._stale: list[int] = []
 
+    @property
+    def cache(self) -> dict[str, tuple[int, str]]:
+        """The cache of resolved parents (``rel`` -> (descriptor, resolved path)), for callers that
+        look up a hit inline before calling :meth:`parent`. The dict object never changes."""
+        return self._cache
+
     # -- lifecycle
     def close(self) -> None:
         self.invalidate()

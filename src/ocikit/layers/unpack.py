@@ -128,6 +128,9 @@ class Unpacker:
         self._uid, self._gid = os.geteuid(), os.getegid()
         umask = _current_umask()
         self._sr = SafeRoot(self.root)
+        self._parents = self._sr.cache
+        """The resolver's cache of parent directories, looked up inline for each member (a miss,
+        or a cache emptied by an invalidation, goes through SafeRoot.parent)."""
         self._chmod_bits = _SPECIAL_BITS | umask
         # Files are created with our own uid and gid, so chown can be skipped when the owner is
         # ours — unless the root is setgid (then new files and directories take its group).
@@ -239,7 +242,7 @@ class Unpacker:
                 self.stats.whiteouts += 1
                 self._whiteout(wh)
                 return
-        res = self._sr.parent(parent)
+        res = self._parents.get(parent) or self._sr.parent(parent)
         assert res is not None
         dfd, rparent = res
         path = f"{rparent}/{base}" if rparent else base
