@@ -48,6 +48,9 @@ READ_CHUNK = 1 << 20
 """Compressed bytes read at a time."""
 OUT_CHUNK = 1 << 20
 """Most decompressed bytes produced per step (bounds memory for highly compressible layers)."""
+FIRST_OUT_CHUNK = 64 << 10
+"""The first step produces less (and each next one twice as much, up to ``OUT_CHUNK``), so that
+the consumer can start on the first members sooner."""
 QUEUE_DEPTH = 8
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -270,12 +273,14 @@ class _Producer(threading.Thread):
 
         g = igzip.GzipFile(fileobj=_ChunkFile(chunks), mode="rb")
         emit = self._emit
+        n = FIRST_OUT_CHUNK
         try:
             while True:
-                out = g.read(OUT_CHUNK)
+                out = g.read(n)
                 if not out:
                     break
                 emit(out)
+                n = min(2 * n, OUT_CHUNK)
         except EOFError:
             raise LayerInvalid(f"{self.what}: truncated gzip stream "
                                f"({self.compressed_size} bytes read)") from None
@@ -289,12 +294,14 @@ class _Producer(threading.Thread):
 
         reader = zstandard.ZstdDecompressor().stream_reader(_ChunkFile(chunks), read_size=READ_CHUNK,
                                                             read_across_frames=True)
+        n = FIRST_OUT_CHUNK
         try:
             while True:
-                out = reader.read(OUT_CHUNK)
+                out = reader.read(n)
                 if not out:
                     break
                 self._emit(out)
+                n = min(2 * n, OUT_CHUNK)
         except zstandard.ZstdError as e:
             raise LayerInvalid(f"{self.what}: corrupt zstd stream: {e}") from None
         for _ in chunks:   # anything the decoder did not need still counts for the digest
@@ -785,11 +792,13 @@ class LayerReader:
 def _file_source(path: str) -> Callable[[], Iterator[bytes]]:
     def gen() -> Iterator[bytes]:
         with open(path, "rb", buffering=0) as f:
+            n = FIRST_OUT_CHUNK      # a short first read, as for the first output (see there)
             while True:
-                b = f.read(READ_CHUNK)
+                b = f.read(n)
                 if not b:
                     return
                 yield b
+                n = READ_CHUNK
     return gen
 
 
