@@ -54,7 +54,7 @@ from ..model import (
 )
 from ..model.jsonutil import decode_object
 from ..model.manifest import MAX_MANIFEST_SIZE
-from ..writeback import start_writeback
+from ..writeback import start_writeback, write_parts
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -704,10 +704,7 @@ def _hash_and_write(v: Verifier, f: Any, chunk: bytes, pos: list[int] | None = N
     """Hash and write a chunk (in a worker thread: hashlib releases the GIL); with ``pos``, start
     write-back every few MiB so the fsync at the end has little left to wait for."""
     v.update(chunk)
-    view = memoryview(chunk)
-    while view:
-        n = f.write(view)
-        view = view[n:]
+    write_parts(f.fileno(), (chunk,))
     if pos is not None:
         pos[0] += len(chunk)
         if pos[0] - pos[1] >= WRITEBACK_EVERY:
