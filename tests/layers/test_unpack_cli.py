@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import sys
 
 from ocikit.layers.unpack import ROOTLESS_XATTR, parse_rootless_payload
-from ocikit.ops.unpack import MARKER
+from ocikit.ops.unpack import MARKER, aunpack
 from ocikit.testing import write_index
 
 from test_unpack_support import D, F, S, image_from_tars, snapshot, tar_bytes
@@ -104,3 +107,18 @@ def test_rootless_owner_record_follows_whiteouts_and_replacements(tmp_path) -> N
     res = unpack(f"oci:{layout}:t", str(tmp_path / "r"), UnpackOptions(rootless=True))
     record = json.loads(open(res.owners_file).read())
     assert record["owners"] == {"/c": {"uid": 3, "gid": 3}, "/e": {"uid": 0, "gid": 9}}
+
+
+def test_unpacking_a_layout_loads_no_event_loop(tmp_path) -> None:
+    """`ocikit unpack oci:...` runs in one thread without asyncio (its import alone costs more
+    than a small image's unpack is allowed to): the CLI, run in a fresh interpreter, never
+    imports it, and the result is the same as through the async path."""
+    layout = _image(tmp_path)
+    code = ("import sys; from ocikit.cli.main import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "assert 'asyncio' not in sys.modules, 'asyncio was imported'\n")
+    p = subprocess.run([sys.executable, "-c", code, "unpack", f"oci:{layout}:t", str(tmp_path / "sync")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    asyncio.run(aunpack(f"oci:{layout}:t", str(tmp_path / "async")))
+    assert snapshot(str(tmp_path / "sync")) == snapshot(str(tmp_path / "async"))

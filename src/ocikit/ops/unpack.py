@@ -268,9 +268,9 @@ def _inspect_layout(layout: "OCILayout", selector: str | None,
 
     desc = layout.resolve_sync(selector)
     while True:
-        raw = layout.get_manifest_sync(str(desc.digest)).raw
-        verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest}")
-        m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
+        rm = layout.get_manifest_sync(str(desc.digest))
+        verify_bytes(rm.raw, desc.digest, desc.size, what=f"manifest {desc.digest}")
+        m = parse_manifest(rm.raw, desc.media_type or rm.media_type, what=f"manifest {desc.digest}")
         if not isinstance(m, ImageIndex):
             break
         want = platform or host_platform()
