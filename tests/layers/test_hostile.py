@@ -352,3 +352,12 @@ def test_target_that_is_a_symlink_is_refused(box, tmp_path) -> None:
     with pytest.raises(OcikitError):
         unpack(f"oci:{box.layout}:t", str(box.work / "root"))
     assert snapshot(str(box.sentinel), mtimes=True) == before
+
+
+def test_a_failed_layer_stops_the_next_layers_reader(box) -> None:
+    """The next layer is read ahead while one is applied: a failure stops that reader too."""
+    import threading
+
+    big = [F(f"f{i}", os.urandom(300_000)) for i in range(40)]      # more than the read-ahead holds
+    box.run([[F("a", b"a"), H("h", "missing")], big], expect_error=LayerInvalid)
+    assert not [t for t in threading.enumerate() if t.name.startswith("ocikit-layer-")]
