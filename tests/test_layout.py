@@ -677,3 +677,35 @@ def test_validate_ignores_records(layout: OCILayout) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))   # a forged mtime: the record matches again
     assert _has_verified_record(path, os.stat(path), layer.digest)
     assert any(str(layer.digest) in p and "has digest" in p for p in layout.validate())
+
+
+def test_put_blob_flushes_in_the_background_and_reports_its_errors(layout: OCILayout, monkeypatch) -> None:
+    import concurrent.futures
+
+    import ocikit.transports.layout as layout_mod
+    monkeypatch.setattr(layout_mod, "SYNC_EVERY", 64 << 10)
+    started: list[int] = []
+    real = layout_mod.sync_in_background
+
+    def counting(fd: int) -> "concurrent.futures.Future[None]":
+        started.append(fd)
+        return real(fd)
+    monkeypatch.setattr(layout_mod, "sync_in_background", counting)
+    parts = [os.urandom(64 << 10) for _ in range(4)]
+    data = b"".join(parts)
+    desc = Descriptor("application/octet-stream", Digest.of(data), len(data))
+    run(layout.put_blob(desc, chunks_of(*parts)))
+    assert open(layout.blob_path(desc.digest), "rb").read() == data
+    assert started   # every 64 KiB, while no other flush of the file runs
+
+    def failing(fd: int) -> "concurrent.futures.Future[None]":
+        fut: concurrent.futures.Future[None] = concurrent.futures.Future()
+        fut.set_exception(OSError(5, "Input/output error"))
+        return fut
+    monkeypatch.setattr(layout_mod, "sync_in_background", failing)
+    other = [os.urandom(64 << 10) for _ in range(3)]
+    odata = b"".join(other)
+    odesc = Descriptor("application/octet-stream", Digest.of(odata), len(odata))
+    with pytest.raises(OSError, match="Input/output error"):
+        run(layout.put_blob(odesc, chunks_of(*other)))
+    assert not os.path.exists(layout.blob_path(odesc.digest)) and temp_files(layout) == []

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import concurrent.futures
 
 
 def _libc_sync_file_range() -> "ctypes._CFuncPtr | None":
@@ -67,3 +70,23 @@ def write_parts(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> int
         _write_fully(fd, iov, size)
         total += size
     return total
+
+
+SYNC_EVERY = 64 << 20
+"""Writers that fsync at the end also fdatasync in the background every this many bytes."""
+_sync_pool = None
+
+
+def sync_in_background(fd: int) -> "concurrent.futures.Future[None]":
+    """Start ``fdatasync(fd)`` on a small pool of threads of its own (never queued behind hashing).
+
+    A file fsynced only at the end pays the device's cache flush and whatever the disk has not
+    taken yet right then; flushing a growing file now and then while it is written moves that
+    cost into the writing. The caller waits for the returned future before closing ``fd`` and
+    raises its error: the kernel reports a write-back error to one fsync only.
+    """
+    global _sync_pool
+    if _sync_pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _sync_pool = ThreadPoolExecutor(4, thread_name_prefix="ocikit-sync")
+    return _sync_pool.submit(os.fdatasync, fd)

@@ -54,7 +54,7 @@ from ..model import (
 )
 from ..model.jsonutil import decode_object
 from ..model.manifest import MAX_MANIFEST_SIZE
-from ..writeback import start_writeback, write_parts
+from ..writeback import SYNC_EVERY, start_writeback, sync_in_background, write_parts
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -68,6 +68,12 @@ async def _to_thread(fn: Any, *args: Any) -> Any:
     import asyncio   # here: reading a layout synchronously (ocikit unpack) needs no event loop
 
     return await asyncio.to_thread(fn, *args)
+
+
+async def _await_future(fut: Any) -> Any:
+    import asyncio
+
+    return await asyncio.wrap_future(fut)
 
 
 def _fsync_dir(path: str) -> None:
@@ -424,16 +430,28 @@ class OCILayout:
         v = Verifier(desc.digest, desc.size)
         f = open(tmp, "wb", buffering=0)
         pos = [0, 0]  # bytes written, bytes whose write-back has been started
+        syncing: Any = None   # a background fdatasync of this file (writeback.sync_in_background)
+        synced = 0
         try:
             async for chunk in chunks:
                 await _to_thread(_hash_and_write, v, f, chunk, pos if self.sync else None)
+                if self.sync and pos[0] - synced >= SYNC_EVERY and (syncing is None or syncing.done()):
+                    if syncing is not None:
+                        syncing.result()   # a write-back error is reported once: here
+                    syncing, synced = sync_in_background(f.fileno()), pos[0]
             v.verify()
+            if syncing is not None:
+                await _await_future(syncing)
+                syncing = None
             if self.sync:
                 await _to_thread(_flush_sync, f)
             _record_verified(f.fileno(), desc.digest)
             f.close()
             os.replace(tmp, final)
         except BaseException as e:
+            if syncing is not None:   # never close the descriptor under a running fdatasync
+                with contextlib.suppress(BaseException):
+                    await _await_future(syncing)
             with contextlib.suppress(OSError):
                 f.close()  # flushing buffered bytes may fail again (ENOSPC)
             with contextlib.suppress(OSError):
