@@ -13,17 +13,12 @@ import errno
 import os
 import secrets
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
 
 from ...digest import CHUNK, Digester
-from ...writeback import start_writeback, write_parts
+from ...writeback import SYNC_EVERY, start_writeback, sync_in_background, write_parts
 from .base import StorageDriver
 
-SYNC_EVERY = 64 * 1024 * 1024
-"""With fsync on, a growing spool is fdatasync'd in the background every this many bytes."""
-SYNC_THREADS = 4
-"""Threads for those background flushes (apart from the hashing/writing workers)."""
 BATCH = 4 * 1024 * 1024
 """Bytes handed to the hashing/writing worker at once."""
 MAX_PARTS = 512
@@ -46,7 +41,6 @@ class FilesystemDriver(StorageDriver):
     def __init__(self, root: str, *, fsync: bool = True) -> None:
         self.root = os.path.abspath(root)
         self.fsync = fsync
-        self._sync_pool: ThreadPoolExecutor | None = None
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(os.path.join(self.root, "uploads"), exist_ok=True)
 
@@ -219,9 +213,7 @@ class FilesystemDriver(StorageDriver):
                 pos += size
                 buf, size = [], 0
                 if self.fsync and pos - synced >= SYNC_EVERY and (syncing is None or syncing.done()):
-                    if self._sync_pool is None:
-                        self._sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="ocikit-sync")
-                    syncing = loop.run_in_executor(self._sync_pool, os.fdatasync, fd)
+                    syncing = asyncio.wrap_future(sync_in_background(fd))
                     synced = pos
             if pending is not None:
                 await pending
