@@ -9,7 +9,7 @@ import pytest
 
 from ocikit import writeback
 from ocikit.digest import Digest
-from ocikit.server.app import tune_malloc
+from ocikit.memtune import tune_malloc
 
 MIB = 1 << 20
 

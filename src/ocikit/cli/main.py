@@ -116,6 +116,9 @@ def main(args: list[str] | None = None) -> None:
     """Entry point: usage errors, like every other error, are one line on stderr (exit 2)."""
     global OWNS_PROCESS
     OWNS_PROCESS = True
+    from ..memtune import tune_malloc
+
+    tune_malloc()   # blobs stream through here as they do through the server
     try:
         rv = cli.main(args=args, prog_name="ocikit", standalone_mode=False)
     except click.UsageError as e:

@@ -7,7 +7,6 @@ becomes the spec's JSON error body (:mod:`.errors`); access is checked before a 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import signal
 import ssl
@@ -17,6 +16,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from ..errors import NotFound, OcikitError, Unsupported
+from ..memtune import tune_malloc
 from . import blobs, catalog, manifests, referrers, tags, uploads
 from .auth import Authenticator, Need
 from .config import ServerConfig
@@ -151,26 +151,6 @@ READ_BUFSIZE = 2 * 1024 * 1024
 """Request bytes aiohttp buffers per connection before it stops reading the socket (default 64 KiB):
 room for an upload to keep flowing while the hashing worker or the scheduler holds us up."""
 ACCESS_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MALLOC_MMAP_THRESHOLD = 32 << 20
-MALLOC_TRIM_THRESHOLD = 128 << 20
-
-
-def tune_malloc() -> bool:
-    """Keep glibc from handing upload buffers back to the kernel between requests.
-
-    Every received piece of an upload is a new bytes object of a few hundred KiB; with glibc's
-    defaults these come from fresh mmaps or from a heap top that is trimmed as soon as a batch
-    is freed, so each byte also costs a page fault and a page clear (~10% of the server's CPU
-    on a push). Larger thresholds keep that memory in the process for reuse. No-op off glibc.
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)) and \
-        bool(mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD))
 
 
 async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awaitable[None]] | None = None,
