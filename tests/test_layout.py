@@ -684,6 +684,7 @@ def test_put_blob_flushes_in_the_background_and_reports_its_errors(layout: OCILa
 
     import ocikit.transports.layout as layout_mod
     monkeypatch.setattr(layout_mod, "SYNC_EVERY", 64 << 10)
+    monkeypatch.setattr(layout_mod, "BATCH", 64 << 10)
     started: list[int] = []
     real = layout_mod.sync_in_background
 

@@ -88,6 +88,11 @@ class Digester:
         self._h.update(chunk)
         self.size += len(chunk)
 
+    def update_all(self, parts: Iterable[bytes | bytearray | memoryview]) -> None:
+        """``update`` with each part in turn (one call for a worker thread to run over a batch)."""
+        for part in parts:
+            self.update(part)
+
     def digest(self) -> Digest:
         return Digest(f"{self.algorithm}:{self._h.hexdigest()}")
 

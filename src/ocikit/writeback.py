@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
 
+    from .digest import Digester
+
 
 def _libc_sync_file_range() -> "ctypes._CFuncPtr | None":
     try:
@@ -34,6 +36,10 @@ SYNC_FILE_RANGE_WRITE = 2
 AVAILABLE = SYNC_FILE_RANGE is not None
 WRITE_MAX = 1 << 20
 """Largest single ``write``/``writev`` issued by :func:`write_parts`."""
+BATCH = 4 * 1024 * 1024
+"""Bytes a streaming writer hands to its hashing/writing worker at once (see :func:`hash_and_write`)."""
+MAX_PARTS = 512
+"""At most this many received pieces per batch."""
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
@@ -69,6 +75,20 @@ def write_parts(fd: int, parts: Sequence[bytes | bytearray | memoryview]) -> int
     if iov:
         _write_fully(fd, iov, size)
         total += size
+    return total
+
+
+def hash_and_write(fd: int, parts: Sequence[bytes], digester: "Digester | None",
+                   writeback_from: int | None = None) -> int:
+    """Hash a batch of pieces and write them at the file position (run in a worker thread:
+    hashlib and writev release the GIL, so receiving and hashing/writing use both cores); with
+    ``writeback_from`` (the file offset of the batch), start its disk write-back at once.
+    The pieces are never joined: no byte is copied again on the way. Returns the bytes written."""
+    if digester is not None:
+        digester.update_all(parts)
+    total = write_parts(fd, parts)
+    if writeback_from is not None:
+        start_writeback(fd, writeback_from, total)
     return total
 
 

@@ -125,12 +125,15 @@ def test_interrupted_copy_rerun_completes(reg, pushed, tmp_path):
                               f"oci:{target}:v1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         blob = target / "blobs" / "sha256" / layer.digest.encoded
         deadline = time.monotonic() + 60
-        # wait until the layer is being written (a temp file exists), then kill
+        # wait until the layer is being received (its temp file exists: the writer hashes and
+        # writes in batches of a few MiB, so it may still be empty), then kill
         while time.monotonic() < deadline:
             d_ = target / "blobs" / "sha256"
-            if d_.is_dir() and any(f.startswith(".tmp") and (d_ / f).stat().st_size > 0 for f in os.listdir(d_)):
+            if d_.is_dir() and any(f.startswith(".tmp") for f in os.listdir(d_)):
                 break
             time.sleep(0.02)
+        assert time.monotonic() < deadline and p.poll() is None, "the copy never started the layer"
+        time.sleep(0.2)
         os.kill(p.pid, signal.SIGKILL)
         p.wait(10)
     assert not blob.exists()

@@ -54,7 +54,7 @@ from ..model import (
 )
 from ..model.jsonutil import decode_object
 from ..model.manifest import MAX_MANIFEST_SIZE
-from ..writeback import SYNC_EVERY, start_writeback, sync_in_background, write_parts
+from ..writeback import BATCH, MAX_PARTS, SYNC_EVERY, hash_and_write, sync_in_background
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -429,16 +429,29 @@ class OCILayout:
         tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
         v = Verifier(desc.digest, desc.size)
         f = open(tmp, "wb", buffering=0)
-        pos = [0, 0]  # bytes written, bytes whose write-back has been started
+        fd = f.fileno()
+        pos = 0               # bytes handed to the worker so far
         syncing: Any = None   # a background fdatasync of this file (writeback.sync_in_background)
         synced = 0
+        batch: list[bytes] = []
+        size = 0
         try:
             async for chunk in chunks:
-                await _to_thread(_hash_and_write, v, f, chunk, pos if self.sync else None)
-                if self.sync and pos[0] - synced >= SYNC_EVERY and (syncing is None or syncing.done()):
+                if not chunk:
+                    continue
+                batch.append(chunk)
+                size += len(chunk)
+                if size < BATCH and len(batch) < MAX_PARTS:
+                    continue
+                await _to_thread(hash_and_write, fd, batch, v, pos if self.sync else None)
+                pos += size
+                batch, size = [], 0
+                if self.sync and pos - synced >= SYNC_EVERY and (syncing is None or syncing.done()):
                     if syncing is not None:
                         syncing.result()   # a write-back error is reported once: here
-                    syncing, synced = sync_in_background(f.fileno()), pos[0]
+                    syncing, synced = sync_in_background(fd), pos
+            if batch:
+                await _to_thread(hash_and_write, fd, batch, v, pos if self.sync else None)
             v.verify()
             if syncing is not None:
                 await _await_future(syncing)
@@ -713,21 +726,6 @@ def _looks_like_manifest(raw: bytes) -> bool:
     except ManifestInvalid:
         return False
     return "schemaVersion" in doc or mt.is_manifest(doc.get("mediaType")) or doc.get("mediaType") in mt.SCHEMA1_TYPES
-
-
-WRITEBACK_EVERY = 8 << 20
-
-
-def _hash_and_write(v: Verifier, f: Any, chunk: bytes, pos: list[int] | None = None) -> None:
-    """Hash and write a chunk (in a worker thread: hashlib releases the GIL); with ``pos``, start
-    write-back every few MiB so the fsync at the end has little left to wait for."""
-    v.update(chunk)
-    write_parts(f.fileno(), (chunk,))
-    if pos is not None:
-        pos[0] += len(chunk)
-        if pos[0] - pos[1] >= WRITEBACK_EVERY:
-            start_writeback(f.fileno(), pos[1], pos[0] - pos[1])
-            pos[1] = pos[0]
 
 
 def _flush_sync(f: Any) -> None:

@@ -16,24 +16,8 @@ import shutil
 from typing import AsyncIterator
 
 from ...digest import CHUNK, Digester
-from ...writeback import SYNC_EVERY, start_writeback, sync_in_background, write_parts
+from ...writeback import BATCH, MAX_PARTS, SYNC_EVERY, hash_and_write, sync_in_background
 from .base import StorageDriver
-
-BATCH = 4 * 1024 * 1024
-"""Bytes handed to the hashing/writing worker at once."""
-MAX_PARTS = 512
-"""At most this many received chunks per batch."""
-
-
-def _hash_and_write(fd: int, parts: list[bytes], digester: Digester | None,
-                    writeback_from: int | None = None) -> None:
-    if digester is not None:
-        for part in parts:
-            digester.update(part)
-    total = write_parts(fd, parts)
-    if writeback_from is not None:
-        start_writeback(fd, writeback_from, total)
-
 
 class FilesystemDriver(StorageDriver):
     """Keys as files under ``root``; upload spools under ``root/uploads/<id>/``."""
@@ -208,7 +192,7 @@ class FilesystemDriver(StorageDriver):
                     continue
                 if pending is not None:
                     await pending
-                pending = loop.run_in_executor(None, _hash_and_write, fd, buf, digester,
+                pending = loop.run_in_executor(None, hash_and_write, fd, buf, digester,
                                                pos if self.fsync else None)
                 pos += size
                 buf, size = [], 0
@@ -219,7 +203,7 @@ class FilesystemDriver(StorageDriver):
                 await pending
                 pending = None
             if buf:
-                _hash_and_write(fd, buf, digester)
+                hash_and_write(fd, buf, digester)
                 pos += size
             if syncing is not None:
                 await syncing

@@ -278,23 +278,28 @@ class RegistryStore:
                                 continue
                             data = data[skip:]
                             skip = 0
+                        if v is None:   # the consumer verifies: pass every piece on as it comes
+                            offset += len(data)
+                            yield data
+                            continue
+                        # hash ~READ_CHUNK at a time in a worker (one hand-over per batch), then pass
+                        # the pieces on as they are: never joined, so no byte is copied again
                         buf.append(data)
                         held += len(data)
                         if held >= READ_CHUNK:
-                            chunk = b"".join(buf) if len(buf) > 1 else buf[0]
+                            await asyncio.to_thread(v.update_all, buf)
+                            offset += held
+                            for piece in buf:
+                                yield piece
                             buf, held = [], 0
-                            if v is not None:
-                                await asyncio.to_thread(v.update, chunk)
-                            offset += len(chunk)
-                            yield chunk
             except NETWORK_ERRORS as e:
                 error = e
             if buf:  # bytes that did arrive are good bytes: pass them on, resume after them
-                chunk = b"".join(buf)
                 if v is not None:
-                    await asyncio.to_thread(v.update, chunk)
-                offset += len(chunk)
-                yield chunk
+                    await asyncio.to_thread(v.update_all, buf)
+                offset += held
+                for piece in buf:
+                    yield piece
             if error is None and offset < desc.size:
                 error = aiohttp.ClientPayloadError(f"stream ended at byte {offset} of {desc.size}")
             if error is None:
@@ -434,19 +439,29 @@ async def _collect_verified(desc: Descriptor, chunks: AsyncIterator[bytes]) -> b
 
 
 async def _held_back(desc: Descriptor, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield the chunks, hashing them in a worker thread, keeping the last one until the digest checks out."""
+    """Yield the chunks, hashing them in a worker thread ~READ_CHUNK at a time, keeping the last
+    batch back until the digest checks out (so a wrong blob never completes an upload)."""
     v = Verifier(desc.digest, desc.size)
-    prev: bytes | None = None
+    held: list[bytes] = []
+    batch: list[bytes] = []
+    size = 0
     async for c in chunks:
         if not c:
             continue
-        await asyncio.to_thread(v.update, c)
-        if prev is not None:
-            yield prev
-        prev = c
+        batch.append(c)
+        size += len(c)
+        if size >= READ_CHUNK:
+            await asyncio.to_thread(v.update_all, batch)
+            for piece in held:
+                yield piece
+            held, batch, size = batch, [], 0
+    if batch:
+        await asyncio.to_thread(v.update_all, batch)
     v.verify()
-    if prev is not None:
-        yield prev
+    for piece in held:
+        yield piece
+    for piece in batch:
+        yield piece
 
 
 async def _rechunk(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:
