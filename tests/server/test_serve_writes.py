@@ -102,14 +102,14 @@ async def test_spool_is_flushed_in_the_background_while_it_grows(tmp_path, monke
 
     monkeypatch.setattr(fs, "SYNC_EVERY", 2 * MIB)
     monkeypatch.setattr(fs, "BATCH", MIB)
-    synced: list[int] = []
-    real = os.fdatasync
+    synced: list[int] = []   # the spool's size each time a background flush is started
+    real = fs.sync_in_background
 
-    def fdatasync(fd):
+    def sync_in_background(fd):
         synced.append(os.fstat(fd).st_size)
-        real(fd)
+        return real(fd)
 
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(fs, "sync_in_background", sync_in_background)
     rnd = random.Random(3)
     pieces = [rnd.randbytes(300_000) for _ in range(40)]
 
@@ -127,6 +127,8 @@ async def test_spool_is_flushed_in_the_background_while_it_grows(tmp_path, monke
         with open(os.path.join(driver.root, "uploads", "u", "data"), "rb") as f:
             assert f.read() == b"".join(pieces)
         if fsync:
-            assert len(synced) >= 2 and min(synced) < 12_000_000
+            # at least one flush started while the spool was still growing (one runs at a time,
+            # so how many depends on the disk)
+            assert synced and min(synced) < 12_000_000
         else:
             assert synced == []
