@@ -54,7 +54,7 @@ from ..model import (
 )
 from ..model.jsonutil import decode_object
 from ..model.manifest import MAX_MANIFEST_SIZE
-from ..writeback import BATCH, MAX_PARTS, SYNC_EVERY, hash_and_write, sync_in_background
+from ..writeback import BATCH, MAX_PARTS, hash_and_write, sync_in_background
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -62,6 +62,10 @@ LAYOUT_VERSION = "1.0.0"
 TMP_PREFIX = ".tmp-"
 TMP_STALE_SECONDS = 600.0
 """gc removes a writer's temp file only once it has not changed for this long."""
+SYNC_EVERY = 16 << 20
+"""A blob being written is fdatasync'd in the background every this many bytes. Smaller than
+the server's 64 MiB: a pull writes several blobs at once, and keeping each one's dirty pages
+few made `bench/copy` pulls of `big` ~11% faster (median 2.71 -> 2.42 s; 8 MiB gave 2.37 s)."""
 
 
 async def _to_thread(fn: Any, *args: Any) -> Any:
