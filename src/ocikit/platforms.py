@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
-from .errors import InvalidPlatform
+from .errors import InvalidPlatform, PlatformNotFound
 
 _ARCH_ALIASES: dict[str, tuple[str, str | None]] = {
     "x86_64": ("amd64", None), "x86-64": ("amd64", None), "amd64": ("amd64", None),
@@ -124,6 +124,17 @@ def matches(want: Platform, have: Platform) -> bool:
 def _os_version_matches(want: str, have: str | None) -> bool:
     """``10.0.17763`` matches ``10.0.17763`` and ``10.0.17763.5329`` (a Windows build and its revisions)."""
     return have is not None and (have == want or have.startswith(want + "."))
+
+
+def image_for(want: Platform | None, candidates: Sequence[Platform | None], index: str) -> int:
+    """Index of the image of ``index`` (its digest, for the message) to take for ``want`` (default:
+    this host), by :func:`best_match`; :class:`PlatformNotFound` naming what it has otherwise."""
+    want = want or host_platform()
+    i = best_match(want, candidates)
+    if i is None:
+        have = ", ".join(str(p) for p in candidates if p) or "none"
+        raise PlatformNotFound(f"no image for {want} in index {index} (it has {have})")
+    return i
 
 
 def best_match(want: Platform, candidates: Sequence[Platform | None]) -> int | None:

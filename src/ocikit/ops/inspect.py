@@ -8,9 +8,8 @@ from typing import Any
 
 from ..content import Options, Store, read_blob
 from ..model import Descriptor, ImageConfig, ImageIndex, ImageManifest, parse_config
-from ..platforms import Platform, best_match, host_platform
+from ..platforms import Platform, image_for
 from .copy import Node, fetch_manifest, resolve_root
-from ..errors import PlatformNotFound
 
 
 @dataclass
@@ -26,11 +25,7 @@ class InspectedImage:
 async def choose_image(store: Store, root: Node, platform: Platform | None, opts: Options) -> Node:
     node = root
     while isinstance(node.manifest, ImageIndex):
-        want = platform or host_platform()
-        i = best_match(want, node.manifest.platforms())
-        if i is None:
-            have = ", ".join(str(p) for p in node.manifest.platforms() if p) or "none"
-            raise PlatformNotFound(f"no image for {want} in index {node.desc.digest} (it has {have})")
+        i = image_for(platform, node.manifest.platforms(), node.desc.digest)
         node = await fetch_manifest(store, node.manifest.manifests[i], opts)
     return node
 

@@ -262,9 +262,9 @@ def _inspect_layout(layout: "OCILayout", selector: str | None,
     manifest ``selector`` names (through an index, the image for ``platform``) and its config,
     every byte checked against its descriptor."""
     from ..digest import Verifier, verify_bytes
-    from ..errors import PlatformNotFound, SizeInvalid
+    from ..errors import SizeInvalid
     from ..model import ImageIndex, parse_config, parse_manifest
-    from ..platforms import best_match, host_platform
+    from ..platforms import image_for
 
     desc = layout.resolve_sync(selector)
     while True:
@@ -273,12 +273,7 @@ def _inspect_layout(layout: "OCILayout", selector: str | None,
         m = parse_manifest(rm.raw, desc.media_type or rm.media_type, what=f"manifest {desc.digest}")
         if not isinstance(m, ImageIndex):
             break
-        want = platform or host_platform()
-        i = best_match(want, m.platforms())
-        if i is None:
-            have = ", ".join(str(p) for p in m.platforms() if p) or "none"
-            raise PlatformNotFound(f"no image for {want} in index {desc.digest} (it has {have})")
-        desc = m.manifests[i]
+        desc = m.manifests[image_for(platform, m.platforms(), desc.digest)]
     assert isinstance(m, ImageManifest)
     cfg = m.config
     if cfg.size > CONFIG_LIMIT:
