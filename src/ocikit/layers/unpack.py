@@ -138,7 +138,7 @@ class Unpacker:
         self._always_chown = bool(os.fstat(self._sr.fd).st_mode & stat.S_ISGID)
         # A regular file with no special bits, no xattrs and an owner that needs no action (ours
         # when chowning; root when rootless, which records other owners; any owner when neither)
-        # is only created, written and given its times: _member does that inline, else _file.
+        # is only created, written and given its times: apply() does that inline, else _file.
         self._plain_files = not (self._chown and self._always_chown)
         self._fast_owner: tuple[int, int] | None = (
             (self._uid, self._gid) if self._chown else (0, 0) if self.rootless else None)
@@ -154,16 +154,66 @@ class Unpacker:
 
     def apply(self, layer: LayerReader) -> None:
         """Apply one layer (to the end: its digests are verified when this returns)."""
-        self._upper.clear()
-        self._upper.add("")
+        upper = self._upper
+        upper.clear()
+        upper.add("")
+        written = upper.paths
         progress = self.progress
         next_member = layer.next
+        write_data = layer.write_data
         member = self._member
-        n = 0
+        parents = self._parents
+        dirs = self._dirs
+        owners = self.owners
+        # The common member — a regular file with a plain name, in a directory already resolved,
+        # with nothing to change after the create (see _member) — is applied right here, with
+        # everything it needs in locals: it is most of a layer. Anything else goes to _member.
+        plain = self._plain_files
+        own = self._fast_owner
+        own_uid, own_gid = own if own is not None else (-1, -1)
+        any_owner = own is None
+        bits = self._chmod_bits
+        os_open, utime, close = os.open, os.utime, os.close
+        n = files = nbytes = 0
         try:
             while (m := next_member()) is not None:
                 n += 1
                 try:
+                    if m.type == REGULAR and plain and not (m.mode & bits) and not m.xattrs and \
+                            (any_owner or (m.uid == own_uid and m.gid == own_gid)):
+                        name = m.name
+                        # clean() has nothing to do for such a name (see there)
+                        if "/." not in name and "//" not in name and not name.startswith((".", "/")) and \
+                                not name.endswith("/"):
+                            parent, _, base = name.rpartition("/")
+                            res = parents.get(parent)
+                            if res is not None and not base.startswith(".wh."):
+                                dfd, rparent = res
+                                path = f"{rparent}/{base}" if rparent else base
+                                if rparent not in dirs and rparent:
+                                    self._remember_dir_times(dfd, rparent)
+                                try:
+                                    try:
+                                        fd = os_open(base, _CREATE, m.mode, dir_fd=dfd)
+                                    except FileExistsError:
+                                        self._clear(dfd, base, path)
+                                        fd = os_open(base, _CREATE, m.mode, dir_fd=dfd)
+                                    try:
+                                        if m.size:
+                                            nbytes += write_data(fd)
+                                        utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+                                    finally:
+                                        close(fd)
+                                except OSError as e:
+                                    raise self._os_error(layer, m, e) from None
+                                files += 1
+                                if path not in written:
+                                    upper.add(path)
+                                if owners:
+                                    owners.pop(path, None)
+                                if progress is not None:
+                                    progress(layer, m)
+                                continue
                     member(layer, m)
                 except RecursionError:
                     raise LayerInvalid(f"{layer.what}: {m.name[:100]!r}: directory tree too deep") from None
@@ -171,6 +221,8 @@ class Unpacker:
                     progress(layer, m)
         finally:
             self.stats.entries += n
+            self.stats.files += files
+            self.stats.bytes += nbytes
         self.stats.layers += 1
 
     def finish(self) -> None:
@@ -251,25 +303,7 @@ class Unpacker:
         t = m.type
         try:
             if t == REGULAR:
-                mode = m.mode
-                own = self._fast_owner
-                if self._plain_files and not (mode & self._chmod_bits) and not m.xattrs and \
-                        (own is None or (m.uid == own[0] and m.gid == own[1])):
-                    # the common case, as _file() does it with nothing to change after the create
-                    try:
-                        fd = os.open(base, _CREATE, mode, dir_fd=dfd)
-                    except FileExistsError:
-                        self._clear(dfd, base, path)
-                        fd = os.open(base, _CREATE, mode, dir_fd=dfd)
-                    try:
-                        if m.size:
-                            self.stats.bytes += layer.write_data(fd)
-                        os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
-                    finally:
-                        os.close(fd)
-                    self.stats.files += 1
-                else:
-                    self._file(layer, m, dfd, base, path)
+                self._file(layer, m, dfd, base, path)
             elif t == DIRECTORY:
                 self._dir(m, dfd, base, path)
             elif t == SYMLINK:
@@ -284,18 +318,23 @@ class Unpacker:
         except LayerInvalid:
             raise
         except OSError as e:
-            if e.errno == errno.ENAMETOOLONG:
-                raise LayerInvalid(f"{layer.what}: {m.name[:100]!r}...: file name too long") from None
-            if e.errno == errno.ENOSPC:
-                from ..errors import StorageFull
-                raise StorageFull(f"no space left unpacking {m.name!r}") from None
-            raise LayerInvalid(f"{layer.what}: {m.name!r}: {e.strerror or e}") from None
+            raise self._os_error(layer, m, e) from None
         self._upper.add(path)
         if self.rootless and t != HARDLINK:
             if m.uid or m.gid:
                 self.owners[path] = (m.uid, m.gid)
             elif self.owners:
                 self.owners.pop(path, None)
+
+    @staticmethod
+    def _os_error(layer: LayerReader, m: TarMember, e: OSError) -> Exception:
+        """The error to raise for a failed filesystem call on member ``m``."""
+        if e.errno == errno.ENAMETOOLONG:
+            return LayerInvalid(f"{layer.what}: {m.name[:100]!r}...: file name too long")
+        if e.errno == errno.ENOSPC:
+            from ..errors import StorageFull
+            return StorageFull(f"no space left unpacking {m.name!r}")
+        return LayerInvalid(f"{layer.what}: {m.name!r}: {e.strerror or e}")
 
     def _remember_dir_times(self, dfd: int, rparent: str) -> None:
         """A lower directory this layer changes without an entry of its own keeps its times."""

@@ -57,6 +57,12 @@ class UpperSet:
         for p in paths:
             self.add(p)
 
+    @property
+    def paths(self) -> set[str]:
+        """The set itself, for callers that test membership inline (change it only with :meth:`add`
+        and :meth:`clear`)."""
+        return self._paths
+
     def add(self, path: str) -> None:
         paths = self._paths
         while path not in paths:
