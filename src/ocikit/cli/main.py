@@ -120,6 +120,24 @@ def main(args: list[str] | None = None) -> None:
 
     tune_malloc()   # blobs stream through here as they do through the server
     try:
+        _main(args)
+    finally:
+        _before_shutdown()
+
+
+def _before_shutdown() -> None:
+    """Collect garbage cycles once, while everything is intact (their finalizers run now), then
+    freeze what is left: the interpreter's shutdown would otherwise traverse every loaded module's
+    objects in several collections (~70 ms of a registry command's exit with aiohttp loaded,
+    ~25 ms of an unpack's; measured from the last output to process exit)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
+def _main(args: list[str] | None) -> None:
+    try:
         rv = cli.main(args=args, prog_name="ocikit", standalone_mode=False)
     except click.UsageError as e:
         if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:  # bare `ocikit`: show help
