@@ -5,16 +5,45 @@
 - :mod:`.safepath` — resolving member paths inside a root without following symlinks out;
 - :mod:`.unpack` — :class:`Unpacker`, applying layers to a directory;
 - :mod:`.bundle` — the OCI runtime ``config.json`` converted from an image config.
+
+The names are imported on first use (PEP 562), as in :mod:`ocikit`: importing one submodule
+(``ocikit unpack`` without ``--bundle`` never needs :mod:`.bundle`) does not load the others.
 """
 
-from .bundle import resolve_user, runtime_config
-from .reader import LayerReader, TarMember, detect_compression, open_layer, open_layer_chunks, open_layer_file
-from .safepath import SafeRoot, clean
-from .unpack import ROOTLESS_XATTR, Unpacker, UnpackStats
-from .whiteout import UpperSet, Whiteout, classify, plan_removal
+from __future__ import annotations
 
-__all__ = [
-    "LayerReader", "ROOTLESS_XATTR", "SafeRoot", "TarMember", "UnpackStats", "Unpacker", "UpperSet", "Whiteout",
-    "classify", "clean", "detect_compression", "open_layer", "open_layer_chunks", "open_layer_file",
-    "plan_removal", "resolve_user", "runtime_config",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> the submodule that defines it
+_EXPORTS = {
+    "resolve_user": "bundle", "runtime_config": "bundle",
+    "LayerReader": "reader", "TarMember": "reader", "detect_compression": "reader", "open_layer": "reader",
+    "open_layer_chunks": "reader", "open_layer_file": "reader",
+    "SafeRoot": "safepath", "clean": "safepath",
+    "ROOTLESS_XATTR": "unpack", "Unpacker": "unpack", "UnpackStats": "unpack",
+    "UpperSet": "whiteout", "Whiteout": "whiteout", "classify": "whiteout", "plan_removal": "whiteout",
+}
+
+
+def __getattr__(name: str) -> Any:
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from .bundle import resolve_user, runtime_config
+    from .reader import LayerReader, TarMember, detect_compression, open_layer, open_layer_chunks, open_layer_file
+    from .safepath import SafeRoot, clean
+    from .unpack import ROOTLESS_XATTR, Unpacker, UnpackStats
+    from .whiteout import UpperSet, Whiteout, classify, plan_removal
+
+__all__ = sorted(_EXPORTS)

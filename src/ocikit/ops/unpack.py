@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..content import Options, Store
 from ..digest import Digest
 from ..errors import ConfigInvalid, OcikitError, UsageError
-from ..layers.bundle import runtime_config
 from ..layers.reader import LayerReader, TarMember, open_layer
 from ..layers.unpack import Unpacker, UnpackStats
 from ..model import Descriptor, ImageConfig, ImageManifest
@@ -160,6 +159,8 @@ def _unpack_into(manifest_digest: Digest, manifest: ImageManifest, config: Image
             with open(os.path.join(staged, OWNERS) if options.bundle else f"{staging}.{OWNERS}", "w") as f:
                 json.dump(unpacker.owners_record(), f, indent=1)
         if options.bundle:
+            from ..layers.bundle import runtime_config
+
             doc = runtime_config(config.doc, rootfs_staged, rootless=bool(unpacker.rootless))
             with open(os.path.join(staged, "config.json"), "w") as f:
                 json.dump(doc, f, indent="\t")
