@@ -573,12 +573,15 @@ class LayerReader:
     def write_data(self, fd: int) -> int:
         """Write the current member's data to a file descriptor; returns the byte count."""
         n = self._remaining
-        if 0 < n <= len(self._buf) - self._pos:      # fast path: all of it is in this chunk
-            mv = memoryview(self._buf)[self._pos:self._pos + n]
-            self._pos += n
+        pos = self._pos
+        if 0 < n <= len(self._buf) - pos:      # fast path: all of it is in this chunk
+            mv = memoryview(self._buf)[pos:pos + n]
+            self._pos = pos + n
             self._remaining = 0
-            while mv:
-                mv = mv[os.write(fd, mv):]
+            w = os.write(fd, mv)
+            while w < len(mv):       # a short write (a full disk reports ENOSPC on the next)
+                mv = mv[w:]
+                w = os.write(fd, mv)
             return n
         n = 0
         write = os.write
