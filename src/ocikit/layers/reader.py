@@ -147,28 +147,42 @@ class _Stopped(Exception):
 
 
 class _ChunkFile:
-    """A read-only file object over an iterator of byte chunks."""
+    """A read-only file object over an iterator of byte chunks (an empty chunk ends it).
+
+    ``readinto`` (what ISA-L's gzip reader calls) copies straight from the current chunk into
+    the caller's buffer: one copy of the compressed bytes, none in between."""
 
     def __init__(self, it: Iterator[bytes]) -> None:
         self.it = it
-        self.buf = b""
+        self.buf: Any = b""     # the current chunk
+        self.pos = 0            # how much of it has been read
 
     def readable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
-        if not self.buf:
+    def _left(self) -> int:
+        """Bytes left in the current chunk, after taking the next one if it is used up (0: the end)."""
+        left = len(self.buf) - self.pos
+        if not left:
             self.buf = next(self.it, b"")
-        if n < 0 or n >= len(self.buf):
-            out, self.buf = self.buf, b""
-        else:
-            out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+            self.pos = 0
+            left = len(self.buf)
+        return left
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._left()
+        if n < 0 or n > left:
+            n = left
+        pos = self.pos
+        self.pos = pos + n
+        return self.buf if n == len(self.buf) else self.buf[pos:pos + n]
 
     def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[:len(data)] = data
-        return len(data)
+        n = min(len(b), self._left())
+        pos = self.pos
+        b[:n] = memoryview(self.buf)[pos:pos + n]
+        self.pos = pos + n
+        return n
 
     def close(self) -> None:
         pass
