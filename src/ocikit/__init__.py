@@ -7,9 +7,9 @@ only for the parts it touches: ``ocikit unpack`` never loads the copy engine or 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports as _lazy_exports
 from ._version import __version__
 
 # public name -> the submodule that defines it
@@ -29,18 +29,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    where = _EXPORTS.get(name)
-    if where is None:
-        raise AttributeError(f"module 'ocikit' has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{where or name}")
-    value = module if not where else getattr(module, name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
