@@ -75,6 +75,29 @@ def test_members_match_tarfile(compression, fmt) -> None:
     assert r.compression == (None if compression == "none" else compression)
 
 
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_bytes_like_chunks_and_a_reused_buffer(compression) -> None:
+    """Chunks may be memoryviews or one bytearray the caller refills (as a readinto loop does):
+    the reader, a thread that runs behind the caller, must see each chunk as it was yielded."""
+    tar = tar_bytes([F("a", os.urandom(20000)), F("b", b"b" * 3000)])
+    blob, _ = compress(tar, compression)
+    view = memoryview(blob)
+    r = open_layer_chunks([view[i:i + 777] for i in range(0, len(blob), 777)], diff_id=Digest.of(tar))
+    assert _read_all(r) == _tarfile_view(tar)
+
+    def refilled():
+        buf = bytearray(777)
+        for i in range(0, len(blob), 777):
+            n = len(blob[i:i + 777])
+            buf[:n] = blob[i:i + 777]
+            yield buf if n == 777 else buf[:n]
+            buf[:] = b"\xff" * 777   # the caller reuses its buffer at once
+
+    r = open_layer_chunks(refilled(), digest=Digest.of(blob), diff_id=Digest.of(tar))
+    assert _read_all(r) == _tarfile_view(tar)
+    assert r.digest == Digest.of(blob)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.text("abc/._-", min_size=1, max_size=120), st.binary(max_size=3000),
                           st.integers(0, 0o7777)), max_size=12))

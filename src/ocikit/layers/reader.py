@@ -234,6 +234,10 @@ class _Producer(threading.Thread):
                 raise _Stopped
             if not chunk:
                 continue
+            if type(chunk) is not bytes:
+                # a memoryview or bytearray from a caller: copied, so a buffer the caller reuses
+                # cannot change under the reader (it is read on in this thread)
+                chunk = bytes(chunk)
             self.compressed.update(chunk)
             self.compressed_size += len(chunk)
             if limit is not None and self.compressed_size > limit:
@@ -876,7 +880,8 @@ def open_layer_file(path: str, *, digest: str | None = None, size: int | None = 
 
 def open_layer_chunks(chunks: Iterable[bytes], *, digest: str | None = None, size: int | None = None,
                       diff_id: str | None = None, what: str | None = None) -> LayerReader:
-    """A :class:`LayerReader` over an iterable of blob bytes (consumed in a background thread)."""
+    """A :class:`LayerReader` over an iterable of blob bytes (consumed in a background thread;
+    bytes-like chunks other than ``bytes`` are copied as they are taken)."""
     return LayerReader(lambda: iter(chunks), digest=digest, size=size, diff_id=diff_id, what=what)
 
 
