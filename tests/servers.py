@@ -63,6 +63,13 @@ def stop_pid(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process (all its threads) has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class RunningServer:
     host: str
