@@ -32,7 +32,7 @@ from ...errors import (
 )
 from ...model import Descriptor, ImageIndex, parse_manifest
 from .auth import Scope, repository_scope
-from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_json
+from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_body, read_json
 from .retry import backoff_delay
 
 log = logging.getLogger("ocikit.registry")
@@ -114,11 +114,9 @@ class RegistryStore:
                                        not_found=ManifestUnknown) as resp:
             ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             try:
-                raw = await resp.content.read(MANIFEST_LIMIT + 1)
+                raw = await read_body(resp, what, MANIFEST_LIMIT, ManifestInvalid)
             except NETWORK_ERRORS as e:
                 raise TransportError(f"{what}: {_describe(e)}") from None
-        if len(raw) > MANIFEST_LIMIT:
-            raise ManifestInvalid(f"{what}: larger than {MANIFEST_LIMIT} bytes")
         if is_digest(reference):
             v = Verifier(reference, what=what)
             v.update(raw)
@@ -221,7 +219,7 @@ class RegistryStore:
         async with self.client.request("GET", self._path("referrers", digest), scopes=self._pull(), params=params,
                                        ok=(200, 404), what=what) as resp:
             if resp.status == 200 and "json" in (resp.headers.get("Content-Type") or ""):
-                raw = await resp.content.read(MANIFEST_LIMIT)
+                raw = await read_body(resp, what, MANIFEST_LIMIT, ManifestInvalid)
                 idx = parse_manifest(raw, mt.OCI_INDEX, what=what)
                 assert isinstance(idx, ImageIndex)
                 filtered = resp.headers.get("OCI-Filters-Applied", "")
