@@ -56,6 +56,37 @@ def _needs_auth(request: web.Request) -> web.Response | None:
     return None
 
 
+async def _base(request: web.Request) -> web.Response:
+    return web.json_response({})
+
+
+async def _base_with_auth(request: web.Request) -> web.Response:
+    return _needs_auth(request) or web.json_response({})
+
+
+async def _blob_absent(request: web.Request) -> web.Response:
+    return _needs_auth(request) or web.Response(status=404)
+
+
+def _registry(routes: list[tuple[str, str, object]], base=_base) -> web.Application:
+    app = web.Application()
+    app.router.add_get("/v2/", base)
+    for method, path, handler in routes:
+        app.router.add_route(method, path, handler)
+    return app
+
+
+def _with_store(host: str, repo: str, use, creds: Credentials | None = None):
+    """Run ``use(store)`` against a RegistryStore for ``host/repo`` and close it."""
+    async def go():
+        store = RegistryStore(RegistryClient(host, creds=creds), repo)
+        try:
+            return await use(store)
+        finally:
+            await store.close()
+    return run(go())
+
+
 def test_a_manifest_of_300_kb_sent_in_pieces_is_read_whole():
     raw = _big_manifest(300_000)
     digest = "sha256:" + hashlib.sha256(raw).hexdigest()
@@ -64,19 +95,11 @@ def test_a_manifest_of_300_kb_sent_in_pieces_is_read_whole():
         return await _send_in_pieces(request, raw, "application/vnd.oci.image.manifest.v1+json",
                                      {"Docker-Content-Digest": digest})
 
-    app = web.Application()
-    app.router.add_get("/v2/", lambda r: web.json_response({}))
-    app.router.add_get("/v2/big/manifests/{ref}", manifest)
-    with serve_app(app) as host:
-        async def go():
-            store = RegistryStore(RegistryClient(host), "big")
-            try:
-                by_tag = await store.get_manifest("v1")
-                by_digest = await store.get_manifest(digest)
-                return by_tag, by_digest
-            finally:
-                await store.close()
-        by_tag, by_digest = run(go())
+    async def both(store):
+        return await store.get_manifest("v1"), await store.get_manifest(digest)
+
+    with serve_app(_registry([("GET", "/v2/big/manifests/{ref}", manifest)])) as host:
+        by_tag, by_digest = _with_store(host, "big", both)
     assert by_tag.raw == raw and by_tag.digest == digest
     assert by_digest.raw == raw
 
@@ -93,18 +116,9 @@ def test_a_manifest_over_the_limit_says_too_large_not_digest_mismatch():
         await resp.write_eof()
         return resp
 
-    app = web.Application()
-    app.router.add_get("/v2/", lambda r: web.json_response({}))
-    app.router.add_get("/v2/big/manifests/{ref}", manifest)
-    with serve_app(app) as host:
-        async def go():
-            store = RegistryStore(RegistryClient(host), "big")
-            try:
-                await store.get_manifest(digest)
-            finally:
-                await store.close()
+    with serve_app(_registry([("GET", "/v2/big/manifests/{ref}", manifest)])) as host:
         with pytest.raises(ManifestInvalid, match="too large"):
-            run(go())
+            _with_store(host, "big", lambda store: store.get_manifest(digest))
 
 
 def test_30000_tags_sent_in_pieces_are_read_whole():
@@ -114,17 +128,8 @@ def test_30000_tags_sent_in_pieces_are_read_whole():
     async def tag_list(request: web.Request) -> web.StreamResponse:
         return await _send_in_pieces(request, body, "application/json", pieces=8)
 
-    app = web.Application()
-    app.router.add_get("/v2/", lambda r: web.json_response({}))
-    app.router.add_get("/v2/many/tags/list", tag_list)
-    with serve_app(app) as host:
-        async def go():
-            store = RegistryStore(RegistryClient(host), "many")
-            try:
-                return await store.list_tags()
-            finally:
-                await store.close()
-        assert run(go()) == tags
+    with serve_app(_registry([("GET", "/v2/many/tags/list", tag_list)])) as host:
+        assert _with_store(host, "many", lambda store: store.list_tags()) == tags
 
 
 def test_a_tag_list_past_the_limit_is_refused_as_too_large():
@@ -141,18 +146,9 @@ def test_a_tag_list_past_the_limit_is_refused_as_too_large():
         await resp.write_eof()
         return resp
 
-    app = web.Application()
-    app.router.add_get("/v2/", lambda r: web.json_response({}))
-    app.router.add_get("/v2/x/tags/list", tag_list)
-    with serve_app(app) as host:
-        async def go():
-            store = RegistryStore(RegistryClient(host), "x")
-            try:
-                return await store.list_tags()
-            finally:
-                await store.close()
+    with serve_app(_registry([("GET", "/v2/x/tags/list", tag_list)])) as host:
         with pytest.raises(RegistryError, match="too large"):
-            run(go())
+            _with_store(host, "x", lambda store: store.list_tags())
 
 
 class _Recorder:
@@ -184,17 +180,9 @@ def test_a_next_link_to_another_origin_gets_no_credentials():
             link = f'<http://{other_host}/v2/r/tags/list?last=a1>; rel="next"'
             return web.json_response({"name": "r", "tags": ["a1"]}, headers={"Link": link})
 
-        app = web.Application()
-        app.router.add_get("/v2/", lambda r: _needs_auth(r) or web.json_response({}))
-        app.router.add_get("/v2/r/tags/list", tag_list)
+        app = _registry([("GET", "/v2/r/tags/list", tag_list)], base=_base_with_auth)
         with serve_app(app) as host:
-            async def go():
-                store = RegistryStore(RegistryClient(host, creds=Credentials(USER, PASSWORD)), "r")
-                try:
-                    return await store.list_tags()
-                finally:
-                    await store.close()
-            tags = run(go())
+            tags = _with_store(host, "r", lambda store: store.list_tags(), Credentials(USER, PASSWORD))
     assert tags == ["a1", "b1"]
     assert other.seen and all(auth is None for _, _, auth in other.seen), other.seen
 
@@ -210,21 +198,13 @@ def test_an_upload_location_on_another_origin_gets_no_credentials():
             return web.Response(status=202, headers={"Location": f"http://{other_host}/upload/1",
                                                      "Range": "0-0"})
 
-        app = web.Application()
-        app.router.add_get("/v2/", lambda r: _needs_auth(r) or web.json_response({}))
-        app.router.add_route("HEAD", "/v2/r/blobs/{digest}", lambda r: _needs_auth(r) or web.Response(status=404))
-        app.router.add_post("/v2/r/blobs/uploads/", start)
-        with serve_app(app) as host:
-            async def go():
-                store = RegistryStore(RegistryClient(host, creds=Credentials(USER, PASSWORD)), "r")
+        app = _registry([("HEAD", "/v2/r/blobs/{digest}", _blob_absent), ("POST", "/v2/r/blobs/uploads/", start)],
+                        base=_base_with_auth)
 
-                async def chunks():
-                    yield data
-                try:
-                    await store.put_blob(desc, chunks())
-                finally:
-                    await store.close()
-            run(go())
+        async def chunks():
+            yield data
+        with serve_app(app) as host:
+            _with_store(host, "r", lambda store: store.put_blob(desc, chunks()), Credentials(USER, PASSWORD))
     assert any(method in ("PUT", "PATCH") for method, _, _ in other.seen), other.seen
     assert all(auth is None for _, _, auth in other.seen), other.seen
 
@@ -239,20 +219,16 @@ def test_a_1_mib_manifest_round_trips_through_ocikit_serve(tmp_path):
     raw = _big_manifest(1 << 20)
     config = b"{}"
     with start_ocikit_serve(str(tmp_path)) as srv:
-        async def push():
-            store = RegistryStore(RegistryClient(srv.host), "big/one")
-            try:
-                async def one(b):
-                    yield b
-                cdesc = Descriptor("application/vnd.oci.image.config.v1+json", Digest.of(config), len(config))
-                await store.put_blob(cdesc, one(config))
-                doc = json.loads(raw)
-                doc["config"] = {"mediaType": cdesc.media_type, "digest": str(cdesc.digest), "size": cdesc.size}
-                body = json.dumps(doc).encode()
-                return body, await store.put_manifest(body, "application/vnd.oci.image.manifest.v1+json", "v1")
-            finally:
-                await store.close()
-        body, digest = run(push())
+        async def push(store):
+            async def one(b):
+                yield b
+            cdesc = Descriptor("application/vnd.oci.image.config.v1+json", Digest.of(config), len(config))
+            await store.put_blob(cdesc, one(config))
+            doc = json.loads(raw)
+            doc["config"] = {"mediaType": cdesc.media_type, "digest": str(cdesc.digest), "size": cdesc.size}
+            body = json.dumps(doc).encode()
+            return body, await store.put_manifest(body, "application/vnd.oci.image.manifest.v1+json", "v1")
+        body, digest = _with_store(srv.host, "big/one", push)
         for ref in (f"docker://{srv.host}/big/one:v1", f"docker://{srv.host}/big/one@{digest}"):
             p = subprocess.run([sys.executable, "-m", "ocikit", "inspect", "--raw", ref],
                                capture_output=True, timeout=120)

@@ -4,7 +4,7 @@ Example::
 
     listen: 127.0.0.1:5000
     tls: {cert: /etc/ocikit/cert.pem, key: /etc/ocikit/key.pem}
-    storage: {driver: filesystem, root: /var/lib/ocikit, fsync: true}
+    storage: {driver: filesystem, root: /var/lib/ocikit, fsync: true, delete: {enabled: false}}
     read_only: false
     auth:
       mode: token              # none | htpasswd | token
@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from ..errors import UsageError
+from ..uint import parse_uint
 from ..model.manifest import MAX_MANIFEST_SIZE
 
 ACTIONS = ("pull", "push", "delete")
@@ -66,6 +67,8 @@ class ServerConfig:
     tls_key: str | None = None
     fsync: bool = True
     read_only: bool = False
+    delete_enabled: bool = False
+    """DELETE of manifests, tags and blobs (405 UNSUPPORTED when off, as distribution)."""
     auth: AuthConfig = field(default_factory=AuthConfig)
     manifest_size: int = MAX_MANIFEST_SIZE
     chunk_min_length: int = 0
@@ -77,9 +80,10 @@ class ServerConfig:
     @property
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
-            raise UsageError(f"--listen {self.listen!r}: expected HOST:PORT")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        number = parse_uint(port, max_value=65535) if sep else None
+        if number is None:
+            raise UsageError(f"--listen {self.listen[:80]!r}: expected HOST:PORT")
+        return host.strip("[]") or "127.0.0.1", number
 
     def with_overrides(self, **kw: Any) -> "ServerConfig":
         """A copy with every non-``None`` keyword applied (the command-line flags)."""
@@ -126,6 +130,10 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     if "root" in storage:
         cfg.root = str(storage["root"])
     cfg.fsync = bool(storage.get("fsync", True))
+    delete = storage.get("delete") or {}
+    if not isinstance(delete, dict):
+        raise UsageError("config: storage.delete: expected a mapping such as {enabled: true}")
+    cfg.delete_enabled = bool(delete.get("enabled", False))
     cfg.read_only = bool(doc.get("read_only", False))
     a = doc.get("auth") or {}
     token = a.get("token") or {}

@@ -31,6 +31,7 @@ from ...errors import (
     Unsupported,
 )
 from ...model import Descriptor, ImageIndex, parse_manifest
+from ...uint import parse_uint
 from .auth import Scope, repository_scope
 from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_body, read_json
 from .retry import backoff_delay
@@ -102,10 +103,11 @@ class RegistryStore:
             length = resp.headers.get("Content-Length")
         if is_digest(ref) and digest and digest != ref:
             raise DigestMismatch(ref, digest, what=what)
-        if not digest or not is_digest(digest) or not length or not mt.is_manifest(ctype):
+        size = parse_uint(length)
+        if not digest or not is_digest(digest) or size is None or not mt.is_manifest(ctype):
             rm = await self.get_manifest(ref, opts)
             return Descriptor(rm.media_type, rm.digest, len(rm.raw))
-        return Descriptor(ctype, Digest(digest), int(length))
+        return Descriptor(ctype, Digest(digest), size)
 
     async def get_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> RawManifest:
         what = f"{self.location}: manifest {reference}"
@@ -237,7 +239,7 @@ class RegistryStore:
             if resp.status != 200:
                 return False
             length = resp.headers.get("Content-Length")
-            return length is None or int(length) == desc.size
+            return length is None or parse_uint(length) == desc.size
 
     async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
         """Stream a blob; a dropped connection resumes at the byte it stopped with ``Range``."""
@@ -341,7 +343,7 @@ class RegistryStore:
         async with self.client.request("POST", self._path("blobs", "uploads/"), scopes=scopes or self._push(),
                                        params=params, ok=(201, 202), what=what,
                                        headers={"Content-Length": "0"}) as resp:
-            return await self._location(resp, what), int(resp.headers.get("OCI-Chunk-Min-Length") or 0)
+            return await self._location(resp, what), (parse_uint(resp.headers.get("OCI-Chunk-Min-Length")) or 0)
 
     async def _location(self, resp: aiohttp.ClientResponse, what: str) -> URL:
         loc = resp.headers.get("Location")
@@ -362,7 +364,8 @@ class RegistryStore:
             rng = resp.headers.get("Range")
             if start is not None and rng:
                 end = rng.split("-")[-1]
-                if end.isdigit() and int(end) != start + len(body) - 1:
+                reported = parse_uint(end)
+                if reported is not None and reported != start + len(body) - 1:
                     raise BlobUploadInvalid(f"{what}: the registry has bytes {rng}, expected up to "
                                             f"{start + len(body) - 1}")
             return await self._location(resp, what) if resp.headers.get("Location") else location
