@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ocikit.errors import ConfigInvalid
@@ -43,7 +43,7 @@ fields = st.sampled_from(["architecture", "os", "variant", "os.version", "os.fea
                           "history", "created"])
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
 @given(st.dictionaries(fields, json_values, max_size=9), st.booleans())
 def test_fuzz_only_config_invalid_escapes_and_accessors_hold(doc, strict):
     raw = json.dumps(doc).encode()
@@ -54,7 +54,7 @@ def test_fuzz_only_config_invalid_escapes_and_accessors_hold(doc, strict):
     _touch_everything(cfg)
 
 
-@settings(max_examples=300, deadline=None)
+@pytest.mark.fuzz
 @given(st.binary(max_size=200))
 def test_fuzz_arbitrary_bytes(raw):
     try:
