@@ -185,8 +185,17 @@ def test_malformed_manifests(raw: bytes, hint: str | None, error: type[Exception
     assert ei.value.code == "MANIFEST_INVALID"  # type: ignore[attr-defined]
 
 
-def test_malformed_table_is_large() -> None:
-    assert len(MALFORMED) + len(MALFORMED_CONFIGS) >= 20
+HINTS = (None, mt.OCI_MANIFEST, mt.OCI_INDEX, mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST)
+ANY_HINT = [m for m in MALFORMED if m[2] is None]  # the others are malformed only under their own hint
+
+
+@pytest.mark.parametrize("raw", [m[1] for m in ANY_HINT], ids=[m[0] for m in ANY_HINT])
+def test_no_media_type_claim_makes_a_malformed_manifest_acceptable(raw: bytes) -> None:
+    """What a client says the manifest is (a Content-Type, an index entry's mediaType) never
+    lets a malformed one through: parsed under each manifest media type, it is still refused."""
+    for hint in HINTS:
+        with pytest.raises(ManifestInvalid):
+            parse_manifest(raw, hint)
 
 
 def test_not_bytes() -> None:

@@ -1,4 +1,4 @@
-"""How uploads reach the disk: bounded write syscalls, streamed bodies in many pieces, malloc tuning."""
+"""How uploads reach the disk: bounded write syscalls, streamed bodies in many pieces, background flushes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from ocikit import writeback
 from ocikit.digest import Digest
-from ocikit.memtune import tune_malloc
 
 MIB = 1 << 20
 
@@ -65,12 +64,6 @@ def test_write_parts_finishes_a_short_write(tmp_path, monkeypatch):
     finally:
         os.close(fd)
     assert path.read_bytes() == b"abcdefghij"
-
-
-def test_tune_malloc_on_glibc():
-    if not os.confstr("CS_GNU_LIBC_VERSION"):
-        pytest.skip("not glibc")
-    assert tune_malloc()
 
 
 async def test_streamed_body_in_many_uneven_pieces(client):
