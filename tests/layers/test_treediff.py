@@ -13,6 +13,7 @@ from ocikit.errors import UsageError
 from ocikit.layers.tarwriter import TarOptions
 from ocikit.layers.treediff import change_order, diff_entries, with_hardlink_peers, write_diff_layer
 
+from helpers.cli import expect_failure
 from helpers.trees import diff_snapshots, make_tree, ocikit_unpack, snapshot, umoci_unpack, write
 
 
@@ -120,8 +121,8 @@ def test_layer_diff_is_reproducible_and_checks_input(tmp_path, ocikit):
     assert r1 == r2
     with pytest.raises(UsageError, match="LOWER"):
         write_diff_layer(str(tmp_path / "nope"), upper, str(tmp_path / "c"))
-    p = ocikit("layer", "diff", lower, str(tmp_path / "missing"), str(tmp_path / "d"), check=False)
-    assert p.returncode != 0 and p.stderr.decode().startswith("ocikit: error:")
+    expect_failure("layer", "diff", lower, str(tmp_path / "missing"), str(tmp_path / "d"),
+                   match=r"^ocikit: error: UPPER .*/missing: not a directory$", code=2)
     assert not os.path.exists(tmp_path / "d")
     p = ocikit("--format", "json", "layer", "diff", lower, lower, str(tmp_path / "e"), "--compression", "none")
     import json

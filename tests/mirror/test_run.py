@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from asyncio import run as arun
 
@@ -16,7 +17,7 @@ from ocikit.mirror.verify import verify_plan
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
-from helpers.cli import run_json, run_ocikit
+from helpers.cli import expect_failure, run_json, run_ocikit
 from helpers.images import push_signature, write_app
 
 
@@ -231,10 +232,13 @@ def test_library_api_and_bad_targets(tmp_path, src):
         finally:
             await prep.close()
     assert arun(verify()).ok
-    for to in ("docker://", "docker://127.0.0.1:1/x:tag", "ftp://x", "dir:"):
-        p = run_ocikit("mirror", "--config", str(write_cfg(tmp_path, f"images: [{{source: 'oci:{lay.path}:multi'}}]")),
-                    "--to", to, "--dry-run", check=False, text=True)
-        assert p.returncode != 0 and "error" in p.stderr.lower(), (to, p.stderr)
+    cfg = str(write_cfg(tmp_path, f"images: [{{source: 'oci:{lay.path}:multi'}}]"))
+    for to, why in (("docker://", "no registry host"),
+                    ("docker://127.0.0.1:1/x:tag", "a target is HOST[:PORT]/PREFIX, without tag or digest"),
+                    ("ftp://x", "expected docker://HOST[:PORT]/PREFIX, oci:DIR or dir:BUNDLE"),
+                    ("dir:", "expected dir:BUNDLE (a directory path)")):
+        expect_failure("mirror", "--config", cfg, "--to", to, "--dry-run", code=2,
+                       match=re.escape(f"ocikit: error: invalid mirror target '{to}': {why}"))
     p = run_ocikit("mirror", "--to", f"oci:{tmp_path}", check=False, text=True)
     assert p.returncode == 2 and "exactly one of --config" in p.stderr
     p = run_ocikit("mirror", "--from", str(tmp_path), "--to", f"oci:{tmp_path}", check=False, text=True)

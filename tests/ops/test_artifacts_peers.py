@@ -119,8 +119,8 @@ def test_copy_referrers_between_registries(servers, src_kind, dst_kind, source, 
 def test_bad_artifact_input_on_a_registry(servers, files) -> None:
     repo = f"docker://{servers['docker-registry']}/art/bad"
     p = ocikit("artifact", "push", repo, files[0], "--artifact-type", SBOM, "--subject", "nope", check=False)
-    assert p.returncode != 0 and p.stderr.decode().startswith("ocikit: error:")
+    assert p.returncode == 1 and p.stderr.decode() == f"ocikit: error: {repo}: manifest nope: HTTP 404 Not Found\n"
     p = ocikit("artifact", "push", repo, files[0], "--artifact-type", SBOM, check=False)
     assert p.returncode != 0 and "name a tag" in p.stderr.decode()
     p = ocikit("referrers", f"{repo}:missing", check=False)
-    assert p.returncode != 0 and p.stderr.decode().startswith("ocikit: error:")
+    assert p.returncode == 1 and p.stderr.decode() == f"ocikit: error: {repo}: manifest missing: HTTP 404 Not Found\n"

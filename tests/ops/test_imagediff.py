@@ -11,6 +11,8 @@ import pytest
 from ocikit.model import Descriptor
 from ocikit.ops.imagediff import compare_configs, compare_layers, compare_trees
 
+from helpers.cli import expect_failure, run_ocikit
+
 D1, D2, D3, D4 = (f"sha256:{c * 64}" for c in "1234")
 
 
@@ -65,7 +67,7 @@ def httpd_pair(tmp_path_factory):
             f.write(data)
         os.chmod(path, mode)
 
-    from helpers.cli import run_ocikit as ocikit
+    ocikit = run_ocikit
     tmp_path = tmp_path_factory.mktemp("httpd")
     base = str(tmp_path / "debian")
     w(f"{base}/etc/os-release", "ID=debian\n")
@@ -123,6 +125,5 @@ def test_diff_across_transports(httpd_pair, ocikit, peer, registry):
 
 
 def test_diff_bad_input(tmp_path, ocikit):
-    p = ocikit("diff", f"oci:{tmp_path}/none:x", f"oci:{tmp_path}/none:y", check=False)
-    err = p.stderr.decode()
-    assert p.returncode != 0 and err.startswith("ocikit: error:") and err.count("\n") == 1
+    expect_failure("diff", f"oci:{tmp_path}/none:x", f"oci:{tmp_path}/none:y",
+                   match=r"^ocikit: error: .*/none: no such OCI layout directory$", code=1)

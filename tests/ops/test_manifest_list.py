@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from ocikit import mediatypes as mt
-from ocikit.errors import DuplicatePlatform, LayoutInvalid, ManifestUnknown, PlatformNotFound, UsageError
+from ocikit.errors import DuplicatePlatform, LayoutInvalid, ManifestInvalid, ManifestUnknown, PlatformNotFound, UsageError
 from ocikit.ops import index_edit as ie
 from ocikit.ops import manifest_list as ml
 from ocikit.platforms import Platform, parse_platform
@@ -156,7 +156,7 @@ def test_index_filter_and_append(multi_layout, images, tmp_path) -> None:
     assert OCILayout(str(tmp_path / "f")).validate() == []
     with pytest.raises(PlatformNotFound):
         arun(ie.filter_index_ref(src, [parse_platform("linux/s390x")], f"oci:{tmp_path / 'f'}:none"))
-    with pytest.raises(Exception, match="not an index"):
+    with pytest.raises(ManifestInvalid, match="is an image manifest .*, not an index"):
         arun(ie.filter_index_ref(f"oci:{multi_layout.path}:single", [parse_platform("linux/amd64")]))
     # append the s390x-less filtered index + a new arch image; in place (target = base)
     s390 = str(tmp_path / "s390")

@@ -66,7 +66,7 @@ def test_skopeo_with_basic_auth(basic_server, tmp_path):
                         f"oci:{tmp_path / 'lay'}:v1", dst], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     p = subprocess.run([skopeo, "inspect", "--tls-verify=false", dst], capture_output=True, text=True)
-    assert p.returncode != 0  # no credentials
+    assert p.returncode != 0 and "unauthorized: " in p.stderr, p.stderr  # no credentials: the server's 401
     p = subprocess.run([skopeo, "inspect", "--tls-verify=false", "--creds", "bob:builder", dst],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
@@ -156,7 +156,7 @@ def test_skopeo_token_flow(token_server, tmp_path):
     p = subprocess.run([skopeo, "copy", "--dest-tls-verify=false", "--dest-creds", "bob:builder",
                         f"oci:{tmp_path / 'lay'}:v1", f"docker://{token_server.host}/team/bob:v1"],
                        capture_output=True, text=True)
-    assert p.returncode != 0
+    assert p.returncode != 0 and "requested access to the resource is denied" in p.stderr, p.stderr  # bob: no push
     p = subprocess.run([skopeo, "inspect", "--tls-verify=false", "--creds", "alice:wonderland", dst],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr

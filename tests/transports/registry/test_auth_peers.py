@@ -23,7 +23,7 @@ from ocikit.transports.registry.auth import Credentials
 from ocikit.transports.registry.credentials import find_credentials
 
 from helpers.app_servers import TokenIssuer, serve_app, token_server
-from helpers.cli import run_ocikit
+from helpers.cli import expect_failure, run_ocikit
 from helpers.peers import skopeo, skopeo_digest, skopeo_raw
 from helpers.servers import docker_registry
 
@@ -200,10 +200,8 @@ def test_bearer_wrong_creds_and_anonymous_push_fail_clearly(token_reg, images):
         _copy(f"oci:{images.path}:single", f"docker://{srv.host}/t/bad:v1", dst_creds=(USER, "wrong"))
     with pytest.raises(Unauthorized, match="authentication required"):
         _copy(f"oci:{images.path}:single", f"docker://{srv.host}/t/bad:v1")
-    p = run_ocikit("copy", f"--dest-creds={USER}:wrong", f"oci:{images.path}:single", f"docker://{srv.host}/t/bad:v1",
-                   check=False, text=True)
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode != 0 and len(lines) == 1 and lines[0].startswith("ocikit: error: ")
+    expect_failure("copy", f"--dest-creds={USER}:wrong", f"oci:{images.path}:single", f"docker://{srv.host}/t/bad:v1",
+                   match=r"^ocikit: error: .*refused the credentials for 'alice'", code=1)
 
 
 def test_bearer_token_refreshed_after_401(token_reg, images):

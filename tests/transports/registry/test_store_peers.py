@@ -112,7 +112,7 @@ def test_delete_then_skopeo_no_longer_finds_it(reg, src_layout, ocikit):
     copy(f"oci:{src_layout.path}:single", f"docker://{reg.host}/del/img:gone")
     ocikit("delete", f"docker://{reg.host}/del/img:gone", "--tls-verify=false")
     p = skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/del/img:gone", check=False)
-    assert p.returncode != 0
+    assert p.returncode != 0 and "manifest unknown" in p.stderr, p.stderr
     with pytest.raises(ManifestUnknown):
         run(_resolve(f"docker://{reg.host}/del/img:gone"))
 
