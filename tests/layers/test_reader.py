@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import io
 import os
+import threading
 import tarfile
 
 import pytest
@@ -140,10 +141,13 @@ def test_broken_streams(blob, message) -> None:
 
 def test_closing_early_stops_the_thread() -> None:
     tar = tar_bytes([F(f"f{i}", os.urandom(100_000)) for i in range(60)])
+    before = set(threading.enumerate())
     r = open_layer_chunks([tar[i:i + 4096] for i in range(0, len(tar), 4096)])
     with r:
         next(iter(r))
-    assert not r._producer.is_alive()
+        started = [t for t in threading.enumerate() if t not in before and t.name.startswith("ocikit-layer-")]
+        assert len(started) == 1 and started[0].is_alive()   # it reads ahead while we hold the first member
+    assert not started[0].is_alive()
 
 
 def test_skipping_data_and_header_only_sizes() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -58,13 +60,23 @@ def test_dedupe_and_summary_invariants(images, present_pairs):
     assert s["bytesToMove"] + s["bytesAlreadyThere"] <= s["totalBytes"]
 
 
+KILLED_RUN = """
+import os, sys
+from ocikit.digest import Digest
+from ocikit.mirror.journal import Journal
+d = lambda n: Digest.of(str(n).encode())
+j = Journal.open(sys.argv[1], "job1")
+j.blob_done("k", d(1), 5)
+j.pin("docker://a/b", "latest", d(2))
+j.image_done("k:latest@x", d(3))
+os._exit(0)
+"""
+
+
 def test_journal_round_trip_torn_line_and_other_job(tmp_path):
     p = str(tmp_path / "j")
-    j = Journal.open(p, "job1")
-    j.blob_done("k", _d(1), 5)
-    j.pin("docker://a/b", "latest", _d(2))
-    j.image_done("k:latest@x", _d(3))
-    j._f.close()
+    # a run killed after three records (no finish record, no clean close): a child process that exits at once
+    subprocess.run([sys.executable, "-c", KILLED_RUN, p], check=True)
     with open(p, "a") as f:
         f.write('{"t":"blob","key":"k","dig')  # killed mid-write
     j2 = Journal.open(p, "job1")
