@@ -74,3 +74,13 @@ def oci_image_tool_validate(layout: str, tag: str, *, check: bool = True) -> sub
         out = p.stdout + p.stderr
         assert p.returncode == 0 and "Validation succeeded" in out, out
     return p
+
+
+def sh(*args: str, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Run a command (a peer tool, openssl, a pipeline through ``sh -c``); stdout and stderr as bytes.
+    With ``check``, a non-zero exit fails the test showing the end of its stderr."""
+    p = subprocess.run(list(args), capture_output=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {p.returncode}: {p.stderr.decode(errors='replace')[-2000:]}"
+                             f"{p.stdout.decode(errors='replace')[-500:]}")
+    return p

@@ -22,7 +22,7 @@ from ocikit.transports import OpenOptions, open_store
 
 from helpers.cli import OCIKIT, run_json, run_ocikit
 from helpers.images import push_signature, write_app
-from helpers.peers import require, skopeo_digest
+from helpers.peers import require, skopeo, skopeo_digest, skopeo_inspect, skopeo_raw
 from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid, wait_http
 
 pytestmark = pytest.mark.peer
@@ -71,18 +71,15 @@ def test_seed_scenario_registry_to_bundle_to_ocikit_serve(tmp_path):
         assert rc == 0 and rep["ok"], rep
         dest = f"docker://{b.host}/mirror/openshift-examples/multi-arch"
         assert skopeo_digest(f"{dest}:multi") == idx.digest
-        ins = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"{dest}@{idx.digest}"],
-                                        check=True, capture_output=True).stdout)
+        ins = skopeo_inspect(f"{dest}@{idx.digest}")
         assert ins["Digest"] == idx.digest
-        index = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--raw", f"{dest}@{idx.digest}"],
-                                          check=True, capture_output=True).stdout)
+        index = json.loads(skopeo_raw(f"{dest}@{idx.digest}"))
         for child in index["manifests"]:
             p = child["platform"]
             args = ["--override-arch", p["architecture"]] + (["--override-variant", p["variant"]]
                                                               if p.get("variant") else [])
             out = tmp_path / f"pulled-{p['architecture']}"
-            subprocess.run(["skopeo", "copy", "--src-tls-verify=false", *args, f"{dest}@{idx.digest}", f"dir:{out}"],
-                           check=True, capture_output=True)
+            skopeo("copy", "--src-tls-verify=false", *args, f"{dest}@{idx.digest}", f"dir:{out}")
             import hashlib  # dir: keeps the manifest bytes as pulled: this platform's child, byte-exact
             assert "sha256:" + hashlib.sha256((out / "manifest.json").read_bytes()).hexdigest() == child["digest"]
         # the signature: on B through the referrers API (ocikit serve has it) and the fallback tag

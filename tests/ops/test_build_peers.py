@@ -15,9 +15,9 @@ import pytest
 
 from ocikit.transports.layout import OCILayout
 
-from helpers.cli import invoke
+from helpers.cli import invoke, run_ocikit
 from helpers.images import digest_of, image_config, manifest
-from helpers.peers import oci_image_tool_validate
+from helpers.peers import oci_image_tool_validate, skopeo, skopeo_raw
 from helpers.trees import diff_snapshots, disturb, make_tree, ocikit_unpack, snapshot, umoci_unpack, write
 
 pytestmark = pytest.mark.peer
@@ -55,9 +55,7 @@ def test_build_from_scratch_validates_unpacks_and_reproduces(tmp_path, ocikit, p
     ocikit("build", "-o", f"oci:{out2}:v1", copy, *flags)
     assert digest_of(out2, "v1") == digest_of(out, "v1")
     # SOURCE_DATE_EPOCH moves created and the mtimes, so the digest
-    p = subprocess.run([".venv/bin/ocikit", "build", "-o", f"oci:{out2}:epoch", src, *flags],
-                       env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}, capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
+    run_ocikit("build", "-o", f"oci:{out2}:epoch", src, *flags, env={"SOURCE_DATE_EPOCH": "1700000000"})
     assert image_config(out2, "epoch")["created"] == "2023-11-14T22:13:20Z"
     assert digest_of(out2, "epoch") != digest_of(out, "v1")
 
@@ -140,28 +138,23 @@ def test_multi_platform_build_and_registry_roundtrip(tmp_path, ocikit, peer, reg
     ocikit("build", "-o", f"oci:{lay}:single", src, "--cmd", "x")
     for tag, all_ in (("single", []), ("multi", ["--all"])):
         dest = f"docker://{registry.host}/built/{tag}:{tag}"
-        subprocess.run(["skopeo", "copy", "-q", *all_, "--dest-tls-verify=false", f"oci:{lay}:{tag}", dest],
-                       check=True, capture_output=True)
+        skopeo("copy", "-q", *all_, "--dest-tls-verify=false", f"oci:{lay}:{tag}", dest)
         back = str(tmp_path / f"back-{tag}")
-        subprocess.run(["skopeo", "copy", "-q", *all_, "--src-tls-verify=false", dest, f"oci:{back}:{tag}"],
-                       check=True, capture_output=True)
+        skopeo("copy", "-q", *all_, "--src-tls-verify=false", dest, f"oci:{back}:{tag}")
         assert digest_of(back, tag) == digest_of(lay, tag)
     oci_image_tool_validate(str(tmp_path / "back-single"), "single")
 
     # straight to the registry through ocikit's own transport: the same bytes as in the layout
     reg = f"docker://{registry.host}/direct"
     ocikit("build", "-o", f"{reg}:v1", src, "--cmd", "x")
-    raw = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"{reg}:v1"], check=True,
-                         capture_output=True).stdout
-    assert raw == OCILayout(lay).get_manifest_sync("single").raw
+    assert skopeo_raw(f"{reg}:v1") == OCILayout(lay).get_manifest_sync("single").raw
     # a base in the registry, the result in the registry, compared with the layout's
     ocikit("append", f"{reg}:v1", src, "-o", f"{reg}:v2", "--env", "X=1")
     ocikit("append", f"oci:{lay}:single", src, "-o", f"oci:{lay}:v2", "--env", "X=1")
     d = json.loads(ocikit("--format", "json", "diff", f"{reg}:v2", f"oci:{lay}:v2").stdout)
     # the same config and blobs; only the manifests' base.name annotation tells them apart
     assert d["config"] == [] and all(r["sameBlob"] for r in d["layers"]["a"] + d["layers"]["b"])
-    m = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"{reg}:v2"], check=True,
-                                  capture_output=True).stdout)
+    m = json.loads(skopeo_raw(f"{reg}:v2"))
     assert m["annotations"]["org.opencontainers.image.base.name"] == f"{registry.host}/direct:v1"
 
 

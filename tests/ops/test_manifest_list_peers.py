@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
 from typing import Iterator
 
@@ -16,7 +15,7 @@ from ocikit import mediatypes as mt
 from ocikit.testing import write_image
 from ocikit.transports.layout import OCILayout
 from helpers.cli import invoke as ocikit
-from helpers.peers import require
+from helpers.peers import require, sh
 from helpers.servers import docker_registry, start_ocikit_serve
 
 pytestmark = pytest.mark.peer
@@ -47,12 +46,6 @@ def arch_layouts(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture
 def xdg(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-
-
-def sh(*args: str) -> subprocess.CompletedProcess:
-    p = subprocess.run(args, capture_output=True)
-    assert p.returncode == 0, f"{' '.join(args)} exited {p.returncode}: {p.stderr.decode()[-2000:]}"
-    return p
 
 
 def test_seed_000_multi_arch_list(server, arch_layouts, xdg, tmp_path) -> None:

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest
 
+from ocikit.digest import Digest
 from ocikit.testing import write_image, write_index
 from ocikit.transports.layout import OCILayout
 
-from helpers.peers import require
+from helpers.peers import require, sh, skopeo_digest, skopeo_raw
 
 pytestmark = pytest.mark.peer
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run(args, capture_output=True, text=True, timeout=240)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} -> {p.returncode}\n{p.stderr}")
-    return p
-
-
-def raw_digest(skopeo: str, ref: str) -> tuple[str, bytes]:
-    raw = subprocess.run([skopeo, "inspect", "--raw", "--tls-verify=false", ref], capture_output=True,
-                         check=True).stdout
-    return "sha256:" + hashlib.sha256(raw).hexdigest(), raw
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +42,8 @@ def test_skopeo_single_both_ways(serve, images, tmp_path):
     skopeo = require("skopeo")
     dst = f"docker://{serve.host}/peers/single:v1"
     sh(skopeo, "copy", "--dest-tls-verify=false", f"oci:{images}:single", dst)
-    digest, raw = raw_digest(skopeo, dst)
+    raw = skopeo_raw(dst)
+    digest = str(Digest.of(raw))
     assert raw == layout_manifest(images, "single")
     out = tmp_path / "back"
     sh(skopeo, "copy", "--src-tls-verify=false", dst, f"oci:{out}:v1")
@@ -69,11 +56,12 @@ def test_skopeo_all_both_ways(serve, images, tmp_path):
     skopeo = require("skopeo")
     dst = f"docker://{serve.host}/peers/multi:latest"
     sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{images}:multi", dst)
-    digest, raw = raw_digest(skopeo, dst)
+    raw = skopeo_raw(dst)
+    digest = str(Digest.of(raw))
     assert raw == layout_manifest(images, "multi")
     children = json.loads(raw)["manifests"]
     for child in children:
-        cd, _ = raw_digest(skopeo, f"docker://{serve.host}/peers/multi@{child['digest']}")
+        cd = skopeo_digest(f"docker://{serve.host}/peers/multi@{child['digest']}")
         assert cd == child["digest"]
     out = tmp_path / "back"
     sh(skopeo, "copy", "--all", "--src-tls-verify=false", dst, f"oci:{out}:all")
@@ -81,21 +69,21 @@ def test_skopeo_all_both_ways(serve, images, tmp_path):
     # registry to registry within the server (blobs mounted across repositories)
     sh(skopeo, "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false", dst,
        f"docker://{serve.host}/peers/multi-copy:latest")
-    assert raw_digest(skopeo, f"docker://{serve.host}/peers/multi-copy:latest")[0] == digest
+    assert skopeo_digest(f"docker://{serve.host}/peers/multi-copy:latest") == digest
 
 
 def test_skopeo_v2s2(serve, images, tmp_path):
     skopeo = require("skopeo")
     dst = f"docker://{serve.host}/peers/v2s2:v1"
     sh(skopeo, "copy", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{images}:single", dst)
-    digest, raw = raw_digest(skopeo, dst)
+    raw = skopeo_raw(dst)
     assert json.loads(raw)["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
     out = tmp_path / "back"
     sh(skopeo, "copy", "--src-tls-verify=false", dst, f"docker-archive:{out}.tar:x/y:z")
     # a docker v2s2 image stored as written, pulled digest-exact into another repository
     sh(skopeo, "copy", "--src-tls-verify=false", "--dest-tls-verify=false", dst,
        f"docker://{serve.host}/peers/v2s2-copy:v1")
-    assert raw_digest(skopeo, f"docker://{serve.host}/peers/v2s2-copy:v1") == (digest, raw)
+    assert skopeo_raw(f"docker://{serve.host}/peers/v2s2-copy:v1") == raw
 
 
 @pytest.fixture
@@ -111,39 +99,39 @@ def _containers(tool: str, tmp_path, runroot: str) -> list[str]:
 
 
 def test_podman_push_and_pull(serve, images, tmp_path, runroot):
-    skopeo = require("skopeo")
+    require("skopeo")
     podman = _containers("podman", tmp_path, runroot)
     sh(*podman, "pull", "-q", f"oci:{images}:single")
-    local = sh(*podman, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()[0]
+    local = sh(*podman, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()[0]
     ref = f"{serve.host}/peers/podman:v1"
     digestfile = tmp_path / "digest"
     sh(*podman, "push", "--tls-verify=false", "--digestfile", str(digestfile), local, f"docker://{ref}")
     pushed = digestfile.read_text().strip()
-    assert raw_digest(skopeo, f"docker://{ref}")[0] == pushed
+    assert skopeo_digest(f"docker://{ref}") == pushed
     sh(*podman, "rmi", "-a", "-f")
     sh(*podman, "pull", "--tls-verify=false", f"docker://{ref}")
-    assert sh(*podman, "image", "inspect", "--format", "{{.Digest}}", ref).stdout.strip() == pushed
+    assert sh(*podman, "image", "inspect", "--format", "{{.Digest}}", ref).stdout.decode().strip() == pushed
 
 
 def test_buildah_push(serve, images, tmp_path, runroot):
-    skopeo = require("skopeo")
+    require("skopeo")
     buildah = _containers("buildah", tmp_path, runroot)
     sh(*buildah, "pull", "-q", f"oci:{images}:single")
-    image_id = sh(*buildah, "images", "-q").stdout.split()[0]
+    image_id = sh(*buildah, "images", "-q").stdout.decode().split()[0]
     ref = f"{serve.host}/peers/buildah:v1"
     digestfile = tmp_path / "digest"
     sh(*buildah, "push", "--tls-verify=false", "--digestfile", str(digestfile), image_id, f"docker://{ref}")
-    assert raw_digest(skopeo, f"docker://{ref}")[0] == digestfile.read_text().strip()
+    assert skopeo_digest(f"docker://{ref}") == digestfile.read_text().strip()
     sh(*buildah, "rmi", "-a", "-f")
     sh(*buildah, "pull", "-q", "--tls-verify=false", f"docker://{ref}")
-    assert sh(*buildah, "images", "-q").stdout.split()[0] == image_id
+    assert sh(*buildah, "images", "-q").stdout.decode().split()[0] == image_id
 
 
 def test_ocikit_copy_both_ways(serve, images, tmp_path, ocikit):
-    skopeo = require("skopeo")
+    require("skopeo")
     dst = f"docker://{serve.host}/peers/ocikit:latest"
     ocikit("copy", "--all", "--dest-tls-verify=false", f"oci:{images}:multi", dst)
-    assert raw_digest(skopeo, dst)[1] == layout_manifest(images, "multi")
+    assert skopeo_raw(dst) == layout_manifest(images, "multi")
     out = tmp_path / "back"
     ocikit("copy", "--all", "--src-tls-verify=false", dst, f"oci:{out}:all")
     assert layout_manifest(str(out), "all") == layout_manifest(images, "multi")

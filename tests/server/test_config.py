@@ -14,7 +14,7 @@ from ocikit.digest import Digest
 from ocikit.model import Descriptor, build_index
 
 from helpers.cli import expect_failure, OCIKIT
-from helpers.peers import require
+from helpers.peers import require, skopeo_raw
 from helpers.rawhttp import Client
 from helpers.servers import free_port, start_ocikit_serve
 
@@ -46,7 +46,7 @@ def cert(tmp_path_factory):
 
 
 async def test_tls(tmp_path, cert):
-    skopeo = require("skopeo")
+    require("skopeo")
     crt, key = cert
     port = free_port()
     root = str(tmp_path / "root")
@@ -66,10 +66,8 @@ async def test_tls(tmp_path, cert):
                 import asyncio
                 await asyncio.sleep(0.1)
         assert deadline_ok
-        p = subprocess.run([skopeo, "inspect", "--raw", "--tls-verify=false",
-                            f"docker://127.0.0.1:{port}/sample/multiarch:latest"], capture_output=True)
-        assert p.returncode == 0, p.stderr
-        assert json.loads(p.stdout)["mediaType"] == mt.OCI_INDEX
+        raw = skopeo_raw(f"docker://127.0.0.1:{port}/sample/multiarch:latest")
+        assert json.loads(raw)["mediaType"] == mt.OCI_INDEX
     finally:
         proc.terminate()
         out = proc.communicate(timeout=15)[0].decode()

@@ -6,9 +6,7 @@ import asyncio
 import hashlib
 import json
 import os
-import subprocess
 import sys
-from typing import Any
 
 import pytest
 
@@ -18,18 +16,12 @@ from ocikit.ops.inspect import inspect_image, tree
 from ocikit.testing import FileEntry, LayerSpec, write_image, write_index
 from ocikit.transports.layout import OCILayout
 
-from helpers.peers import oci_image_tool_validate, skopeo_digest
+from helpers.peers import oci_image_tool_validate, sh, skopeo_digest
 
 pytestmark = pytest.mark.peer
 
 BASE = LayerSpec(entries=[FileEntry("etc/os-release", data=b"ID=debian\n"), FileEntry("usr/bin", kind="dir"),
                           FileEntry("usr/bin/sh", kind="symlink", target="/bin/busybox")])
-
-
-def sh(*args: str, **kw: Any) -> subprocess.CompletedProcess:
-    p = subprocess.run(list(args), capture_output=True, **kw)
-    assert p.returncode == 0, f"{' '.join(args)} exited {p.returncode}: {p.stderr.decode()}{p.stdout.decode()}"
-    return p
 
 
 @pytest.fixture(scope="module")

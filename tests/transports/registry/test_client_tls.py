@@ -14,7 +14,7 @@ from ocikit.transports import OpenOptions
 from ocikit.transports.layout import OCILayout
 
 from helpers.cli import expect_failure, run_ocikit
-from helpers.peers import require
+from helpers.peers import require, sh
 from helpers.servers import docker_registry
 
 pytestmark = pytest.mark.peer
@@ -26,7 +26,6 @@ def tls_reg(tmp_path_factory):
     require("openssl")
     ca_key, ca_crt = d / "ca.key", d / "ca.crt"
     key, csr, crt = d / "srv.key", d / "srv.csr", d / "srv.crt"
-    sh = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
     sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca_crt),
        "-days", "2", "-subj", "/CN=ocikit test CA")
     sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
