@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from ocikit import mediatypes as mt
-from ocikit.errors import DuplicatePlatform, LayoutInvalid, ManifestInvalid, ManifestUnknown, PlatformNotFound, UsageError
+from ocikit.errors import (DuplicatePlatform, LayoutInvalid, ManifestInvalid, ManifestUnknown, PlatformNotFound,
+                           UsageError)
 from ocikit.ops import index_edit as ie
 from ocikit.ops import manifest_list as ml
 from ocikit.platforms import Platform, parse_platform
