@@ -8,8 +8,8 @@ import aiohttp
 import bcrypt
 import pytest
 
-from servers import RunningServer, start_ocikit_serve
-from serve_helpers import USERS, Client
+from helpers.rawhttp import USERS, Client
+from helpers.servers import RunningServer, start_ocikit_serve
 
 
 @pytest.fixture(scope="module")
