@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from ...content import DEFAULT_OPTIONS, Options, RawManifest
+from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest
 from ...digest import Digest
 from ...errors import ManifestUnknown
 from ...model import Descriptor
@@ -17,6 +17,8 @@ from .registry import RegistryStorage
 
 class RepositoryStore:
     """One repository of the server's storage, as a Store."""
+
+    traits = DEFAULT_TRAITS
 
     def __init__(self, storage: RegistryStorage, name: str) -> None:
         self.storage = storage
