@@ -13,7 +13,8 @@ The rule, checked on every module of ``src/ocikit/ops``, ``src/ocikit/mirror`` a
   ``*Exception``) or a name bound by ``except ... as obj``.
 
 An ability a store may or may not have is a protocol in ``content.py`` tested with
-``isinstance``; a fact about what a store accepts is a field of ``StoreTraits``.
+``isinstance``; a fact about what a store accepts is a field of ``StoreTraits``, and every
+Store class in ``src/ocikit`` declares its ``traits``.
 """
 
 from __future__ import annotations
@@ -129,3 +130,38 @@ def copy(dst, exc: OcikitError, name):
 '''
     got = violations(ast.parse(source), "x.py", declared, errors)
     assert [v.split(":")[1] for v in got] == ["3", "4", "5", "12"], got
+
+
+def store_classes(root: str = ROOT) -> dict[str, ast.ClassDef]:
+    """Every class under ``root`` that implements the Store protocol's reading half (``resolve``
+    and ``blob_chunks``), by ``path:ClassName``."""
+    out: dict[str, ast.ClassDef] = {}
+    for dirpath, _, filenames in os.walk(root):
+        for f in sorted(filenames):
+            if not f.endswith(".py"):
+                continue
+            path = os.path.join(dirpath, f)
+            for cls in (n for n in ast.walk(_parse(path)) if isinstance(n, ast.ClassDef)):
+                methods = {m.name for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+                if {"resolve", "blob_chunks"} <= methods:
+                    out[f"{os.path.relpath(path, root)}:{cls.name}"] = cls
+    return out
+
+
+def _declares_traits(cls: ast.ClassDef) -> bool:
+    for item in cls.body:
+        if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "traits" for t in item.targets):
+            return True
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == "traits":
+            return True
+        if isinstance(item, ast.FunctionDef) and item.name == "traits":
+            return True
+    return False
+
+
+def test_every_store_class_declares_its_traits() -> None:
+    classes = store_classes()
+    assert any(k.endswith(":OCILayout") for k in classes) and any(k.endswith(":RegistryStore") for k in classes)
+    assert len(classes) >= 8, sorted(classes)
+    missing = [name for name, cls in classes.items() if not _declares_traits(cls) and cls.name != "Store"]
+    assert not missing, "Store classes without a `traits = StoreTraits(...)` declaration: " + ", ".join(missing)
