@@ -20,7 +20,7 @@ from ocikit.testing import LayerSpec, write_image
 from ocikit.testing.images import write_image_async
 from ocikit.transports.layout import OCILayout
 
-from servers import docker_registry
+from helpers.servers import docker_registry
 
 LAYERS = tuple(LayerSpec(random_bytes=2000 + i) for i in range(6))
 
