@@ -149,7 +149,15 @@ def store_classes(root: str = ROOT) -> dict[str, ast.ClassDef]:
 
 
 def _declares_traits(cls: ast.ClassDef) -> bool:
+    """``traits = ...`` or ``traits: ...`` in the class body, a ``traits`` property, or
+    ``self.traits = ...`` in ``__init__`` (traits that follow the store's configuration)."""
     for item in cls.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+            for node in ast.walk(item):
+                if isinstance(node, ast.Assign) and any(
+                        isinstance(t, ast.Attribute) and t.attr == "traits" and isinstance(t.value, ast.Name)
+                        and t.value.id == "self" for t in node.targets):
+                    return True
         if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "traits" for t in item.targets):
             return True
         if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == "traits":

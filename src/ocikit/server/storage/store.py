@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest
+from ...content import DEFAULT_OPTIONS, Options, RawManifest, SparseIndex, StoreTraits
 from ...digest import Digest
 from ...errors import ManifestUnknown
 from ...model import Descriptor
@@ -18,11 +18,12 @@ from .registry import RegistryStorage
 class RepositoryStore:
     """One repository of the server's storage, as a Store."""
 
-    traits = DEFAULT_TRAITS
-
     def __init__(self, storage: RegistryStorage, name: str) -> None:
         self.storage = storage
         self.name = name
+        self.traits = StoreTraits(
+            sparse_index=SparseIndex.ACCEPTED if storage.accept_sparse_index else SparseIndex.REFUSED)
+        """An index must list only manifests already here, unless the server accepts sparse indexes."""
 
     @property
     def location(self) -> str:
