@@ -16,7 +16,7 @@ from ..._aiohttp import aiohttp
 from yarl import URL
 
 from ... import mediatypes as mt
-from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ...content import DEFAULT_OPTIONS, LinkResult, Options, RawManifest, SparseIndex, Store, StoreTraits
 from ...digest import Digest, Verifier, is_digest
 from ...errors import (
     BlobUnknown,
@@ -51,11 +51,12 @@ class RegistryStore:
 
     ``upload_mode``: ``auto`` (small blobs in one PUT of bytes, large ones streamed in one PUT),
     ``monolithic``, ``streamed`` (one PATCH) or ``chunked`` (PATCHes of ``chunk_size``).
-    Options ``extra["verified_downstream"]``: the consumer of :meth:`blob_chunks` verifies, so
-    it need not hash the bytes itself.
+    ``Options.verified_downstream``: the consumer of :meth:`blob_chunks` verifies, so it need
+    not hash the bytes itself.
     """
 
-    last_link_kind = "mounted"
+    traits = StoreTraits(sparse_index=SparseIndex.PROBE)
+    """Whether an index may lack children is the registry's own policy: :meth:`accepts_sparse_index` asks."""
 
     def __init__(self, client: RegistryClient, repository: str, *, upload_mode: str = "auto",
                  chunk_size: int = DEFAULT_CHUNK_SIZE, own_client: bool = True, write: bool = False) -> None:
@@ -243,7 +244,7 @@ class RegistryStore:
 
     async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
         """Stream a blob; a dropped connection resumes at the byte it stopped with ``Range``."""
-        verify = not (opts.extra or {}).get("verified_downstream")
+        verify = not opts.verified_downstream
         v = Verifier(desc.digest, desc.size, what=f"{self.location}: blob") if verify else None
         offset = 0
         failures = 0
@@ -385,11 +386,11 @@ class RegistryStore:
         if got and is_digest(got) and got != desc.digest:
             raise DigestMismatch(desc.digest, got, what=f"{what}: the registry stored")
 
-    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> LinkResult:
         """Mount a blob from another repository of the same registry (``mount=`` and ``from=``)."""
         if not isinstance(source, RegistryStore) or source.host != self.host or \
                 source.repository == self.repository:
-            return False
+            return LinkResult.NOT_LINKED
         scopes = (*self._push(), repository_scope(source.repository, "pull"))
         try:
             async with self.client.request("POST", self._path("blobs", "uploads/"), scopes=scopes,
@@ -400,9 +401,9 @@ class RegistryStore:
                 loc = resp.headers.get("Location")
                 url = resp.url
         except (Unsupported, RegistryError):
-            return False
+            return LinkResult.NOT_LINKED
         if status == 201:
-            return True
+            return LinkResult.MOUNTED
         if loc:  # the registry opened an upload instead: cancel it, stream the blob
             try:
                 async with self.client.request("DELETE", url.join(URL(loc, encoded=True)), scopes=self._push(),
@@ -410,7 +411,7 @@ class RegistryStore:
                     pass
             except Exception:  # noqa: BLE001 - cancelling is a courtesy
                 pass
-        return False
+        return LinkResult.NOT_LINKED
 
     async def close(self) -> None:
         if self.own_client:
