@@ -228,3 +228,17 @@ def lying_proxy(upstream: str, digest: str) -> Iterator[str]:
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
         yield host
+
+
+@contextlib.contextmanager
+def counting_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """Proxy that counts the blob GETs it passes on, by digest (``counts[digest]``)."""
+    counts: dict[str, int] = {}
+
+    def mangle(request: web.Request, status: int) -> Any:
+        digest = request.path.rsplit("/", 1)[-1]
+        counts[digest] = counts.get(digest, 0) + 1
+        return None
+
+    with serve_app(_proxy_app(upstream, mangle)) as host:
+        yield host, counts

@@ -32,6 +32,7 @@ from ..uint import parse_uint
 from ..model.manifest import MAX_MANIFEST_SIZE
 
 ACTIONS = ("pull", "push", "delete")
+EXTRA_SECTIONS = ("proxy", "retention", "notifications", "sync")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class ServerConfig:
     accept_sparse_index: bool = False
     access_log: bool = True
     shutdown_timeout: float = 30.0
+    extra_sections: dict[str, Any] = field(default_factory=dict)
+    """The raw ``proxy``, ``retention``, ``notifications`` and ``sync`` sections
+    (parsed by :func:`ocikit.server.cache_config.parse_cache`)."""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -157,7 +161,8 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     if not isinstance(doc, dict):
         raise UsageError("config: expected a mapping at the top level")
     cfg = ServerConfig()
-    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout"}
+    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout",
+             *EXTRA_SECTIONS}
     unknown = set(doc) - known
     if unknown:
         raise UsageError(f"config: unknown keys {sorted(map(str, unknown))}")
@@ -193,6 +198,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     cfg.check_blobs = bool(manifests.get("check_blobs", True))
     cfg.accept_sparse_index = bool(manifests.get("accept_sparse_index", False))
     cfg.access_log = bool(_section(doc, "log").get("access", True))
+    cfg.extra_sections = {k: doc[k] for k in EXTRA_SECTIONS if doc.get(k) is not None}
     if "shutdown_timeout" in doc:
         cfg.shutdown_timeout = _number(doc, "shutdown_timeout", "", 30.0, float)
     return cfg

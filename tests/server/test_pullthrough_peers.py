@@ -1,0 +1,182 @@
+"""The pull-through cache with Debian's docker-registry as the upstream: skopeo, podman, raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import aiohttp
+import pytest
+
+from ocikit.digest import Digest
+from ocikit.testing import write_index
+from ocikit.transports.layout import OCILayout
+
+from helpers.app_servers import counting_proxy, lying_proxy
+from helpers.cli import expect_failure
+from helpers.peers import require, sh, skopeo_digest, skopeo_raw
+from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid
+
+pytestmark = pytest.mark.peer
+
+
+def proxy_config(upstream: str, ttl: str = "5m") -> str:
+    return (f"proxy:\n  - prefix: hub\n    upstream: docker://{upstream}\n    tls-verify: false\n"
+            f"    tag-ttl: {ttl}\n    retries: 0\n")
+
+
+@pytest.fixture
+def runroot():
+    """podman refuses a runroot longer than 50 characters: a short one in /tmp, removed after."""
+    path = tempfile.mkdtemp(prefix="ock-run-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _blob_file(root: str, digest: str) -> str:
+    alg, enc = digest.split(":")
+    return os.path.join(root, "blobs", alg, enc[:2], enc)
+
+
+def test_skopeo_and_podman_pull_through_then_upstream_down(tmp_path, runroot):
+    skopeo = require("skopeo")
+    podman = [require("podman"), "--root", str(tmp_path / "storage"), "--runroot", runroot,
+              "--storage-driver", "vfs"]
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{up.host}/library/multi:v1")
+        upstream_raw = skopeo_raw(f"docker://{up.host}/library/multi:v1")
+        digest = str(Digest.of(upstream_raw))
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host, ttl="0s")) as srv:
+            by_tag = f"docker://{srv.host}/hub/library/multi:v1"
+            by_digest = f"docker://{srv.host}/hub/library/multi@{digest}"
+
+            def pulls(round_: str) -> None:
+                out = tmp_path / f"out-{round_}"
+                sh(skopeo, "copy", "--all", "--src-tls-verify=false", by_tag, f"oci:{out}:tag")
+                sh(skopeo, "copy", "--all", "--src-tls-verify=false", by_digest, f"oci:{out}:digest")
+                assert skopeo_raw(by_tag) == upstream_raw
+                assert skopeo_digest(by_digest) == digest
+                for child in json.loads(upstream_raw)["manifests"]:
+                    assert skopeo_digest(f"docker://{srv.host}/hub/library/multi@{child['digest']}") == \
+                        child["digest"]
+                for ref in (by_tag, by_digest):
+                    sh(*podman, "pull", "-q", "--tls-verify=false", ref)
+                    got = sh(*podman, "image", "inspect", "--format", "{{.Digest}}",
+                             ref.removeprefix("docker://")).stdout.decode().strip()
+                    assert got == digest
+                    sh(*podman, "rmi", "-a", "-f")
+
+            pulls("cold")
+            stop_pid(up.proc)
+            pulls("upstream-down")
+
+            async def tag_state() -> tuple[str, str]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/hub/library/multi/manifests/v1",
+                                     headers={"Accept": json.loads(upstream_raw)["mediaType"]}) as r:
+                        assert r.status == 200
+                        return r.headers["Ocikit-Cache"], r.headers["Docker-Content-Digest"]
+            assert asyncio.run(tag_state()) == ("stale", digest)
+
+
+async def _push_big_blob(host: str, path: str, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = os.urandom(min(left, 4 << 20))
+            h.update(piece)
+            f.write(piece)
+            left -= len(piece)
+    digest = f"sha256:{h.hexdigest()}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://{host}/v2/big/blob/blobs/uploads/") as r:
+            assert r.status == 202
+            loc = r.headers["Location"]
+        with open(path, "rb") as f:
+            async with s.put(loc if loc.startswith("http") else f"http://{host}{loc}", params={"digest": digest},
+                             data=f, headers={"Content-Length": str(size),
+                                              "Content-Type": "application/octet-stream"}) as r:
+                assert r.status == 201, await r.text()
+    return digest
+
+
+async def _pull_hash(session: aiohttp.ClientSession, url: str) -> str:
+    h = hashlib.sha256()
+    async with session.get(url) as r:
+        assert r.status == 200, await r.text()
+        async for chunk in r.content.iter_chunked(1 << 20):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+@pytest.mark.slow
+def test_ten_clients_one_upstream_get(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "big"), 200 << 20))
+        os.unlink(tmp_path / "big")
+        with counting_proxy(up.host) as (counted, counts), \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(counted)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def ten() -> list[str]:
+                async with aiohttp.ClientSession() as s:
+                    return await asyncio.gather(*(_pull_hash(s, url) for _ in range(10)))
+            assert asyncio.run(ten()) == [digest] * 10
+            assert counts[digest] == 1
+            assert os.path.getsize(_blob_file(srv.root, digest)) == 200 << 20
+            # cached: an eleventh client never reaches the upstream
+            assert asyncio.run(ten()) == [digest] * 10
+            assert counts[digest] == 1
+
+
+def test_lying_upstream_is_an_error_and_nothing_is_cached(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 3 << 20))
+        with lying_proxy(up.host, digest) as liar, \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(liar)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def pull() -> None:
+                async with aiohttp.ClientSession() as s:
+                    await _pull_hash(s, url)
+            for _ in range(2):  # the second try goes upstream again: nothing was kept
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    asyncio.run(pull())
+            assert not os.path.exists(_blob_file(srv.root, digest))
+
+
+def test_tags_list_merges_cache_and_upstream(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up:
+        for tag in ("a", "b"):
+            sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+               f"docker://{up.host}/lib/x:{tag}")
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host)) as srv:
+            sh(skopeo, "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+               f"docker://{srv.host}/hub/lib/x:a", f"docker://{srv.host}/hub/lib/x:local")
+
+            async def tags() -> tuple[str, list[str]]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/hub/lib/x/tags/list") as r:
+                        return r.headers["Ocikit-Cache"], (await r.json())["tags"]
+            assert asyncio.run(tags()) == ("merged", ["a", "b", "local"])
+            stop_pid(up.proc)
+            assert asyncio.run(tags()) == ("stale", ["a", "local"])
+
+
+def test_proxy_to_itself_is_refused(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "loop.yml"
+    cfg.write_text(proxy_config(f"localhost:{port}"))
+    expect_failure("serve", "--listen", f"127.0.0.1:{port}", "--root", str(tmp_path / "root"), "--config", str(cfg),
+                   match=r"proxy prefix 'hub': upstream localhost:\d+ is this server itself")
