@@ -88,22 +88,28 @@ def registry_group() -> None:
 @click.option("--grace", default="1h", show_default=True,
               help="Keep anything written more recently than this (pushes in flight): 30s, 10m, 1h, 0.")
 @click.option("--upload-grace", default="24h", show_default=True, help="Keep upload sessions idle less than this.")
+@click.option("--retention", "retention_config", default=None, metavar="FILE",
+              help="First apply the retention: rules of this server configuration (YAML).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default=None)
 def gc_command(root: str, dry_run: bool, untagged: bool, grace: str, upload_grace: str,
-               output_format: str | None) -> None:
+               retention_config: str | None, output_format: str | None) -> None:
     """Mark and sweep: remove unreferenced blobs, links, stale uploads (and untagged manifests)."""
     from ..server.gc import GcLock, collect_garbage
+    from ..server.retention import apply_retention_file
     from ..server.storage.fs import FilesystemDriver
     from ..server.storage.registry import RegistryStorage
 
     storage = RegistryStorage(FilesystemDriver(root))
     with GcLock(root):
+        kept = run(apply_retention_file(storage, retention_config, dry_run=dry_run)) if retention_config else None
         report = run(collect_garbage(storage, dry_run=dry_run, untagged=untagged,
                                      grace=_parse_duration(grace), upload_grace=_parse_duration(upload_grace)))
     if (output_format or current_format(click.get_current_context())) == "json":
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), **({"retention": kept.to_dict()} if kept else {})})
         return
     verb = "would remove" if dry_run else "removed"
+    for line in kept.lines() if kept else []:
+        click.echo(line)
     for repo, d in report.manifests:
         click.echo(f"{verb} manifest {repo}@{d}")
     for repo, d in report.links:

@@ -10,7 +10,9 @@ Example::
         auth-file: /etc/ocikit/auth.json         # optional; default: the usual credential files
         retries: 2
         tag-ttl: 5m                        # re-check a tag upstream after this long
-    retention:
+    retention:                             # or a list of rules (applied by `ocikit registry gc` only)
+      schedule: 24h                        # also applied inside the server this often
+      rules:
       - repository: "team/*"
         keep-last: 10                      # the 10 most recently pushed tags
         keep-tags: ["^v[0-9]+$"]           # and every tag matching one of these
@@ -240,7 +242,15 @@ def parse_cache(doc: dict[str, Any]) -> CacheConfig:
         clash = [q for q in prefixes if q != p and q.startswith(p + "/")]
         if prefixes.count(p) > 1 or clash:
             raise UsageError(f"config: proxy: prefix {p!r} overlaps another proxy prefix")
-    cfg.retention = [_retention_rule(e, i) for i, e in enumerate(_entries(doc, "retention"))]
+    retention = doc.get("retention")
+    if isinstance(retention, dict):  # {schedule: 24h, rules: [...]}
+        _known(retention, "retention", {"schedule", "rules"})
+        if retention.get("schedule") is not None:
+            cfg.retention_interval = parse_duration(retention["schedule"], "retention.schedule") or None
+        retention = {"retention": retention.get("rules")}
+    else:
+        retention = doc
+    cfg.retention = [_retention_rule(e, i) for i, e in enumerate(_entries(retention, "retention"))]
     cfg.notifications = [_endpoint(e, i) for i, e in enumerate(_entries(doc, "notifications"))]
     cfg.sync = _entries(doc, "sync")
     return cfg
