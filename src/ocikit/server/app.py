@@ -20,7 +20,7 @@ from ..memtune import tune_malloc
 from . import blobs, catalog, manifests, referrers, tags, uploads
 from .auth import Authenticator, Need
 from .config import ServerConfig
-from .cache import install_cache
+from .cache import OBSERVER, cache_metrics, install_cache
 from .context import REGISTRY, Registry
 from .errors import error_response, simple_error
 from .metrics import Metrics
@@ -106,6 +106,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     finally:
         reg.metrics.in_flight -= 1
     resp.headers[API_HEADER[0]] = API_HEADER[1]
+    observer = request.app.get(OBSERVER)
+    if observer is not None and kind != "unknown":
+        observer(request, kind, route.name, route.reference, resp)
     reg.metrics.observe(kind, request.method, resp.status, time.perf_counter() - started)
     return resp
 
@@ -135,7 +138,8 @@ async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
         await reg.auth.authenticate(request.headers, _realm_url(request, reg), Need(None, None))
     except OcikitError as e:
         return error_response(e)
-    return web.Response(text=request.app[REGISTRY].metrics.render(), content_type="text/plain",
+    return web.Response(text=request.app[REGISTRY].metrics.render() + cache_metrics(request.app),
+                        content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})
 
 
