@@ -17,6 +17,7 @@ Example::
     limits: {manifest_size: 4194304, chunk_min_length: 0}
     manifests: {check_blobs: true, accept_sparse_index: false}
     log: {access: true}
+    ui: {enabled: true}        # the web UI under /ui/ (--no-ui turns it off)
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class ServerConfig:
     accept_sparse_index: bool = False
     access_log: bool = True
     shutdown_timeout: float = 30.0
+    ui: bool = True
+    """Serve the web UI under ``/ui/``."""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -111,7 +114,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     if not isinstance(doc, dict):
         raise UsageError("config: expected a mapping at the top level")
     cfg = ServerConfig()
-    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout"}
+    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout", "ui"}
     unknown = set(doc) - known
     if unknown:
         raise UsageError(f"config: unknown keys {sorted(unknown)}")
@@ -145,6 +148,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     cfg.check_blobs = bool(manifests.get("check_blobs", True))
     cfg.accept_sparse_index = bool(manifests.get("accept_sparse_index", False))
     cfg.access_log = bool((doc.get("log") or {}).get("access", True))
+    cfg.ui = bool((doc.get("ui") or {}).get("enabled", True))
     if "shutdown_timeout" in doc:
         cfg.shutdown_timeout = float(doc["shutdown_timeout"])
     return cfg
