@@ -21,7 +21,8 @@ from ..storage.registry import RegistryStorage, blob_key
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 GATHER = 32
-"""Storage reads a page runs at once (a remote driver answers them concurrently)."""
+"""Storage reads a page runs at once on a remote driver (a local one answers at once: one by one is
+cheaper than a task per read)."""
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -49,7 +50,10 @@ class LRU(Generic[K, V]):
 
 
 async def gather_limited(coros: Iterable[Awaitable[T]], limit: int = GATHER) -> list[T]:
-    """``asyncio.gather`` with at most ``limit`` awaitables running at once, results in order."""
+    """``asyncio.gather`` with at most ``limit`` awaitables running at once, results in order;
+    ``limit`` 1 awaits them one after the other."""
+    if limit <= 1:
+        return [await c for c in coros]
     sem = asyncio.Semaphore(limit)
 
     async def one(c: Awaitable[T]) -> T:
@@ -155,6 +159,11 @@ class Inventory:
         self._configs: LRU[Digest, ConfigView] = LRU(4096)
         self._summaries: LRU[Digest, ImageSummary] = LRU(16384)
         self._sizes: LRU[Digest, int] = LRU(262144)
+        self._views: LRU[tuple[str, Digest], ManifestView] = LRU(65536)
+        self.limit = 1 if storage.driver.local_path("blobs") is not None else GATHER
+
+    async def _all(self, coros: Iterable[Awaitable[T]]) -> list[T]:
+        return await gather_limited(coros, self.limit)
 
     # --- manifests and configs -----------------------------------------------------------
 
@@ -226,7 +235,7 @@ class Inventory:
             plats: list[str] = []
             created_all: list[str] = []
             size = len(view.raw)
-            children = await gather_limited(self.try_manifest(repo, c.digest) for c in m.manifests)
+            children = await self._all(self.try_manifest(repo, c.digest) for c in m.manifests)
             for desc, child in zip(m.manifests, children):
                 sub = await self.summary(repo, child, depth + 1) if child is not None and depth < 2 else None
                 if sub is None:
@@ -254,7 +263,7 @@ class Inventory:
             pushed = await self.storage.tag_modified(repo, tag)
             view = await self.try_manifest(repo, digest) if digest is not None else None
             return TagRow(tag, digest, await self.summary(repo, view) if view is not None else None, pushed)
-        return await gather_limited(row(t) for t in tags)
+        return await self._all(row(t) for t in tags)
 
     async def blob_bytes(self, digest: Digest) -> int:
         hit = self._sizes.get(digest)
@@ -267,22 +276,38 @@ class Inventory:
         """Every blob and manifest linked into ``repo``."""
         return set(await self.storage.list_layer_links(repo)) | set(await self.storage.list_manifests(repo))
 
-    async def repo_summary(self, repo: str) -> RepoSummary:
-        tags = await self.storage.list_tags(repo) or []
-        times = [t for t in await gather_limited(self.storage.tag_modified(repo, x) for x in tags) if t]
-        sizes = [await self.blob_bytes(d) for d in await self.linked(repo)]
-        return RepoSummary(repo, len(tags), sum(sizes), max(times) if times else None)
+    async def repo_size(self, repo: str) -> tuple[set[Digest], int]:
+        """The blobs and manifests linked into ``repo``, and their total size."""
+        linked = await self.linked(repo)
+        return linked, sum([await self.blob_bytes(d) for d in linked])
 
-    async def tags_by_digest(self, repo: str) -> dict[Digest, list[str]]:
+    async def repo_summary(self, repo: str, *, last_push: bool = True) -> RepoSummary:
         tags = await self.storage.list_tags(repo) or []
-        out: dict[Digest, list[str]] = {}
-        for tag, d in zip(tags, await gather_limited(self.storage.resolve_tag(repo, t) for t in tags)):
-            if d is not None:
-                out.setdefault(d, []).append(tag)
-        return out
+        times = [t for t in await self._all(self.storage.tag_modified(repo, x) for x in tags) if t] \
+            if last_push else []
+        return RepoSummary(repo, len(tags), (await self.repo_size(repo))[1], max(times) if times else None)
+
+    async def warm(self) -> None:
+        """Fill the digest caches for every repository (run in the background at start)."""
+        for repo in await self.storage.catalog():
+            await self.repo_size(repo)
+            digests = await self.storage.list_manifests(repo)
+            for i in range(0, len(digests), 64):
+                await asyncio.sleep(0)  # a local driver never suspends: let requests in between
+                for d in digests[i:i + 64]:
+                    await self._listed(repo, d)
+
+    async def _listed(self, repo: str, digest: Digest) -> ManifestView | None:
+        view = self._views.get((repo, digest))
+        if view is None:
+            view = await self.try_manifest(repo, digest)
+            if view is not None:
+                self._views.put((repo, digest), view)
+        return view
 
     async def manifests_of(self, repo: str) -> list[ManifestView]:
-        views = await gather_limited(self.try_manifest(repo, d) for d in await self.storage.list_manifests(repo))
+        """Every manifest of ``repo`` (a revision and its bytes never change while it is listed)."""
+        views = await self._all(self._listed(repo, d) for d in await self.storage.list_manifests(repo))
         return [v for v in views if v is not None]
 
     # --- across repositories -------------------------------------------------------------
@@ -325,7 +350,7 @@ class Inventory:
         if m is None:
             node.label = "unparseable"
         elif isinstance(m, ImageIndex):
-            children = await gather_limited(self.try_manifest(repo, c.digest) for c in m.manifests)
+            children = await self._all(self.try_manifest(repo, c.digest) for c in m.manifests)
             for desc, child in zip(m.manifests, children):
                 if child is None:
                     sub = GraphNode("missing", desc.media_type, str(desc.digest), desc.size, "not in this repository")

@@ -141,7 +141,7 @@ NAV = (("repositories", "/ui/", "Repositories"), ("blobs", "/ui/blobs", "Blobs")
 
 
 def page(title: str, body: Child, *, active: str = "", user: str | None = None, logout_csrf: str | None = None,
-         read_only: bool = False) -> Safe:
+         read_only: bool = False, refresh: int | None = None) -> Safe:
     """The whole document: header with navigation and the signed-in user, then ``body``."""
     nav = [el("a", label, href=href, class_="active" if key == active else None) for key, href, label in NAV]
     who: list[Child] = []
@@ -156,6 +156,7 @@ def page(title: str, body: Child, *, active: str = "", user: str | None = None, 
     head = el("head", el("meta", charset="utf-8"),
               el("meta", name="viewport", content="width=device-width, initial-scale=1"),
               el("title", f"{title} \u2014 ocikit"),
+              el("meta", http_equiv="refresh", content=str(refresh)) if refresh else None,
               el("link", rel="icon", href="/ui/static/favicon.svg", type="image/svg+xml"),
               el("link", rel="stylesheet", href="/ui/static/ui.css"),
               el("script", src="/ui/static/ui.js", defer=True))

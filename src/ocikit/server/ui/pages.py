@@ -142,15 +142,15 @@ def blobs_body(per_repo: Sequence[RepoSummary], total_unique: int, shared: Seque
     return frag(el("h1", "Blobs"), storage, shared_s, gc)
 
 
-def blob_body(digest: Digest, size: int, uses: Sequence[Use], tags: dict[tuple[str, Digest], list[str]]) -> Safe:
+def blob_body(digest: Digest, size: int, uses: Sequence[Use]) -> Safe:
     rows = [(el("a", u.repo, href=repo_url(u.repo)), digest_link(str(u.manifest), manifest_href(u.repo, u.manifest)),
-             ", ".join(tags.get((u.repo, u.manifest), [])) or "\u2014", u.role) for u in uses]
+             u.role) for u in uses]
     return frag(el("h1", "Blob"), el("p", el("code", str(digest))),
                 el("p", f"{human_size(size)} ({size} bytes); named by {len(uses)} manifest(s)"),
-                section("Used by", table(("repository", "manifest", "tags", "as"), rows)))
+                section("Used by", table(("repository", "manifest", "as"), rows)))
 
 
-def gc_body(report: GcReport, untagged: bool) -> Safe:
+def gc_body(report: GcReport, untagged: bool, computed: float, refreshing: bool) -> Safe:
     toggle = el("a", "preview without --untagged" if untagged else "preview with --untagged (manifests no tag reaches)",
                 href=url("/ui/gc", untagged="1" if not untagged else None))
     blobs = table(("blob",), [(el("code", str(d)),) for d in report.blobs[:200]]) if report.blobs else \
@@ -161,7 +161,8 @@ def gc_body(report: GcReport, untagged: bool) -> Safe:
         el("h1", "Garbage collection \u2014 dry run"),
         el("p", "What ", el("code", "ocikit registry gc --dry-run" + (" --untagged" if untagged else "")),
            " would remove now (content younger than the 1 h grace period is kept). Nothing is removed here."),
-        el("p", toggle),
+        el("p", f"Computed {when(computed)}" + ("; a newer run is under way." if refreshing else "."),
+           " ", toggle, class_="muted"),
         el("p", el("b", f"{human_size(report.bytes_freed)} in {len(report.blobs)} blobs"),
            f"; {len(report.manifests)} manifests, {len(report.links)} repository links, "
            f"{len(report.uploads)} stale upload sessions; {report.blobs_kept} blobs kept.", class_="summary"),
@@ -175,8 +176,7 @@ def annotations_list(annotations: Any) -> Safe:
               class_="annotations")
 
 
-def referrers_body(groups: dict[str, list[ManifestView]], repo: str | None,
-                   tags: dict[tuple[str, Digest], list[str]]) -> Safe:
+def referrers_body(groups: dict[str, list[ManifestView]], repo: str | None) -> Safe:
     parts: list[Child] = [el("h1", "Referrers" + (f" in {repo}" if repo else "")),
                           el("p", "Signatures, SBOMs and attestations: manifests whose ",
                              el("code", "subject"), " names another manifest, by artifact type.", class_="muted")]
@@ -188,10 +188,8 @@ def referrers_body(groups: dict[str, list[ManifestView]], repo: str | None,
             m = v.manifest
             assert m is not None and m.subject is not None
             subj = m.subject.digest
-            subj_tags = tags.get((v.repo, subj), [])
             rows.append((el("a", v.repo, href=repo_url(v.repo)), digest_link(str(v.digest), manifest_href(v.repo, v.digest)),
-                         frag(digest_link(str(subj), manifest_href(v.repo, subj)),
-                              f" ({', '.join(subj_tags)})" if subj_tags else ""),
+                         digest_link(str(subj), manifest_href(v.repo, subj)),
                          human_size(len(v.raw) + (m.config.size + sum(x.size for x in m.layers)
                                                    if isinstance(m, ImageManifest) else 0)),
                          annotations_list(m.annotations)))

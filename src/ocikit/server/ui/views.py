@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Awaitable, Callable
 from urllib.parse import urlencode
@@ -23,12 +24,14 @@ from ...errors import DigestInvalid, InvalidReference, NotFound, OcikitError
 from ...model import ImageIndex, ImageManifest
 from ...reference import validate_repository_name
 from ..auth import Principal
+from ..gc import GcReport
 from ..context import REGISTRY, Registry
 from ..routes import TAG_RE
+from ..storage.registry import RegistryStorage
 from . import session
 from .commands import registry_host
 from .graphsvg import render_svg
-from .inventory import Inventory, ManifestView
+from .inventory import Inventory, ManifestView, RepoSummary
 from .markup import Safe, page
 from .pages import (
     blob_body,
@@ -61,11 +64,39 @@ class PageNotFound(NotFound):
     """A page for something that does not exist, or that the viewer may not pull."""
 
 
+GC_FRESH_SECONDS = 60.0
+
+
+@dataclass
+class GcPreview:
+    """The latest gc dry run (kept a minute), and the task computing the next one."""
+
+    report: GcReport | None = None
+    finished: float = 0.0
+    error: str | None = None
+    task: asyncio.Task[None] | None = None
+
+    def start(self, storage: RegistryStorage, untagged: bool) -> None:
+        async def run() -> None:
+            from ..gc import collect_garbage
+            try:
+                self.report = await collect_garbage(storage, dry_run=True, untagged=untagged)
+                self.finished, self.error = time.time(), None
+            except Exception as e:  # noqa: BLE001 - shown on the page, logged
+                log.exception("gc dry run failed")
+                self.error = f"the dry run failed: {e}"
+            finally:
+                self.task = None
+        self.task = asyncio.get_running_loop().create_task(run())
+
+
 @dataclass
 class UiState:
     inventory: Inventory
     key: bytes
     static: dict[str, bytes]
+    gc: dict[bool, GcPreview] = field(default_factory=dict)
+    warming: asyncio.Task[None] | None = None
 
 
 UI = web.AppKey("ocikit_ui", UiState)
@@ -95,11 +126,12 @@ class Viewer:
 Handler = Callable[[web.Request, Viewer], Awaitable["Safe | tuple[str, Safe, str] | web.StreamResponse"]]
 
 
-def _html(title: str, body: Safe, viewer: Viewer | None, active: str = "", status: int = 200) -> web.Response:
+def _html(title: str, body: Safe, viewer: Viewer | None, active: str = "", status: int = 200,
+          refresh: int | None = None) -> web.Response:
     reg = viewer.reg if viewer else None
     doc = page(title, body, active=active, user=viewer.user if viewer else None,
                logout_csrf=viewer.csrf if viewer and viewer.user else None,
-               read_only=bool(reg and reg.config.read_only))
+               read_only=bool(reg and reg.config.read_only), refresh=refresh)
     return web.Response(text=doc, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
@@ -238,11 +270,7 @@ async def _referrers_page(request: web.Request, viewer: Viewer, repos: list[str]
         if want and atype != want:
             continue
         groups.setdefault(atype, []).append(v)
-    tags = {}
-    for r in {v.repo for vs in groups.values() for v in vs}:
-        for d, ts in (await inv.tags_by_digest(r)).items():
-            tags[(r, d)] = ts
-    return "Referrers", referrers_body(groups, repo, tags), "referrers"
+    return "Referrers", referrers_body(groups, repo), "referrers"
 
 
 async def referrers_all(request: web.Request, viewer: Viewer) -> tuple[str, Safe, str]:
@@ -252,10 +280,12 @@ async def referrers_all(request: web.Request, viewer: Viewer) -> tuple[str, Safe
 async def blobs(request: web.Request, viewer: Viewer) -> tuple[str, Safe, str]:
     inv = _inv(request)
     repos = await viewer.repos()
-    per_repo = [await inv.repo_summary(r) for r in repos]
+    per_repo = []
     every: set[Digest] = set()
     for r in repos:
-        every |= await inv.linked(r)
+        linked, size = await inv.repo_size(r)
+        every |= linked
+        per_repo.append(RepoSummary(r, len(await viewer.reg.storage.list_tags(r) or []), size, None))
     total = sum([await inv.blob_bytes(d) for d in every])
     shared = []
     for d, uses in (await inv.usage(repos)).items():
@@ -273,22 +303,27 @@ async def blob(request: web.Request, viewer: Viewer) -> tuple[str, Safe, str]:
     uses = (await inv.usage(repos)).get(digest, [])
     if not uses:
         raise PageNotFound(f"no blob {digest} in a repository you may pull")
-    tags: dict[tuple[str, Digest], list[str]] = {}
-    for r in {u.repo for u in uses}:
-        for d, ts in (await inv.tags_by_digest(r)).items():
-            tags[(r, d)] = ts
-    return "Blob", blob_body(digest, await inv.blob_bytes(digest), uses, tags), "blobs"
+    return "Blob", blob_body(digest, await inv.blob_bytes(digest), uses), "blobs"
 
 
-async def gc_preview(request: web.Request, viewer: Viewer) -> tuple[str, Safe, str]:
-    from ..gc import collect_garbage
-
+async def gc_preview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """The dry run runs in the background (it walks the whole storage); the page shows its latest result."""
     storage = viewer.reg.storage
     if set(await viewer.repos()) != set(await storage.catalog()):
         raise PageNotFound("the gc preview needs pull access to every repository")
     untagged = request.query.get("untagged") == "1"
-    report = await collect_garbage(storage, dry_run=True, untagged=untagged)
-    return "Garbage collection", gc_body(report, untagged), "blobs"
+    previews = request.app[UI].gc
+    entry = previews.get(untagged)
+    if entry is None:
+        entry = previews[untagged] = GcPreview()
+    if entry.task is None and (entry.report is None or time.time() - entry.finished > GC_FRESH_SECONDS):
+        entry.start(storage, untagged)
+    if entry.report is None:
+        return _html("Garbage collection", message_body("Garbage collection", entry.error or
+                     "Computing the dry run\u2026 this page reloads by itself."), viewer, "blobs",
+                     refresh=None if entry.error else 1)
+    return _html("Garbage collection", gc_body(entry.report, untagged, entry.finished, entry.task is not None),
+                 viewer, "blobs")
 
 
 def _parse_image(text: str) -> tuple[str, str | Digest]:
@@ -406,6 +441,15 @@ def setup_ui(app: web.Application, registry: Registry) -> None:
     files = resources.files("ocikit.server.ui") / "static"
     app[UI] = UiState(Inventory(registry.storage), session.session_key(registry.auth.secret),
                       {n: (files / n).read_bytes() for n in STATIC_TYPES})
+    async def warm(app: web.Application) -> None:
+        state = app[UI]
+        state.warming = asyncio.get_running_loop().create_task(state.inventory.warm())
+
+    async def stop_warming(app: web.Application) -> None:
+        if app[UI].warming is not None:
+            app[UI].warming.cancel()
+    app.on_startup.append(warm)
+    app.on_cleanup.append(stop_warming)
     r = app.router
     r.add_get("/", to_ui)
     r.add_get("/ui", to_ui)
