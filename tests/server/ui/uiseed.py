@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ocikit import mediatypes as mt
@@ -104,7 +105,9 @@ async def seed_all(root: str, *, tags: int = 2000, distinct: int = 40) -> dict[s
 
 
 def seed(root: str, **kw: Any) -> dict[str, Any]:
-    return asyncio.run(seed_all(root, **kw))
+    """``seed_all`` in a thread of its own (playwright's sync API keeps an event loop in this one)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, seed_all(root, **kw)).result()
 
 
 def dump(info: dict[str, Any]) -> str:
