@@ -65,11 +65,12 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
         if seed_sample:
             tags = seeded
             click.echo(f"seeded {host}/{SAMPLE_REPOSITORY} with tags {', '.join(tags)}")
+        if cfg.ui:
+            click.echo(f"web UI: {'https' if cfg.tls_cert else 'http'}://{host}/ui/")
+        if seed_sample:
             click.echo("try:")
             for c in try_commands(host, bool(cfg.tls_cert)):
                 click.echo(f"  {c}")
-        if cfg.ui:
-            click.echo(f"web UI: {'https' if cfg.tls_cert else 'http'}://{host}/ui/")
         click.echo(f"ocikit serve: listening on {'https' if cfg.tls_cert else 'http'}://{host} (root {cfg.root})",
                    err=True)
         sys.stdout.flush()

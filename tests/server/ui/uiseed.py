@@ -8,7 +8,6 @@ whose bytes are written under the storage keys on purpose, as a corrupted or for
 from __future__ import annotations
 
 import asyncio
-import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -108,7 +107,3 @@ def seed(root: str, **kw: Any) -> dict[str, Any]:
     """``seed_all`` in a thread of its own (playwright's sync API keeps an event loop in this one)."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, seed_all(root, **kw)).result()
-
-
-def dump(info: dict[str, Any]) -> str:
-    return json.dumps(info, default=str)

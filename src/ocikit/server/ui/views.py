@@ -249,8 +249,11 @@ async def _image_page(request: web.Request, viewer: Viewer, name: str, ref: str)
     summary = await inv.summary(name, view) if m is not None else None
     graph = None
     if m is not None:
-        graph = render_svg(await inv.graph(name, view, lambda kind, d: manifest_href(name, d) if kind == "manifest"
-                                           else blob_href(d)))
+        root = await inv.graph(name, view, lambda kind, d: manifest_href(name, d) if kind == "manifest"
+                               else blob_href(d))
+        if ":" not in ref:
+            root.label = root.label or ref  # the tag the page was opened by
+        graph = render_svg(root)
     cfg = await inv.config(name, m.config) if isinstance(m, ImageManifest) else None
     referrers = await inv.referrers(name, view.digest)
     host, tls = _host(request, viewer)
