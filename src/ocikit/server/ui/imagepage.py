@@ -29,7 +29,8 @@ def _show(value: Any) -> str:
 def raw_block(raw: bytes, digest: Digest, what: str) -> Safe:
     """The exact bytes, and the digest they hash to (compared with the stored one)."""
     actual = Digest.of(raw, digest.algorithm)
-    note = el("p", f"{digest.algorithm} of these {len(raw)} bytes: ", el("code", str(actual), class_="rawdigest"),
+    note = el("p", f"The digest is the {digest.algorithm} of exactly these bytes (re-encoding them would change it). "
+                   f"{digest.algorithm} of these {len(raw)} bytes: ", el("code", str(actual), class_="rawdigest"),
               " \u2014 matches" if actual == digest else el("b", " \u2014 does NOT match the stored digest"),
               class_="muted")
     return el("div", note, el("pre", raw.decode("utf-8", errors="replace"), class_="raw"), class_="rawwrap",
@@ -57,7 +58,9 @@ def config_section(cfg: ConfigView) -> Safe:
     hist_rows = [(i, _show(h.get("created")), el("code", _show(h.get("created_by")), class_="wrap"),
                   "yes" if h.get("empty_layer") else "", _show(h.get("comment")) if h.get("comment") else "")
                  for i, h in enumerate(history) if isinstance(h, dict)]
-    return frag(section("Config", dl(items), el("details", el("summary", "raw config"),
+    note = el("p", "The image ID is the sha256 of the config's bytes. The config says how to run the image and "
+                   "lists the diff_id of each layer (the sha256 of its uncompressed tar).", class_="muted")
+    return frag(section("Config", note, dl(items), el("details", el("summary", "raw config"),
                                                 raw_block(cfg.raw or b"", cfg.digest, "config")), ident="config"),
                 section("History", table(("#", "created", "created by", "empty layer", "comment"), hist_rows)
                         if hist_rows else el("p", "No history.", class_="empty"), ident="history"))
@@ -114,14 +117,19 @@ def image_body(repo: str, ref: str, view: ManifestView, summary: ImageSummary | 
         rows = [(str(d.platform) if d.platform else (d.artifact_type or "\u2014"),
                  digest_link(str(d.digest), manifest_href(repo, d.digest)), short_type(d.media_type),
                  human_size(d.size), annotations_list(d.annotations)) for d in m.manifests]
-        parts.append(section("Manifests", table(("platform", "manifest", "media type", "size", "annotations"), rows),
+        parts.append(section("Manifests", el("p", "An index (a \u201cfat manifest\u201d) names one manifest per "
+                                                  "platform; a client pulls the one that matches its own.",
+                                                  class_="muted"),
+                             table(("platform", "manifest", "media type", "size", "annotations"), rows),
                              ident="children"))
     elif isinstance(m, ImageManifest):
         diff_ids = list(((cfg.doc or {}).get("rootfs") or {}).get("diff_ids") or []) if cfg else []
         rows = [(i, digest_link(str(x.digest), blob_href(x.digest)), short_type(x.media_type), human_size(x.size),
                  el("code", short_digest(diff_ids[i]), title=diff_ids[i]) if i < len(diff_ids) else "\u2014")
                 for i, x in enumerate(m.layers)]
-        parts.append(section("Layers", table(("#", "blob", "media type", "size", "diff_id (of the tar)"), rows)
+        parts.append(section("Layers", el("p", "Applied bottom (0) to top. The blob digest is of the bytes as stored "
+                                               "(usually gzip); the diff_id of the tar inside.", class_="muted"),
+                             table(("#", "blob", "media type", "size", "diff_id (of the tar)"), rows)
                              if rows else el("p", "No layers.", class_="empty"), ident="layers"))
         if cfg is not None:
             parts.append(config_section(cfg))
@@ -168,13 +176,16 @@ def compare_body(a: str, b: str, platform: str, sides: Sequence[tuple[ManifestVi
                                         el("th", "B: ", heads[1]))), el("tbody", rows), class_="side")
     summary = el("p", el("b", f"{layers.shared} of {len(layers.a)} layers of A are in B"),
                  f"; the bottom {layers.common_prefix} layers are the same stack.", class_="summary")
+    lesson = el("p", "Layers match by diff_id (the same tar, whatever its compression). Images built on the same "
+                     "base share its layers: the registry stores them once, and a pull fetches only what it lacks.",
+                class_="muted")
     da, db = (ca.doc or {}), (cb.doc or {})
     ctable = table(("field", "A", "B"), [(el("code", ch.field), el("code", _show(ch.a)), el("code", _show(ch.b)))
                                         for ch in changes]) if changes else el("p", "The configs match.", class_="empty")
     same_rows = [(el("code", k), el("code", _show((da.get("config") or {}).get(k))))
                  for k in CONFIG_FIELDS if (da.get("config") or {}).get(k) == (db.get("config") or {}).get(k)
                  and (da.get("config") or {}).get(k) is not None]
-    return frag(el("h1", "Compare"), compare_form(a, b, platform), summary,
+    return frag(el("h1", "Compare"), compare_form(a, b, platform), summary, lesson,
                 section("Layers", ltable, ident="layers"),
                 section("Config fields that differ", ctable, ident="config-diff"),
                 section("Config fields that are the same", table(("field", "value"), same_rows)

@@ -77,7 +77,8 @@ def _commands(host: str, repo: str, ref: str, index: bool, tls: bool, ident: str
 
 def pull_block(host: str, repo: str, tag: str | None, digest: Digest, index: bool, tls: bool, ident: str) -> Safe:
     """Copy buttons for the pull commands, by tag (when there is one) and by digest."""
-    parts: list[Child] = []
+    parts: list[Child] = [el("p", "A tag can be moved to another image; a digest always names these exact bytes.",
+                             class_="muted")]
     if tag is not None:
         parts += [el("h4", "by tag"), _commands(host, repo, tag, index, tls, f"{ident}-t")]
     parts += [el("h4", "by digest"), _commands(host, repo, str(digest), index, tls, f"{ident}-d")]
@@ -85,7 +86,7 @@ def pull_block(host: str, repo: str, tag: str | None, digest: Digest, index: boo
 
 
 def repo_body(name: str, rows: Sequence[TagRow], *, total: int, page: int, pages: int, q: str, per: int,
-              host: str, tls: bool, referrer_count: int | None = None) -> Safe:
+              host: str, tls: bool) -> Safe:
     search = el("form", el("input", type="search", name="q", value=q, placeholder="filter tags"),
                 el("input", type="hidden", name="n", value=per), el("button", "filter", type="submit"),
                 method="get", action=repo_url(name), class_="search")
@@ -110,8 +111,7 @@ def repo_body(name: str, rows: Sequence[TagRow], *, total: int, page: int, pages
     first = (page - 1) * per
     count = el("p", f"{total} tags" + (f" matching \u201c{q}\u201d" if q else "") +
                (f"; showing {first + 1}\u2013{first + len(rows)}" if rows else ""), class_="muted")
-    links = el("p", el("a", "referrers in this repository", href=repo_url(name, "referrers")),
-               f" ({referrer_count})" if referrer_count is not None else "", " \u00b7 ",
+    links = el("p", el("a", "referrers in this repository", href=repo_url(name, "referrers")), " \u00b7 ",
                el("a", "compare two tags", href=url("/ui/compare", a=f"{name}:{rows[0].tag}" if rows else None,
                                                   b=f"{name}:{rows[1].tag}" if len(rows) > 1 else None)))
     return frag(el("h1", name), links, search, count, _pager(name, page, pages, q, per), tbl,
