@@ -135,6 +135,11 @@ def _html(title: str, body: Safe, viewer: Viewer | None, active: str = "", statu
     return web.Response(text=doc, status=status, content_type="text/html", charset="utf-8", headers=HEADERS)
 
 
+def _redirect(location: str, status: int = 303) -> web.Response:
+    """A redirect as a plain response (so cookies can be set on it)."""
+    return web.Response(status=status, headers={**HEADERS, "Location": location})
+
+
 def _viewer(request: web.Request) -> Viewer | None:
     reg = request.app[REGISTRY]
     if reg.auth.mode == "none":
@@ -150,8 +155,7 @@ def _page(fn: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]
         started = time.perf_counter()
         viewer = _viewer(request)
         if viewer is None:
-            resp: web.StreamResponse = web.HTTPSeeOther("/ui/login?" + urlencode({"next": request.path_qs}),
-                                                         headers=HEADERS)
+            resp: web.StreamResponse = _redirect("/ui/login?" + urlencode({"next": request.path_qs}))
         else:
             try:
                 out = await fn(request, viewer)
@@ -409,7 +413,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     if not user or not await reg.auth.check_password(user, password):
         return _login_form(request, "Invalid user name or password.", 401)
     cookie, _ = session.issue(request.app[UI].key, user)
-    resp = web.HTTPSeeOther(session.safe_next(str(form.get("next", ""))), headers=HEADERS)
+    resp = _redirect(session.safe_next(str(form.get("next", ""))))
     resp.set_cookie(session.SESSION_COOKIE, cookie, max_age=session.SESSION_SECONDS,
                     **_cookie_args(request))  # type: ignore[arg-type]
     resp.del_cookie(session.LOGIN_COOKIE, path="/ui/")
@@ -419,7 +423,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     s = session.read(request.app[UI].key, request.cookies.get(session.SESSION_COOKIE))
-    resp = web.HTTPSeeOther("/ui/login", headers=HEADERS)
+    resp = _redirect("/ui/login")
     if s is not None and session.same_token(s.csrf, str(form.get("csrf", ""))) and \
             session.origin_ok(request.headers.get("Origin"), request.scheme, request.host):
         resp.del_cookie(session.SESSION_COOKIE, path="/ui/")
