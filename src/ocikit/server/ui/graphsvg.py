@@ -71,12 +71,14 @@ def _edge(parent: Placed, child: Placed) -> Safe:
 def _node(p: Placed) -> Safe:
     n = p.node
     title = f"{n.kind}: {n.media_type}\n{n.digest}\n{n.size if n.size is not None else '?'} bytes"
-    head = n.kind if not n.label or n.label == n.kind else f"{n.kind} \u00b7 {n.label}"
+    label = short_type(n.label) if n.kind == "referrer" else n.label
+    head = n.kind if not label or label == n.kind else f"{n.kind} \u00b7 {label}"
+    head = head if len(head) <= 44 else head[:43] + "\u2026"
     body = frag(
         el("title", title),
         el("rect", x=p.x, y=p.y, width=NODE_W, height=NODE_H, rx=6, class_=f"node {n.kind}"),
-        el("text", head[:46], x=p.x + 10, y=p.y + 17, class_="head"),
-        el("text", short_type(n.media_type)[:52], x=p.x + 10, y=p.y + 34, class_="mtype"),
+        el("text", head, x=p.x + 10, y=p.y + 17, class_="head"),
+        el("text", short_type(n.media_type)[:50], x=p.x + 10, y=p.y + 34, class_="mtype"),
         el("text", f"{short_digest(n.digest)}  {human_size(n.size)}", x=p.x + 10, y=p.y + 50, class_="dig"),
     )
     return el("a", body, href=n.href, class_="gnode") if n.href else el("g", body, class_="gnode")
