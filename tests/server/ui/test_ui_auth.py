@@ -24,7 +24,7 @@ from ocikit.server.storage.store import RepositoryStore
 from ocikit.testing.images import write_image_async
 
 from servers import RunningServer, start_ocikit_serve
-from conftest import Tab, open_tab
+from uibrowser import Tab, open_tab
 
 USERS = {"alice": "wonderland", "bob": "builder"}
 

@@ -17,7 +17,7 @@ import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
 from servers import RunningServer, start_ocikit_serve
-from conftest import Tab, open_tab
+from uibrowser import Tab, open_tab
 from uiseed import SBOM_TYPE, SIGNATURE_TYPE, XSS, seed
 
 
