@@ -2,16 +2,19 @@
 
 Manifests, configs and blob sizes are content-addressed and never change, so what is derived
 from them (a parsed manifest, a config, an image's platforms/size/created) is cached by digest.
-Tags, links and referrer entries do change and are read on every request; a page asks only
-for what it shows (one page of tags, not every tag's manifest).
+Tags, links and referrer entries do change: a page of tags, a manifest and its referrers are
+read on every request; the aggregates over a whole repository (its size and last push, which
+manifests use each blob) walk every link and tag, so they are reused for ``RECENT_SECONDS``.
+A page asks only for what it shows (one page of tags, not every tag's manifest).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Generic, Hashable, Iterable, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Hashable, Iterable, TypeVar
 
 from ... import mediatypes as mt
 from ...digest import Digest
@@ -23,6 +26,9 @@ MAX_CONFIG_BYTES = 4 * 1024 * 1024
 GATHER = 32
 """Storage reads a page runs at once on a remote driver (a local one answers at once: one by one is
 cheaper than a task per read)."""
+
+RECENT_SECONDS = 10.0
+"""How long a repository-wide aggregate (size, last push, blob usage) is reused."""
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -161,6 +167,19 @@ class Inventory:
         self._sizes: LRU[Digest, int] = LRU(262144)
         self._views: LRU[tuple[str, Digest], ManifestView] = LRU(65536)
         self.limit = 1 if storage.driver.local_path("blobs") is not None else GATHER
+        self._recent: dict[Hashable, tuple[float, Any]] = {}
+
+    async def _reuse(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
+        """``compute()``, or its result from less than ``RECENT_SECONDS`` ago."""
+        now = time.monotonic()
+        hit = self._recent.get(key)
+        if hit is not None and now - hit[0] < RECENT_SECONDS:
+            return hit[1]  # type: ignore[no-any-return]
+        value = await compute()
+        if len(self._recent) > 4096:
+            self._recent = {k: v for k, v in self._recent.items() if now - v[0] < RECENT_SECONDS}
+        self._recent[key] = (now, value)
+        return value
 
     async def _all(self, coros: Iterable[Awaitable[T]]) -> list[T]:
         return await gather_limited(coros, self.limit)
@@ -277,15 +296,19 @@ class Inventory:
         return set(await self.storage.list_layer_links(repo)) | set(await self.storage.list_manifests(repo))
 
     async def repo_size(self, repo: str) -> tuple[set[Digest], int]:
-        """The blobs and manifests linked into ``repo``, and their total size."""
-        linked = await self.linked(repo)
-        return linked, sum([await self.blob_bytes(d) for d in linked])
+        """The blobs and manifests linked into ``repo``, and their total size (reused briefly)."""
+        async def compute() -> tuple[set[Digest], int]:
+            linked = await self.linked(repo)
+            return linked, sum([await self.blob_bytes(d) for d in linked])
+        return await self._reuse(("size", repo), compute)
 
-    async def repo_summary(self, repo: str, *, last_push: bool = True) -> RepoSummary:
-        tags = await self.storage.list_tags(repo) or []
-        times = [t for t in await self._all(self.storage.tag_modified(repo, x) for x in tags) if t] \
-            if last_push else []
-        return RepoSummary(repo, len(tags), (await self.repo_size(repo))[1], max(times) if times else None)
+    async def repo_summary(self, repo: str) -> RepoSummary:
+        """Tag count, size and last push of ``repo`` (reused briefly)."""
+        async def compute() -> RepoSummary:
+            tags = await self.storage.list_tags(repo) or []
+            times = [t for t in await self._all(self.storage.tag_modified(repo, x) for x in tags) if t]
+            return RepoSummary(repo, len(tags), (await self.repo_size(repo))[1], max(times) if times else None)
+        return await self._reuse(("summary", repo), compute)
 
     async def warm(self) -> None:
         """Fill the digest caches for every repository (run in the background at start)."""
@@ -313,7 +336,11 @@ class Inventory:
     # --- across repositories -------------------------------------------------------------
 
     async def usage(self, repos: Iterable[str]) -> dict[Digest, list[Use]]:
-        """Which manifests name each blob (configs, layers) or child manifest."""
+        """Which manifests name each blob (configs, layers) or child manifest (reused briefly)."""
+        names = tuple(repos)
+        return await self._reuse(("usage", names), lambda: self._usage(names))
+
+    async def _usage(self, repos: Iterable[str]) -> dict[Digest, list[Use]]:
         out: dict[Digest, list[Use]] = {}
         for repo in repos:
             for v in await self.manifests_of(repo):

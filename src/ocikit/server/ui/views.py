@@ -31,7 +31,7 @@ from ..storage.registry import RegistryStorage
 from . import session
 from .commands import registry_host
 from .graphsvg import render_svg
-from .inventory import Inventory, ManifestView, RepoSummary
+from .inventory import Inventory, ManifestView
 from .markup import Safe, page
 from .pages import (
     blob_body,
@@ -290,9 +290,8 @@ async def blobs(request: web.Request, viewer: Viewer) -> tuple[str, Safe, str]:
     per_repo = []
     every: set[Digest] = set()
     for r in repos:
-        linked, size = await inv.repo_size(r)
-        every |= linked
-        per_repo.append(RepoSummary(r, len(await viewer.reg.storage.list_tags(r) or []), size, None))
+        every |= (await inv.repo_size(r))[0]
+        per_repo.append(await inv.repo_summary(r))
     total = sum([await inv.blob_bytes(d) for d in every])
     shared = []
     for d, uses in (await inv.usage(repos)).items():
