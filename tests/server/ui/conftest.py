@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from servers import require
-from uibrowser import CHROMIUM_ARGS
+from helpers.browser import CHROMIUM_ARGS
+from helpers.peers import require
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from typing import Any, Iterator
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
-from servers import RunningServer, start_ocikit_serve
-from uibrowser import Tab, open_tab
-from uiseed import SBOM_TYPE, SIGNATURE_TYPE, XSS, seed
+from helpers.browser import Tab, open_tab
+from helpers.servers import RunningServer, start_ocikit_serve
+from helpers.uicontent import SBOM_TYPE, SIGNATURE_TYPE, XSS, seed
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,8 @@ from ocikit.server.storage.registry import RegistryStorage
 from ocikit.server.storage.store import RepositoryStore
 from ocikit.testing.images import write_image_async
 
-from servers import RunningServer, start_ocikit_serve
-from uibrowser import Tab, open_tab
+from helpers.browser import Tab, open_tab
+from helpers.servers import RunningServer, start_ocikit_serve
 
 USERS = {"alice": "wonderland", "bob": "builder"}
 
