@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ocikit.server.ui.markup import Safe, el, esc, human_size, repo_url, url
 
 PROBE = '<script>alert(1)</script>"onerror="x\' &amp;'
@@ -23,3 +28,26 @@ def test_urls_quote_every_component():
     assert repo_url("a", "m", "x/../y?z") == "/ui/r/a/-/m/x%2F..%2Fy%3Fz"
     assert url("/ui/", q="a b&c", page=None) == "/ui/?q=a+b%26c"
     assert human_size(0) == "0 B" and human_size(1536) == "1.5 KiB" and human_size(None) == "?"
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, attrs))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+@given(st.text(), st.text())
+def test_any_text_comes_back_as_text(text, attr):
+    """Whatever a user pushed or typed, a browser's parser sees one element with that text and attribute."""
+    p = _Collect()
+    p.feed(el("td", text, title=attr))
+    p.close()
+    assert p.tags == [("td", [("title", attr)])]
+    assert "".join(p.text) == text
