@@ -124,7 +124,7 @@ def umoci_unpack(layout: str, tag: str, dest: str) -> str:
 
 def ocikit_unpack(ocikit, image: str, dest: str) -> str:
     """``ocikit unpack`` an image (skipped while the unpack command is not there); returns ``dest``."""
-    pytest.importorskip("ocikit.layers.unpack")
+    pytest.importorskip("ocikit.layers.unpacker")
     ocikit("unpack", image, dest)
     return dest
 
