@@ -1,5 +1,6 @@
 # make run  — create .venv, install ocikit, serve a seeded sample registry on 127.0.0.1:5000
 # make test — install dev dependencies and the peer tools (Debian), run the whole suite
+# make fuzz — the hypothesis fuzz tests (marker `fuzz`) with many more examples
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 PYTEST_ARGS ?=
 
-.PHONY: run test venv dev peers bench clean
+.PHONY: run test fuzz venv dev peers bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ run: venv
 
 test: dev peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+fuzz: dev
+	$(BIN)/python -m pytest -m fuzz --hypothesis-profile=fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .ocikit-demo .pytest_cache

@@ -19,6 +19,11 @@ from servers import RunningServer, docker_registry, require  # noqa: F401  (re-e
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
 
+# `make fuzz` runs the tests marked `fuzz` with `--hypothesis-profile=fuzz`: many more examples.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("fuzz", max_examples=20_000, deadline=None)
+
 @pytest.fixture
 def layout(tmp_path) -> OCILayout:
     """An empty OCI layout in tmp_path."""

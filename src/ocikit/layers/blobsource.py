@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     import asyncio
 
 
+CLOSE_TIMEOUT = 30.0
+"""Seconds a reader that stops early waits for the Store's stream to close on its loop."""
+
+
 def file_source(path: str) -> Callable[[], Iterator[bytes]]:
+    """The chunks of a file: a short first read (see :data:`~.decompress.FIRST_OUT_CHUNK`), then
+    :data:`~.decompress.READ_CHUNK` at a time."""
     def gen() -> Iterator[bytes]:
         with open(path, "rb", buffering=0) as f:
             n = FIRST_OUT_CHUNK      # a short first read, as for the first output (see there)
@@ -32,7 +38,14 @@ def file_source(path: str) -> Callable[[], Iterator[bytes]]:
 
 
 def store_source(store: Store, desc: Descriptor, opts: Options,
-                  loop: asyncio.AbstractEventLoop | None) -> Callable[[], Iterator[bytes]]:
+                 loop: asyncio.AbstractEventLoop | None) -> Callable[[], Iterator[bytes]]:
+    """The chunks of ``store.blob_chunks(desc)``, driven on ``loop`` (the running loop that owns the
+    store, from another thread) or, without one, on a private loop of the reading thread.
+
+    However the reading ends (the end of the blob, an error, a reader closed early), the async
+    stream is closed on its loop before the reading thread goes on, so its connection is released
+    while that loop still runs: left to the garbage collector, it would be closed after the
+    loop, with "Event loop is closed" errors printed at exit."""
     def gen() -> Iterator[bytes]:
         import asyncio
 
@@ -46,7 +59,12 @@ def store_source(store: Store, desc: Descriptor, opts: Options,
                     except StopAsyncIteration:
                         return
             finally:
-                asyncio.run_coroutine_threadsafe(agen.aclose(), loop)  # type: ignore[attr-defined]
+                if not loop.is_closed():
+                    try:
+                        asyncio.run_coroutine_threadsafe(agen.aclose(), loop).result(  # type: ignore[attr-defined]
+                            CLOSE_TIMEOUT)
+                    except Exception:  # noqa: BLE001 - closing is best effort; the read's outcome stands
+                        pass
         else:
             own = asyncio.new_event_loop()
             try:
@@ -61,4 +79,4 @@ def store_source(store: Store, desc: Descriptor, opts: Options,
     return gen
 
 
-__all__ = ["file_source", "store_source"]
+__all__ = ["CLOSE_TIMEOUT", "file_source", "store_source"]

@@ -103,10 +103,10 @@ class TarMember:
 def octal(field_: bytes, what: str, offset: int) -> int:
     """A numeric field the quick ``int(field, 8)`` could not read: GNU base-256, or octal with
     junk around it (refused)."""
-    if field_ and field_[0] & 0x80:        # GNU base-256
+    if field_ and field_[0] & 0x80:        # GNU base-256, as tarfile and GNU tar read it
         n = int.from_bytes(field_[1:], "big")
-        if field_[0] & 0x40:               # negative
-            n -= 1 << (8 * (len(field_) - 1) + 6)
+        if field_[0] == 0xFF:              # negative: two's complement
+            n -= 1 << (8 * (len(field_) - 1))
         return n
     s = field_.split(b"\0", 1)[0].strip(b" ")
     if not s:
