@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..errors import LayerInvalid
 from .dirmeta import DirMeta, apply_all
@@ -483,30 +483,7 @@ class Unpacker:
                 return
         target = Whiteout(resolved, wh.opaque)
 
-        def exists(p: str) -> bool:
-            pp, _, b = p.rpartition("/")
-            fd = sr.open_resolved(pp)
-            if fd is None:
-                return False
-            try:
-                os.stat(b, dir_fd=fd, follow_symlinks=False) if b else None
-                return True
-            except FileNotFoundError:
-                return False
-            finally:
-                os.close(fd)
-
-        def list_children(p: str) -> Iterable[tuple[str, bool]]:
-            fd = sr.open_resolved(p)
-            if fd is None:
-                return []
-            try:
-                with os.scandir(fd) as it:
-                    return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-            finally:
-                os.close(fd)
-
-        doomed = plan_removal(target, self._upper, list_children, exists)
+        doomed = plan_removal(target, self._upper, sr.children, sr.exists)
         if not doomed:
             return
         if not wh.opaque and resolved == "":
