@@ -33,7 +33,7 @@ test: dev peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fuzz: dev
-	$(BIN)/python -m pytest -m fuzz --hypothesis-profile=fuzz $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m fuzz --hypothesis-profile=fuzz --timeout=0 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .ocikit-demo .pytest_cache

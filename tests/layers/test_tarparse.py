@@ -77,6 +77,9 @@ def test_pax_time_forms() -> None:
     assert pax_time_ns(b"1.5", "t") == 1_500_000_000
     assert pax_time_ns(b"-0.000000001", "t") == -1
     assert pax_time_ns(b" 7 ", "t") == 7_000_000_000
+    assert pax_time_ns(b"-9223372036854775808", "t") == -(1 << 63) * 10**9
+    with pytest.raises(LayerInvalid, match="out of range"):   # its whole seconds are one more
+        pax_time_ns(b"-9223372036854775808.5", "t")
     for bad in (b"", b"-", b"1.2.3", b"x", b"1e3", b"\xff"):
         with pytest.raises(LayerInvalid):
             pax_time_ns(bad, "t")

@@ -219,10 +219,11 @@ def pax_time_ns(v: bytes, what: str, offset: int = 0) -> int:
         raise LayerInvalid(f"{what}: bad PAX time {s[:40]!r} at offset {offset}")
     if len(whole) > 20:
         raise LayerInvalid(f"{what}: PAX time {s[:40]!r} out of range at offset {offset}")
-    seconds = int(whole or "0")
-    check_time(-seconds if neg else seconds, what, offset)
-    ns = seconds * 1_000_000_000 + int((frac + "000000000")[:9])
-    return -ns if neg else ns
+    ns = int(whole or "0") * 1_000_000_000 + int((frac + "000000000")[:9])
+    if neg:
+        ns = -ns
+    check_time(ns // 1_000_000_000, what, offset)     # the whole seconds a timespec would hold
+    return ns
 
 
 def _name(v: bytes, key: str, what: str, offset: int) -> str:
