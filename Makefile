@@ -1,6 +1,5 @@
 # make run  — create .venv, install ocikit, serve a seeded sample registry on 127.0.0.1:5000
 # make test — install dev dependencies and the peer tools (Debian), run the whole suite
-# make fuzz — the hypothesis fuzz tests (marker `fuzz`) with many more examples
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -33,7 +32,7 @@ test: dev peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fuzz: dev
-	$(BIN)/python -m pytest -m fuzz --hypothesis-profile=fuzz --timeout=0 $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz -p no:cacheprovider --timeout=0 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .ocikit-demo .pytest_cache

@@ -18,8 +18,8 @@ from ocikit.layers import DEFAULT_LIMITS, LayerLimits, open_layer_chunks
 from ocikit.layers.limits import GiB, MiB
 from ocikit.ops.unpack import MARKER, UnpackOptions, unpack
 
-from tar_blocks import END, header
-from test_unpack_support import F, image_from_tars, tar_bytes
+from helpers.hostile_layers import END, header
+from helpers.layers import F, image_from_tars, tar_bytes
 
 PIECE = 64 * MiB
 

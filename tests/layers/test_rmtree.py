@@ -9,8 +9,8 @@ import pytest
 
 from ocikit.layers.rmtree import remove_at, remove_tree
 
-from test_unpack_cleanup import deep_chain
-from test_unpack_support import snapshot
+from helpers.hostile_layers import deep_chain
+from helpers.layers import snapshot
 
 
 def test_a_tree_deeper_than_the_recursion_limit(tmp_path) -> None:

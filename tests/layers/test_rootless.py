@@ -14,8 +14,8 @@ from ocikit.errors import LayerInvalid
 from ocikit.layers.rootless import NOOP_ID, ROOTLESS_XATTR, parse_rootless_payload, rootless_payload
 from ocikit.ops.unpack import UnpackOptions, unpack
 
-from tar_blocks import END, base256, pax, regular
-from test_unpack_support import image_from_tars
+from helpers.hostile_layers import END, base256, pax, regular
+from helpers.layers import image_from_tars
 
 
 @pytest.mark.parametrize("uid,gid", [(0, 0), (1000, 1000), (0, 5), (NOOP_ID - 1, 1), (1, 0)])
