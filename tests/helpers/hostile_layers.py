@@ -12,6 +12,8 @@ import os
 
 from ocikit.layers import LayerLimits, TarMember, open_layer_chunks
 
+from helpers.layers import snapshot
+
 
 def octal(n: int, width: int) -> bytes:
     return b"%0*o\0" % (width - 1, n)
@@ -97,3 +99,12 @@ def deep_chain(top: str, depth: int) -> None:
         os.close(os.open("f", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
     finally:
         os.close(fd)
+
+
+def bait(path: str) -> dict[str, tuple]:
+    """A directory of files a hostile layer must not touch (``file``, ``dir/inner``); its snapshot."""
+    os.makedirs(os.path.join(path, "dir"))
+    for name in ("file", "dir/inner"):
+        with open(os.path.join(path, name), "wb") as f:
+            f.write(b"precious")
+    return snapshot(path)

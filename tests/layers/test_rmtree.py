@@ -9,7 +9,7 @@ import pytest
 
 from ocikit.layers.rmtree import remove_at, remove_tree
 
-from helpers.hostile_layers import deep_chain
+from helpers.hostile_layers import bait, deep_chain
 from helpers.layers import snapshot
 
 
@@ -22,10 +22,7 @@ def test_a_tree_deeper_than_the_recursion_limit(tmp_path) -> None:
 
 def test_symlinks_are_removed_never_followed(tmp_path) -> None:
     outside = tmp_path / "outside"
-    (outside / "sub").mkdir(parents=True)
-    (outside / "file").write_bytes(b"keep")
-    (outside / "sub" / "inner").write_bytes(b"keep")
-    before = snapshot(str(outside))
+    before = bait(str(outside))
     tree = tmp_path / "tree"
     (tree / "a" / "b").mkdir(parents=True)
     for i, where in enumerate((tree, tree / "a", tree / "a" / "b")):

@@ -15,7 +15,7 @@ import pytest
 from ocikit.errors import LayerInvalid, OcikitError
 from ocikit.ops.unpack import MARKER, UnpackOptions, unpack
 
-from helpers.hostile_layers import deep_chain
+from helpers.hostile_layers import bait, deep_chain
 from helpers.layers import D, F, H, S, image_from_tars, snapshot, tar_bytes
 
 BAD = [F("a", b"a"), H("h", "missing")]          # a layer that fails: a hardlink to nothing
@@ -61,10 +61,7 @@ def test_a_leftover_partial_deeper_than_the_recursion_limit_is_removed(tmp_path)
 
 def test_removal_never_follows_a_symlink_out(tmp_path) -> None:
     sentinel = tmp_path / "sentinel"
-    (sentinel / "dir").mkdir(parents=True)
-    (sentinel / "file").write_bytes(b"precious")
-    (sentinel / "dir" / "inner").write_bytes(b"precious")
-    before = snapshot(str(sentinel))
+    before = bait(str(sentinel))
     layout = _image(tmp_path, [
         [S("abs", str(sentinel)), S("rel", "../../../sentinel"), D("d/"), S("d/up", "../.."),
          S("d/file", str(sentinel / "file")), F("d/own", b"x")],
