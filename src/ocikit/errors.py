@@ -212,6 +212,16 @@ class LayerInvalid(OcikitError):
     code = "LAYER_INVALID"
 
 
+class LayerLimitExceeded(LayerInvalid):
+    """A layer past one of the bounds of :class:`~ocikit.layers.limits.LayerLimits` (expansion,
+    extended-header state); ``limit`` names the bound, ``value`` what was reached."""
+
+    def __init__(self, message: str, *, limit: str, value: int) -> None:
+        super().__init__(message, detail={"limit": limit, "value": value})
+        self.limit = limit
+        self.value = value
+
+
 class StorageFull(OcikitError):
     code = "STORAGE_FULL"
     status = 507
