@@ -201,8 +201,8 @@ class GraphWalker:
             found = embedded_links(raw)
         else:
             try:
-                verify_bytes(raw, desc.digest, desc.size, what=f"manifest {desc.digest}")
-                found = links(raw, media_type, what=f"manifest {desc.digest}")
+                verify_bytes(raw, desc.digest, desc.size, what="manifest")  # the error names the digest
+                found = links(raw, media_type, what="manifest")
             except OcikitError as e:
                 raise self._unreadable(visit, e) from None
         node = Node(desc, media_type, found, visit.parent, visit.link.path, scanned=visit.scan)
