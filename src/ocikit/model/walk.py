@@ -265,22 +265,30 @@ async def awalk(roots: Iterable[Descriptor], fetch: Callable[[Descriptor], Await
     import asyncio
 
     w = GraphWalker(roots, **kw)
-    sem = asyncio.Semaphore(max(1, concurrency))
-
-    async def one(v: Visit) -> Fetched:
-        async with sem:
-            return await fetch(v.descriptor)
-
     while batch := w.wanted():
-        results = await asyncio.gather(*(one(v) for v in batch), return_exceptions=True)
+        results: list[Any] = [None] * len(batch)
+        todo = iter(range(len(batch)))
+
+        async def worker() -> None:
+            for i in todo:  # shared: each worker takes the next visit (a few tasks, not one per node)
+                try:
+                    results[i] = await fetch(batch[i].descriptor)
+                except Exception as e:  # noqa: BLE001 - classified by the walker below, in order
+                    results[i] = _Failure(e)
+
+        n = min(max(1, concurrency), len(batch))
+        await (worker() if n == 1 else asyncio.gather(*(worker() for _ in range(n))))
         for v, r in zip(batch, results):
-            if isinstance(r, BaseException):
-                if not isinstance(r, Exception):
-                    raise r
-                w.failed(v, r)
+            if isinstance(r, _Failure):
+                w.failed(v, r.error)
             else:
                 w.found(v, r)
     return w.graph
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: Exception
 
 
 __all__ = ["Fetched", "Follow", "Graph", "GraphWalker", "Missing", "Node", "RawDocument", "Visit", "awalk",
