@@ -204,7 +204,7 @@ class GraphWalker:
                 verify_bytes(raw, desc.digest, desc.size, what="manifest")  # the error names the digest
                 found = links(raw, media_type, what="manifest")
             except OcikitError as e:
-                raise self._unreadable(visit, e) from None
+                raise self._unreadable(visit, e) from e
         node = Node(desc, media_type, found, visit.parent, visit.link.path, scanned=visit.scan)
         self.graph.nodes[desc.digest] = node
         for link in found:
