@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.request
 
 import pytest
 
@@ -22,7 +23,8 @@ from ocikit.server.storage.registry import RegistryStorage, blob_key
 from ocikit.server.storage.store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
 
-from helpers.cli import expect_failure
+from helpers.cli import expect_failure, run_ocikit
+from helpers.servers import start_ocikit_serve
 
 REPO = "walk/app"
 
@@ -123,3 +125,21 @@ async def test_gc_cli_says_which_manifest_in_one_line(tmp_path):
     expect_failure("registry", "gc", "--root", root, "--grace", "1m", code=1,
                    match=f"repository {REPO}: cannot read manifest {image}: manifest: digest mismatch")
     assert _files(root) - {"gc.lock"} == before
+
+
+def test_gc_beside_a_running_server_refuses_and_the_image_still_pulls(tmp_path, multi_layout):
+    """Pushed by ocikit's client to a live ``ocikit serve``; one child manifest corrupted on disk."""
+    root = str(tmp_path / "live")
+    with start_ocikit_serve(str(tmp_path), root=root) as srv:
+        ref = f"docker://{srv.host}/walk/live:multi"
+        run_ocikit("copy", "--all", "--dest-tls-verify=false", f"oci:{multi_layout.path}:multi", ref)
+        index = parse_index(multi_layout.get_manifest_sync("multi").raw)
+        child = index.manifests[2].digest
+        blobs = parse_manifest(multi_layout.get_manifest_sync(str(child)).raw).children()
+        _age(root)
+        _damage(os.path.join(root, blob_key(child)), "truncate")
+        expect_failure("registry", "gc", "--root", root, "--grace", "1m", "--untagged", code=1,
+                       match=f"repository walk/live: cannot read manifest {child}")
+        for b in blobs:  # the config and layers under the unreadable manifest are all still served
+            with urllib.request.urlopen(f"{srv.url}/v2/walk/live/blobs/{b.digest}", timeout=30) as r:
+                assert Digest.of(r.read()) == b.digest
