@@ -37,8 +37,11 @@ from .manifest import MAX_MANIFEST_SIZE
 class RawDocument(Protocol):
     """What a fetch may return instead of bare bytes: the bytes and the type the store knows them as."""
 
-    raw: bytes
-    media_type: str
+    @property
+    def raw(self) -> bytes: ...
+
+    @property
+    def media_type(self) -> str: ...
 
 
 Fetched = Union[bytes, RawDocument]
