@@ -31,7 +31,8 @@ from ..errors import LayoutInvalid, UsageError
 from ..model import ANNOTATION_REF_NAME, Descriptor
 from ..ops.copy import CopyPlan
 from ..platforms import parse_platform
-from ..transports.layout import OCILayout, atomic_write
+from ..durable import atomic_write
+from ..transports.layout import OCILayout
 from .plan import ImageJob, KIND_IMAGE, MirrorPlan, PlannedImage
 
 METADATA_FILE = "ocikit-mirror.json"

@@ -1,0 +1,127 @@
+"""Garbage collection of a layout: what index.json reaches, and removing the rest.
+
+``reachable`` walks from ``index.json`` through indexes, manifests, configs, layers and
+subjects; ``collect`` removes every other blob, and writers' temp files once stale, under the
+layout's lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ... import mediatypes as mt
+from ...digest import Digest, is_digest
+from ...durable import TMP_PREFIX
+from ...errors import LayoutInvalid, ManifestUnknown, OcikitError
+from ...model import Descriptor, parse_manifest
+from ...model.jsonutil import decode_object
+from ...model.manifest import MAX_MANIFEST_SIZE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .store import OCILayout
+
+TMP_STALE_SECONDS = 600.0
+"""gc removes a writer's temp file only once it has not changed for this long."""
+
+
+@dataclass
+class GcResult:
+    removed: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    kept: int = 0
+
+
+def reachable(layout: OCILayout) -> set[Digest]:
+    """Every blob digest reachable from index.json (manifests, configs, layers, subjects).
+
+    A manifest that cannot be read raises :class:`LayoutInvalid`: walking on without it
+    would make its blobs look like garbage. JSON documents of media types ocikit does not
+    know are searched for descriptors, so their blobs are kept too.
+    """
+    seen: set[Digest] = set()
+    stack = [e for e in layout.entries()]
+    while stack:
+        desc = stack.pop()
+        if desc.digest in seen:
+            continue
+        seen.add(desc.digest)
+        if mt.is_manifest(desc.media_type):
+            try:
+                raw = layout._read_verified(desc.digest, desc.size)
+                m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
+            except ManifestUnknown:
+                continue  # missing: nothing below it can be reached either
+            except OcikitError as e:
+                raise LayoutInvalid(f"{layout.location}: cannot walk manifest {desc.digest}: {e}") from None
+            stack.extend(m.children())
+            if m.subject is not None:
+                stack.append(m.subject)
+        elif desc.media_type.endswith("+json") and desc.media_type not in mt.CONFIG_TYPES \
+                and 0 < desc.size <= MAX_MANIFEST_SIZE:
+            stack.extend(embedded_descriptors(layout, desc))
+    return seen
+
+def embedded_descriptors(layout: OCILayout, desc: Descriptor) -> list[Descriptor]:
+    """Descriptor-shaped objects anywhere in a JSON blob of an unknown type (best effort)."""
+    try:
+        with open(layout.blob_path(desc.digest), "rb") as f:
+            doc = decode_object(f.read(MAX_MANIFEST_SIZE + 1), "blob")
+    except (OSError, OcikitError):
+        return []
+    found: list[Descriptor] = []
+    todo: list[Any] = [doc]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, dict):
+            if isinstance(v.get("mediaType"), str) and is_digest(v.get("digest", "")):
+                try:
+                    found.append(Descriptor.from_dict(v))
+                except OcikitError:
+                    pass
+            todo.extend(v.values())
+        elif isinstance(v, list):
+            todo.extend(v)
+    return found
+
+def collect(layout: OCILayout, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
+    """Remove blobs nothing reachable points at, and stale temp files.
+
+    Blobs whose inode changed within ``grace_seconds`` are kept (a writer may be about to
+    tag them); a temp file is removed only once it has not changed for
+    ``max(grace_seconds, TMP_STALE_SECONDS)`` (a writer may be filling it right now).
+    """
+    res = GcResult()
+    now = time.time()
+    with layout.lock():
+        keep = reachable(layout)
+        blobs = os.path.join(layout.path, "blobs")
+        for alg in sorted(os.listdir(blobs)) if os.path.isdir(blobs) else []:
+            adir = os.path.join(blobs, alg)
+            if not os.path.isdir(adir):
+                continue
+            for name in sorted(os.listdir(adir)):
+                p = os.path.join(adir, name)
+                try:
+                    st = os.lstat(p)
+                except FileNotFoundError:
+                    continue  # a writer renamed its temp file meanwhile
+                if name.startswith(TMP_PREFIX):
+                    if now - st.st_mtime < max(grace_seconds, TMP_STALE_SECONDS):
+                        continue
+                    res.removed.append(p)
+                elif now - st.st_ctime < grace_seconds:
+                    continue
+                elif f"{alg}:{name}" in keep:
+                    res.kept += 1
+                    continue
+                else:
+                    res.removed.append(f"{alg}:{name}")
+                res.bytes_freed += st.st_size
+                if not dry_run:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(p)
+    return res
