@@ -117,10 +117,15 @@ class FilesystemDriver(StorageDriver):
     async def spool_create(self, upload_id: str, info: bytes) -> None:
         d = self._spool(upload_id)
         os.makedirs(d)
-        open(os.path.join(d, "data"), "wb").close()
-        # the session survives a restart only if its info does; but an fsync per session start
-        # is not worth it: a session lost to a power cut is simply restarted by the client
-        self._write_atomic(os.path.join(d, "info.json"), info, False)
+        try:
+            with durable.disk_full_guard(f"upload {upload_id}"):
+                open(os.path.join(d, "data"), "wb").close()
+                # the session survives a restart only if its info does; but an fsync per session
+                # start is not worth it: a session lost to a power cut is simply restarted
+                self._write_atomic(os.path.join(d, "info.json"), info, False)
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)   # no half-made session stays behind
+            raise
 
     async def spool_info(self, upload_id: str) -> bytes | None:
         try:
