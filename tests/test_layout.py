@@ -683,8 +683,8 @@ def test_put_blob_flushes_in_the_background_and_reports_its_errors(layout: OCILa
     import concurrent.futures
 
     from ocikit import durable
-    from ocikit.transports.layout import blobs
-    monkeypatch.setattr(blobs, "SYNC_EVERY", 64 << 10)
+    from ocikit.transports.layout import blobwrite
+    monkeypatch.setattr(blobwrite, "SYNC_EVERY", 64 << 10)
     monkeypatch.setattr(durable, "BATCH", 64 << 10)
     started: list[int] = []
     real = durable.sync_in_background

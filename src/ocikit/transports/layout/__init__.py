@@ -1,9 +1,10 @@
 """OCI image layouts on disk, split by concern as go-containerregistry splits ``pkg/v1/layout``:
 
-``store`` (:class:`OCILayout`, the :class:`~ocikit.content.Store`), ``indexfile``
-(``oci-layout`` and ``index.json``), ``blobs`` (verified, atomic blob writes), ``link``
-(hardlink/reflink from another layout), ``verified`` (verified-at-ingest records), ``gc`` and
-``validate``. Durability itself (temp files, flushes, renames, locks, disk-full) is
+``ocilayout`` (:class:`OCILayout`, the :class:`~ocikit.content.Store`), ``indexfile``
+(``oci-layout`` and ``index.json``), ``blobwrite`` (verified, atomic blob writes), ``link``
+(hardlink/reflink from another layout), ``verified`` (verified-at-ingest records),
+``layoutgc`` (reachability and garbage collection) and ``validate``. (File names are unique
+across ``src/ocikit``, so a traceback names one place.) Durability itself (temp files, flushes, renames, locks, disk-full) is
 :mod:`ocikit.durable`'s.
 """
 
@@ -11,9 +12,9 @@ from __future__ import annotations
 
 from ...durable import TMP_PREFIX, atomic_write
 from ...durable import lock as lock_directory
-from .gc import TMP_STALE_SECONDS, GcResult
+from .layoutgc import TMP_STALE_SECONDS, GcResult
 from .indexfile import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, check_layout_file, parse_index_file
-from .store import OCILayout, open_layout
+from .ocilayout import OCILayout, open_layout
 from .verified import VERIFIED_XATTR
 
 __all__ = [

@@ -18,7 +18,7 @@ from ...model import Descriptor
 from .verified import has_verified_record, record_verified
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .store import OCILayout
+    from .ocilayout import OCILayout
 
 
 def _ficlone(src_fd: int, dst_fd: int) -> bool:

@@ -16,7 +16,7 @@ from ...model import Descriptor, ImageIndex, ImageManifest, parse_config, parse_
 from ...model.manifest import MAX_MANIFEST_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .store import OCILayout
+    from .ocilayout import OCILayout
 
 
 def validate(layout: OCILayout, *, hash_blobs: bool = True) -> list[str]:

@@ -25,7 +25,7 @@ from ...model import Descriptor
 from .verified import record_verified
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .store import OCILayout
+    from .ocilayout import OCILayout
 
 SYNC_EVERY = 16 << 20
 """A blob being written is fdatasync'd in the background every this many bytes. Smaller than

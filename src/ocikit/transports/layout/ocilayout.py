@@ -4,8 +4,8 @@
 ``org.opencontainers.image.ref.name`` annotations on ``index.json`` entries, so one layout
 holds many images sharing blobs. This module holds the Store; its parts live beside it:
 ``indexfile`` (``oci-layout`` and ``index.json``, edited under an exclusive ``flock``),
-``blobs`` (verified, atomic blob writes), ``link`` (hardlink/reflink from another layout),
-``verified`` (verified-at-ingest records), ``gc`` and ``validate``.
+``blobwrite`` (verified, atomic blob writes), ``link`` (hardlink/reflink from another layout),
+``verified`` (verified-at-ingest records), ``layoutgc`` and ``validate``.
 
 Errors, as the tests pin them:
 
@@ -33,8 +33,8 @@ from ...errors import BlobUnknown, LayoutInvalid, ManifestInvalid, ManifestUnkno
 from ...model import Descriptor, canonical_json, parse_manifest
 from ...model.jsonutil import decode_object
 from ...model.manifest import MAX_MANIFEST_SIZE
-from . import blobs, gc, link, validate
-from .gc import GcResult
+from . import blobwrite, layoutgc, link, validate
+from .layoutgc import GcResult
 from .indexfile import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, IndexFile, check_layout_file
 
 
@@ -155,11 +155,11 @@ class OCILayout(IndexFile):
 
     def write_blob_file(self, desc: Descriptor, src: Iterator[bytes]) -> None:
         """Write a blob from an iterator of chunks, verified, atomically."""
-        blobs.write_blob_file(self, desc, src)
+        blobwrite.write_blob_file(self, desc, src)
 
-    def staged_blob(self) -> contextlib.AbstractContextManager[blobs.StagedBlob]:
-        """A temp file among the blobs for a writer that hashes what it writes (see :mod:`.blobs`)."""
-        return blobs.staged_blob(self)
+    def staged_blob(self) -> contextlib.AbstractContextManager[blobwrite.StagedBlob]:
+        """A temp file among the blobs for a writer that hashes what it writes (see :mod:`.blobwrite`)."""
+        return blobwrite.staged_blob(self)
 
     def put_bytes(self, data: bytes, media_type: str = "application/octet-stream") -> Descriptor:
         desc = Descriptor(media_type, Digest.of(data), len(data))
@@ -194,7 +194,7 @@ class OCILayout(IndexFile):
 
     async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes],
                        opts: Options = DEFAULT_OPTIONS) -> None:
-        await blobs.put_blob(self, desc, chunks)
+        await blobwrite.put_blob(self, desc, chunks)
 
     async def has_manifest(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
         return self.has_blob_sync(desc)
@@ -230,12 +230,12 @@ class OCILayout(IndexFile):
     # ---- maintenance -----------------------------------------------------------------------
 
     def reachable(self) -> set[Digest]:
-        """Every blob digest reachable from index.json (see :func:`.gc.reachable`)."""
-        return gc.reachable(self)
+        """Every blob digest reachable from index.json (see :func:`.layoutgc.reachable`)."""
+        return layoutgc.reachable(self)
 
     def gc(self, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
-        """Remove blobs nothing reachable points at, and stale temp files (see :func:`.gc.collect`)."""
-        return gc.collect(self, dry_run=dry_run, grace_seconds=grace_seconds)
+        """Remove blobs nothing reachable points at, and stale temp files (see :func:`.layoutgc.collect`)."""
+        return layoutgc.collect(self, dry_run=dry_run, grace_seconds=grace_seconds)
 
     def validate(self, *, hash_blobs: bool = True) -> list[str]:
         """Problems found in the layout (empty when it is valid; see :mod:`.validate`)."""

@@ -22,7 +22,7 @@ from ...model.jsonutil import decode_object
 from ...model.manifest import MAX_MANIFEST_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .store import OCILayout
+    from .ocilayout import OCILayout
 
 TMP_STALE_SECONDS = 600.0
 """gc removes a writer's temp file only once it has not changed for this long."""
