@@ -28,7 +28,7 @@ from typing import Any, AsyncIterator, Iterator
 from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
 from ...digest import CHUNK, Digest, Verifier, is_digest
-from ...durable import atomic_write
+from ...durable import atomic_write, disk_full_guard
 from ...errors import BlobUnknown, LayoutInvalid, ManifestInvalid, ManifestUnknown
 from ...model import Descriptor, canonical_json, parse_manifest
 from ...model.jsonutil import decode_object
@@ -62,7 +62,8 @@ class OCILayout(IndexFile):
 
     def _init(self) -> None:
         try:
-            os.makedirs(os.path.join(self.path, "blobs", "sha256"), exist_ok=True)
+            with disk_full_guard(self.location):
+                os.makedirs(os.path.join(self.path, "blobs", "sha256"), exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise LayoutInvalid(f"{self.path}: exists and is not a directory") from None
         except FileNotFoundError:
