@@ -56,7 +56,7 @@ async def put_blob(layout: OCILayout, desc: Descriptor, chunks: AsyncIterator[by
     v = Verifier(desc.digest, desc.size)
     with durable.publishing(layout.blob_path(desc.digest), sync=layout.sync, sync_dir=False,
                             what=_what(layout, desc.digest)) as t:
-        await durable.write_stream(t.fd, chunks, v, sync=layout.sync, sync_every=SYNC_EVERY)
+        await durable.write_stream(t.fd, chunks, v, sync=layout.sync, sync_every=SYNC_EVERY, pipeline=False)
         v.verify()
         if layout.sync:
             import asyncio   # here: a layout read synchronously (ocikit unpack) loads no event loop
