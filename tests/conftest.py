@@ -7,17 +7,25 @@ import sys
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ocikit.testing import write_image, write_index
 from ocikit.transports.layout import OCILayout
 
-from ocikit_cli import run_ocikit
-from servers import RunningServer, docker_registry, require  # noqa: F401  (re-exported for tests)
+from helpers.cli import run_ocikit
+from helpers.peers import require
+from helpers.servers import RunningServer, docker_registry
 
 # This machine sets PYTHONDONTWRITEBYTECODE=1; every `ocikit` subprocess of the suite would then
 # compile the whole package again. Let them (and us) cache bytecode.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+
+# Fuzz and property tests: bounded in `make test`, long under `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
+settings.register_profile("default", max_examples=150, deadline=None)
+settings.register_profile("fuzz", max_examples=20_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 @pytest.fixture
 def layout(tmp_path) -> OCILayout:
@@ -40,8 +48,10 @@ def registry(tmp_path) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def ocikit():
+    """:func:`helpers.cli.run_ocikit`: ``ocikit("copy", SRC, DST)`` runs the command in a subprocess."""
     return run_ocikit
 
 @pytest.fixture
 def peer():
+    """:func:`helpers.peers.require`: ``peer("skopeo")`` is the tool's path, or the test skips (fails under CI)."""
     return require

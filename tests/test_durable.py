@@ -29,8 +29,8 @@ from ocikit.ops.copy import acopy
 from ocikit.testing import LayerSpec, write_image
 from ocikit.transports.layout import OCILayout
 
-from ocikit_cli import run_ocikit
-from servers import free_port, start_ocikit_serve
+from helpers.cli import run_ocikit
+from helpers.servers import free_port, start_ocikit_serve
 
 BIG = 3 << 20   # more than the 2 MiB tmpfs holds
 

@@ -26,6 +26,8 @@ def _parse_duration(value: str) -> float:
 @click.option("--root", default=None, metavar="DIR", help="Storage directory (filesystem driver).")
 @click.option("--config", "config_path", default=None, metavar="FILE", help="YAML configuration; flags override it.")
 @click.option("--read-only", is_flag=True, default=None, help="Refuse pushes and deletes (405 UNSUPPORTED).")
+@click.option("--enable-delete", is_flag=True, default=None,
+              help="Allow DELETE of manifests, tags and blobs (off by default: 405 UNSUPPORTED).")
 @click.option("--tls-cert", default=None, metavar="FILE", help="Serve HTTPS with this certificate (PEM).")
 @click.option("--tls-key", default=None, metavar="FILE", help="Private key of --tls-cert (PEM).")
 @click.option("--htpasswd", default=None, metavar="FILE", help="Basic auth with this bcrypt htpasswd file.")
@@ -33,7 +35,7 @@ def _parse_duration(value: str) -> float:
 @click.option("--seed-sample", is_flag=True, help="Write a small multi-arch sample image (sample/multiarch).")
 @click.option("--quiet", is_flag=True, help="No access log.")
 def serve_command(listen: str | None, root: str | None, config_path: str | None, read_only: bool | None,
-                  tls_cert: str | None, tls_key: str | None, htpasswd: str | None, no_fsync: bool,
+                  enable_delete: bool | None, tls_cert: str | None, tls_key: str | None, htpasswd: str | None, no_fsync: bool,
                   seed_sample: bool, quiet: bool) -> None:
     """Serve an OCI Distribution v1.1 registry from --root until SIGTERM/SIGINT."""
     from ..server.app import serve
@@ -41,7 +43,8 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
     from ..server.seed import SAMPLE_REPOSITORY, seed_sample as do_seed, try_commands
 
     cfg = load_config(config_path) if config_path else ServerConfig()
-    cfg = cfg.with_overrides(listen=listen, root=root, read_only=read_only or None, tls_cert=tls_cert,
+    cfg = cfg.with_overrides(listen=listen, root=root, read_only=read_only or None,
+                             delete_enabled=enable_delete or None, tls_cert=tls_cert,
                              tls_key=tls_key)
     if no_fsync:
         cfg.fsync = False

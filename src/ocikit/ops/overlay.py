@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import AsyncIterator, Iterator
 
-from ..content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest, Store
 from ..digest import Digest
 from ..errors import ManifestUnknown, UsageError
 from ..model import Descriptor
@@ -22,6 +22,8 @@ from ..transports.layout import OCILayout
 
 class OverlayStore:
     """Reads from ``top`` first, then from ``bottom`` (the base image's store). Read-only."""
+
+    traits = DEFAULT_TRAITS
 
     def __init__(self, top: OCILayout, bottom: Store | None) -> None:
         self.top = top

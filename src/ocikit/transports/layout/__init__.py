@@ -1,6 +1,7 @@
 """OCI image layouts on disk, split by concern as go-containerregistry splits ``pkg/v1/layout``:
 
-``ocilayout`` (:class:`OCILayout`, the :class:`~ocikit.content.Store`), ``indexfile``
+``ocilayout`` (:class:`OCILayout`, the :class:`~ocikit.content.Store`), ``layoutdir`` (its
+directory, lock and blob paths: the base the other modules take), ``indexfile``
 (``oci-layout`` and ``index.json``), ``blobwrite`` (verified, atomic blob writes), ``link``
 (hardlink/reflink from another layout), ``verified`` (verified-at-ingest records),
 ``layoutgc`` (reachability and garbage collection) and ``validate``. (File names are unique

@@ -9,16 +9,15 @@ every blob renamed in before is durable before ``index.json`` names it. Tags are
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
 from ... import mediatypes as mt
 from ...durable import atomic_write, fsync_dir
-from ...durable import lock as durable_lock
 from ...errors import LayoutInvalid, ManifestInvalid, ManifestUnknown, OcikitError
 from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, canonical_json, parse_manifest
 from ...model.jsonutil import decode_object
+from .layoutdir import LayoutDir
 
 LAYOUT_FILE = "oci-layout"
 INDEX_FILE = "index.json"
@@ -47,20 +46,9 @@ def parse_index_file(raw: bytes, where: str, error: type[OcikitError]) -> ImageI
     return m
 
 
-class IndexFile:
-    """The ``index.json`` half of :class:`~ocikit.transports.layout.OCILayout` (a base class:
-    it needs the layout's ``path`` and ``sync``)."""
+class IndexFile(LayoutDir):
+    """The ``index.json`` half of :class:`~ocikit.transports.layout.OCILayout` (its base class)."""
 
-    path: str
-    sync: bool
-
-    @property
-    def location(self) -> str:
-        return f"oci:{self.path}"
-
-    def lock(self) -> contextlib.AbstractContextManager[None]:
-        """An exclusive lock on the layout (flock on its directory), for index.json updates and gc."""
-        return durable_lock(self.path)
 
     def read_index_raw(self) -> bytes:
         try:

@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ... import mediatypes as mt
 from ...digest import Digest, is_digest
@@ -20,9 +20,8 @@ from ...errors import LayoutInvalid, ManifestUnknown, OcikitError
 from ...model import Descriptor, parse_manifest
 from ...model.jsonutil import decode_object
 from ...model.manifest import MAX_MANIFEST_SIZE
+from .indexfile import IndexFile
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .ocilayout import OCILayout
 
 TMP_STALE_SECONDS = 600.0
 """gc removes a writer's temp file only once it has not changed for this long."""
@@ -35,7 +34,7 @@ class GcResult:
     kept: int = 0
 
 
-def reachable(layout: OCILayout) -> set[Digest]:
+def reachable(layout: IndexFile) -> set[Digest]:
     """Every blob digest reachable from index.json (manifests, configs, layers, subjects).
 
     A manifest that cannot be read raises :class:`LayoutInvalid`: walking on without it
@@ -65,7 +64,7 @@ def reachable(layout: OCILayout) -> set[Digest]:
             stack.extend(embedded_descriptors(layout, desc))
     return seen
 
-def embedded_descriptors(layout: OCILayout, desc: Descriptor) -> list[Descriptor]:
+def embedded_descriptors(layout: IndexFile, desc: Descriptor) -> list[Descriptor]:
     """Descriptor-shaped objects anywhere in a JSON blob of an unknown type (best effort)."""
     try:
         with open(layout.blob_path(desc.digest), "rb") as f:
@@ -87,7 +86,7 @@ def embedded_descriptors(layout: OCILayout, desc: Descriptor) -> list[Descriptor
             todo.extend(v)
     return found
 
-def collect(layout: OCILayout, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
+def collect(layout: IndexFile, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
     """Remove blobs nothing reachable points at, and stale temp files.
 
     Blobs whose inode changed within ``grace_seconds`` are kept (a writer may be about to

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import fcntl
 import os
-from typing import TYPE_CHECKING
 
 from ... import durable
+from ...content import LinkResult
 from ...digest import CHUNK, Verifier, digest_file
 from ...errors import BlobUnknown, DigestMismatch, SizeInvalid
 from ...model import Descriptor
+from .layoutdir import LayoutDir
 from .verified import has_verified_record, record_verified
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .ocilayout import OCILayout
 
 
 def _ficlone(src_fd: int, dst_fd: int) -> bool:
@@ -30,8 +29,8 @@ def _ficlone(src_fd: int, dst_fd: int) -> bool:
         return False
 
 
-def link_sync(target: OCILayout, source: OCILayout, desc: Descriptor) -> bool:
-    """Put ``source``'s blob ``desc`` into ``target`` without streaming it through Python."""
+def link_sync(target: LayoutDir, source: LayoutDir, desc: Descriptor) -> LinkResult:
+    """Put ``source``'s blob ``desc`` into ``target`` without streaming it through Python; says how."""
     src = source.blob_path(desc.digest)
     try:
         st = os.stat(src)
@@ -46,11 +45,14 @@ def link_sync(target: OCILayout, source: OCILayout, desc: Descriptor) -> bool:
     with durable.removing_on_error(tmp, f"blob {desc.digest} to {target.location}"):
         os.makedirs(d, exist_ok=True)
         verified = False
+        how = LinkResult.HARDLINKED
         try:
             os.link(src, tmp)
         except OSError:
+            how = LinkResult.REFLINKED
             with open(src, "rb") as fi, open(tmp, "wb") as fo:
                 if not _ficlone(fi.fileno(), fo.fileno()):
+                    how = LinkResult.COPIED
                     v = Verifier(desc.digest, desc.size, what=f"{source.location}: blob")
                     while chunk := fi.read(CHUNK):
                         v.update(chunk)
@@ -75,4 +77,4 @@ def link_sync(target: OCILayout, source: OCILayout, desc: Descriptor) -> bool:
             if actual != desc.digest:
                 raise DigestMismatch(desc.digest, actual, what=f"{source.location}: blob")
         durable.publish(tmp, final, sync=False)   # the directory is flushed before index.json names it
-    return True
+    return how

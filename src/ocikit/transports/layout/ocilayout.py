@@ -26,8 +26,8 @@ import os
 from typing import Any, AsyncIterator, Iterator
 
 from ... import mediatypes as mt
-from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
-from ...digest import CHUNK, Digest, Verifier, is_digest
+from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
+from ...digest import CHUNK, Digest, is_digest
 from ...durable import atomic_write, disk_full_guard
 from ...errors import BlobUnknown, LayoutInvalid, ManifestInvalid, ManifestUnknown
 from ...model import Descriptor, canonical_json, parse_manifest
@@ -46,6 +46,9 @@ async def _to_thread(fn: Any, *args: Any) -> Any:
 
 class OCILayout(IndexFile):
     """An OCI image layout directory. ``create=True`` makes it if missing."""
+
+    traits = DEFAULT_TRAITS
+    """Keeps whatever it is given byte for byte: indexes (sparse too), any manifest format."""
 
     def __init__(self, path: str, *, create: bool = False, sync: bool = True) -> None:
         self.path = os.path.abspath(path)
@@ -80,10 +83,6 @@ class OCILayout(IndexFile):
     def _check_version(self) -> None:
         with open(os.path.join(self.path, LAYOUT_FILE), "rb") as f:
             check_layout_file(f.read(), self.path, LayoutInvalid)
-
-    def blob_path(self, digest: str) -> str:
-        d = Digest(digest)
-        return os.path.join(self.path, "blobs", d.algorithm, d.encoded)
 
     # ---- sync primitives -------------------------------------------------------------------
 
@@ -125,21 +124,6 @@ class OCILayout(IndexFile):
                 raise
             raise ManifestUnknown(f"{self.location}: {digest} is a blob, not a manifest") from None
         return Descriptor(m.media_type, digest, len(raw))
-
-    def _read_verified(self, digest: Digest, size: int | None = None, *, what: str = "manifest") -> bytes:
-        limit = MAX_MANIFEST_SIZE if what == "manifest" else None
-        try:
-            with open(self.blob_path(digest), "rb") as f:
-                data = f.read(limit + 1) if limit is not None else f.read()
-        except FileNotFoundError:
-            raise (ManifestUnknown if what == "manifest" else BlobUnknown)(
-                f"{self.location}: {what} {digest} is missing from blobs/") from None
-        if limit is not None and len(data) > limit:
-            raise ManifestInvalid(f"{self.location}: {what} {digest} is larger than the {limit}-byte limit")
-        v = Verifier(digest, size, what=f"{self.location}: {what}")
-        v.update(data)
-        v.verify()
-        return data
 
     def get_manifest_sync(self, reference: str) -> RawManifest:
         desc = self.resolve_sync(reference)
@@ -222,10 +206,10 @@ class OCILayout(IndexFile):
         else:
             self.untag(reference)
 
-    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
-        """Hardlink, else reflink, else kernel copy, a blob from another layout on this machine."""
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> LinkResult:
+        """Hardlink, else reflink, else copy, a blob from another layout on this machine."""
         if not isinstance(source, OCILayout):
-            return False
+            return LinkResult.NOT_LINKED
         return await _to_thread(link.link_sync, self, source, desc)
 
     # ---- maintenance -----------------------------------------------------------------------

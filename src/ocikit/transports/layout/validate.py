@@ -7,19 +7,17 @@ digest; manifests, indexes and configs are parsed. Verified-at-ingest records ar
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from ... import mediatypes as mt
 from ...digest import Digest, digest_file
 from ...errors import LayoutInvalid, ManifestInvalid
 from ...model import Descriptor, ImageIndex, ImageManifest, parse_config, parse_manifest
 from ...model.manifest import MAX_MANIFEST_SIZE
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .ocilayout import OCILayout
+from .indexfile import IndexFile
 
 
-def validate(layout: OCILayout, *, hash_blobs: bool = True) -> list[str]:
+
+def validate(layout: IndexFile, *, hash_blobs: bool = True) -> list[str]:
     """Problems found in the layout (empty when it is valid)."""
     problems: list[str] = []
     try:
