@@ -17,6 +17,7 @@ Example::
     limits: {manifest_size: 4194304, chunk_min_length: 0}
     manifests: {check_blobs: true, accept_sparse_index: false}
     log: {access: true}
+    ui: {enabled: true}        # the web UI under /ui/ (--no-ui turns it off)
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class ServerConfig:
     accept_sparse_index: bool = False
     access_log: bool = True
     shutdown_timeout: float = 30.0
+    ui: bool = True
+    """Serve the web UI under ``/ui/``."""
     extra_sections: dict[str, Any] = field(default_factory=dict)
     """The raw ``proxy``, ``retention``, ``notifications`` and ``sync`` sections
     (parsed by :func:`ocikit.server.cache_config.parse_cache`)."""
@@ -161,7 +164,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     if not isinstance(doc, dict):
         raise UsageError("config: expected a mapping at the top level")
     cfg = ServerConfig()
-    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout",
+    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout", "ui",
              *EXTRA_SECTIONS}
     unknown = set(doc) - known
     if unknown:
@@ -198,6 +201,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     cfg.check_blobs = bool(manifests.get("check_blobs", True))
     cfg.accept_sparse_index = bool(manifests.get("accept_sparse_index", False))
     cfg.access_log = bool(_section(doc, "log").get("access", True))
+    cfg.ui = bool(_section(doc, "ui").get("enabled", True))
     cfg.extra_sections = {k: doc[k] for k in EXTRA_SECTIONS if doc.get(k) is not None}
     if "shutdown_timeout" in doc:
         cfg.shutdown_timeout = _number(doc, "shutdown_timeout", "", 30.0, float)
