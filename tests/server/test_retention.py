@@ -7,8 +7,10 @@ import json
 import os
 import time
 
+import aiohttp
 import pytest
 import yaml
+from aiohttp import web
 
 from ocikit.digest import Digest
 from ocikit.errors import UsageError
@@ -19,8 +21,11 @@ from ocikit.server.storage.registry import RegistryStorage, repo_key
 from ocikit.server.storage.store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
 
+from helpers.app_servers import serve_app
 from helpers.cli import invoke
 from helpers.images import push_signature
+from helpers.rawhttp import Client
+from helpers.servers import start_ocikit_serve
 
 
 def _age(root: str, key: str, seconds_ago: float) -> None:
@@ -114,3 +119,38 @@ def test_registry_gc_applies_retention_from_a_config(tmp_path):
     assert "removed tag app:t40" in out.stdout.decode()
     storage = RegistryStorage(FilesystemDriver(root))
     assert len(asyncio.run(storage.list_tags("app"))) == 8
+
+
+def test_scheduled_retention_in_the_server_keeps_pulled_tags(tmp_path):
+    rounds: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        rounds.append((await request.json())["data"])
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    with serve_app(app) as receiver:
+        cfg = (f"notifications:\n  - url: http://{receiver}/hook\n    events: [gc.done]\n"
+               "retention:\n  schedule: 1s\n  rules:\n    - repository: 'pr/*'\n      keep-pulled-within: 1h\n")
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            async def push_and_pull() -> None:
+                async with aiohttp.ClientSession() as s:
+                    c = Client(srv.url, s)
+                    for tag in ("a", "b", "c"):
+                        await c.push_image("pr/app", tag)
+                    async with s.get(f"{srv.url}/v2/pr/app/manifests/b") as r:
+                        assert r.status == 200
+
+            async def tags() -> list[str]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/pr/app/tags/list") as r:
+                        return (await r.json())["tags"]
+            asyncio.run(push_and_pull())
+            seen = len(rounds)
+            deadline = time.monotonic() + 60
+            while len(rounds) < seen + 2:  # a whole round after the pull was recorded
+                assert time.monotonic() < deadline, "no scheduled retention round"
+                time.sleep(0.05)
+            assert asyncio.run(tags()) == ["b"]
+    assert any(set(r["tags"]) == {"pr/app:a", "pr/app:c"} for r in rounds)
