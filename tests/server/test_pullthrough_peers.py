@@ -18,6 +18,7 @@ from ocikit.transports.layout import OCILayout
 
 from helpers.app_servers import counting_proxy, lying_proxy
 from helpers.cli import expect_failure
+from helpers.rawhttp import error_code
 from helpers.peers import require, sh, skopeo_digest, skopeo_raw
 from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid
 
@@ -161,7 +162,7 @@ def test_tags_list_merges_cache_and_upstream(tmp_path):
         for tag in ("a", "b"):
             sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
                f"docker://{up.host}/lib/x:{tag}")
-        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host)) as srv:
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host, ttl="0s")) as srv:
             sh(skopeo, "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
                f"docker://{srv.host}/hub/lib/x:a", f"docker://{srv.host}/hub/lib/x:local")
 
@@ -170,8 +171,30 @@ def test_tags_list_merges_cache_and_upstream(tmp_path):
                     async with s.get(f"{srv.url}/v2/hub/lib/x/tags/list") as r:
                         return r.headers["Ocikit-Cache"], (await r.json())["tags"]
             assert asyncio.run(tags()) == ("merged", ["a", "b", "local"])
+
+            async def missing() -> list[tuple[int, str]]:
+                out = []
+                async with aiohttp.ClientSession() as s:
+                    for path in ("manifests/nope", f"blobs/sha256:{'0' * 64}", f"manifests/sha256:{'1' * 64}"):
+                        for method in ("GET", "HEAD"):
+                            async with s.request(method, f"{srv.url}/v2/hub/lib/x/{path}") as r:
+                                body = await r.read()
+                                out.append((r.status, error_code(json.loads(body)) if body else ""))
+                return out
+            assert skopeo_digest(f"docker://{srv.host}/hub/lib/x:local") == \
+                skopeo_digest(f"docker://{srv.host}/hub/lib/x:a")  # upstream lacks it: served from here
+            assert asyncio.run(missing()) == [(404, "MANIFEST_UNKNOWN"), (404, ""), (404, "BLOB_UNKNOWN"), (404, ""),
+                                              (404, "MANIFEST_UNKNOWN"), (404, "")]
             stop_pid(up.proc)
             assert asyncio.run(tags()) == ("stale", ["a", "local"])
+
+            async def local_tag_state() -> str:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/hub/lib/x/manifests/local",
+                                     headers={"Accept": "application/vnd.oci.image.index.v1+json"}) as r:
+                        assert r.status == 200
+                        return r.headers["Ocikit-Cache"]
+            assert asyncio.run(local_tag_state()) == "stale"
 
 
 def test_proxy_to_itself_is_refused(tmp_path):

@@ -92,8 +92,12 @@ class BlobFetch:
                 await s.cancel_upload(self.name, upload_id)
             except Exception:  # noqa: BLE001 - finish_upload may have dropped the spool already
                 pass
-            log.warning("%s: not cached: %s", self.what, e)
-            self.done.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
+            if isinstance(e, Exception):
+                log.warning("%s: not cached: %s", self.what, e)
+                self.done.set_exception(e)
+            else:
+                self.done.cancel()
+                raise
         else:
             self.done.set_result(None)
         finally:
@@ -118,6 +122,12 @@ class BlobFetch:
         sent = 0
         held: bytes | None = None
         try:
+            while not sub.pieces and not sub.ended:  # an upstream error before the first byte is an
+                sub.wake.clear()                     # error answer, not a cut 200
+                await sub.wake.wait()
+            if not sub.pieces and self.done.done() and not self.done.cancelled() \
+                    and self.done.exception() is not None:
+                raise self.done.exception()  # type: ignore[misc]
             await resp.prepare(request)
             while True:
                 while sub.pieces:

@@ -167,6 +167,10 @@ class PullThrough:
                     else:
                         await self._guard(up, self._fetch_manifest(up, repo, name, desc.digest, reference))
                         state = "fetched"
+                except ManifestUnknown:
+                    if local is None:
+                        raise
+                    state = "local"  # a tag pushed here, or gone upstream: this registry's own answer
                 except TransportError:
                     if local is None:
                         raise
@@ -234,8 +238,11 @@ class PullThrough:
                 starting.set_result(self._start(up, repo, name, digest, size))
             except BaseException as e:
                 self.fetches.pop(digest, None)
-                starting.set_exception(e if isinstance(e, Exception) else asyncio.CancelledError())
-                starting.exception()  # retrieved: the waiters get it too
+                if isinstance(e, Exception):
+                    starting.set_exception(e)
+                    starting.exception()  # retrieved: the waiters get it too
+                else:
+                    starting.cancel()
                 raise
         return await asyncio.shield(starting)
 
