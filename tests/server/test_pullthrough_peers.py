@@ -203,3 +203,31 @@ def test_proxy_to_itself_is_refused(tmp_path):
     cfg.write_text(proxy_config(f"localhost:{port}"))
     expect_failure("serve", "--listen", f"127.0.0.1:{port}", "--root", str(tmp_path / "root"), "--config", str(cfg),
                    match=r"proxy prefix 'hub': upstream localhost:\d+ is this server itself")
+
+
+def test_two_upstreams_one_with_credentials_from_an_auth_file(tmp_path):
+    import base64
+
+    import bcrypt
+
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'wonderland', bcrypt.gensalt(4)).decode()}\n")
+    with docker_registry(str(tmp_path)) as one, docker_registry(str(tmp_path), htpasswd=str(htpasswd)) as two:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{one.host}/lib/x:v1")
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", "--dest-creds", "alice:wonderland",
+           f"oci:{tmp_path / 'src'}:multi", f"docker://{two.host}/team/y:v2")
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auths": {two.host: {"auth": base64.b64encode(b"alice:wonderland").decode()}}}))
+        cfg = (proxy_config(one.host).replace("prefix: hub", "prefix: one")
+               + f"  - prefix: two\n    upstream: docker://{two.host}/team\n    tls-verify: false\n"
+                 f"    auth-file: {auth}\n")
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            out = tmp_path / "out"
+            sh(skopeo, "copy", "--all", "--src-tls-verify=false", f"docker://{srv.host}/one/lib/x:v1", f"oci:{out}:one")
+            sh(skopeo, "copy", "--all", "--src-tls-verify=false", f"docker://{srv.host}/two/y:v2", f"oci:{out}:two")
+            assert skopeo_raw(f"docker://{srv.host}/one/lib/x:v1") == skopeo_raw(f"docker://{one.host}/lib/x:v1")
+            assert skopeo_digest(f"docker://{srv.host}/two/y:v2") == skopeo_digest(f"docker://{one.host}/lib/x:v1")

@@ -23,7 +23,16 @@ from aiohttp import web
 
 from ..content import Options
 from ..digest import Digest
-from ..errors import BlobUnknown, ManifestUnknown, NameUnknown, TransportError, UsageError
+from ..errors import (
+    BlobUnknown,
+    Denied,
+    ManifestUnknown,
+    NameUnknown,
+    RegistryError,
+    TransportError,
+    Unauthorized,
+    UsageError,
+)
 from ..model import Descriptor, ImageManifest, parse_manifest
 from ..transports.registry.auth import repository_scope
 from ..transports.registry.client import RegistryClient
@@ -183,9 +192,12 @@ class PullThrough:
                                                       "ETag": f'"{stored.digest}"', "Ocikit-Cache": state})
 
     async def _guard(self, up: Upstream, call: Any) -> Any:
-        """Await ``call``; a transport failure marks the upstream down for a little while."""
+        """Await ``call``; a transport failure marks the upstream down for a little while; the
+        upstream refusing our credentials is a bad gateway (502), never a challenge to the client."""
         try:
             return await call
+        except (Unauthorized, Denied) as e:  # the proxy's credentials, not the client's: a bad gateway
+            raise RegistryError(f"upstream {up.entry.host} refused this registry's credentials: {e}") from None
         except TransportError as e:
             up.mark_down(e)
             raise
