@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Protocol, Sequence
 
 from .. import mediatypes as mt
 from ..content import BlobLinker, Options, RawManifest, Store
@@ -48,6 +48,8 @@ class CopyOptions:
     """Whole-blob retries when a transfer fails on the network (stores retry requests themselves)."""
     referrers: bool = False
     """Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of every manifest copied, recursively."""
+    hooks: Sequence["CopyHook"] = ()
+    """Called around the transfer (policy checks, carrying signatures); not passed to nested copies."""
 
 
 @dataclass
@@ -85,6 +87,16 @@ class CopyResult:
                       "mounted": self.bytes_mounted},
             "seconds": round(self.seconds, 3),
         }
+
+
+class CopyHook(Protocol):
+    """Something a copy calls: ``before_transfer`` once the plan is made (raise to write nothing),
+    ``after_copy`` once every manifest is written (see :mod:`ocikit.trust.carry`)."""
+
+    async def before_transfer(self, src: Store, dst: Store, plan: "CopyPlan", opts: Options) -> None: ...
+
+    async def after_copy(self, src: Store, dst: Store, plan: "CopyPlan", options: CopyOptions, result: "CopyResult",
+                         opts: Options) -> None: ...
 
 
 @dataclass
@@ -344,10 +356,14 @@ async def copy_between(src: Store, selector: str | None, dst: Store, tag: str | 
     check_preserve_digests(plan, options)
     result = CopyResult(src.location, dst.location, plan.source_root_digest, plan.root.desc.digest,
                         plan.root.manifest.media_type, tag, platforms=plan.platforms)
+    for hook in options.hooks:
+        await hook.before_transfer(src, dst, plan, opts)
     await execute_plan(src, dst, plan, tag, options, result, opts)
     if options.referrers:
         from .referrers import copy_referrers
         await copy_referrers(src, dst, plan, options, result, opts)
+    for hook in options.hooks:
+        await hook.after_copy(src, dst, plan, options, result, opts)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -377,5 +393,5 @@ def copy(source: str, target: str, options: CopyOptions | None = None, **kw: obj
     return asyncio.run(acopy(source, target, options, **kw))  # type: ignore[arg-type]
 
 
-__all__ = ["CopyOptions", "CopyPlan", "CopyResult", "Node", "acopy", "check_preserve_digests", "check_sparse_target",
+__all__ = ["CopyHook", "CopyOptions", "CopyPlan", "CopyResult", "Node", "acopy", "check_preserve_digests", "check_sparse_target",
            "copy", "copy_between", "execute_plan", "fetch_manifest", "plan_copy", "resolve_root", "RawManifest"]

@@ -245,7 +245,7 @@ async def copy_referrers(src: Store, dst: Store, plan: "CopyPlan", options: "Cop
 def _without_referrers(options: "CopyOptions") -> "CopyOptions":
     import dataclasses
     return dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
-                               referrers=False)
+                               referrers=False, hooks=())
 
 
 def _merge(result: "CopyResult", sub: "CopyResult") -> None:
