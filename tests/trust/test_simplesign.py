@@ -1,0 +1,151 @@
+"""GPG simple signing, both ways with Debian's skopeo, through a lookaside directory named by registries.d.
+
+skopeo signs (``copy --sign-by``) -> ``ocikit verify`` accepts; ``ocikit sign --sign-by`` -> ``skopeo copy
+--policy`` (signedBy) accepts; an unsigned image, a signature for another digest, another identity and
+another key are refused by both.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import push_image, registries_d
+from ocikit_cli import run_ocikit
+from servers import require
+
+pytestmark = pytest.mark.peer
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, registry, gpg_key):
+    """A registries.d with a lookaside dir, a signedBy policy for REGISTRY/gpg, and the source layout."""
+    tmp = tmp_path_factory.mktemp("gpg")
+    look = str(tmp / "lookaside")
+    regd = registries_d(str(tmp / "registries.d"), look)
+    policy = tmp / "policy.json"
+    policy.write_text(json.dumps({
+        "default": [{"type": "reject"}],
+        "transports": {"docker": {f"{registry}/gpg": [{"type": "signedBy", "keyType": "GPGKeys",
+                                                        "keyPath": gpg_key.public_key}]},
+                       "dir": {"": [{"type": "insecureAcceptAnything"}]},
+                       "oci": {"": [{"type": "insecureAcceptAnything"}]}}}))
+    return {"tmp": tmp, "look": look, "regd": regd, "policy": str(policy)}
+
+
+def skopeo_sign_copy(setup, key, src: str, dst: str) -> None:
+    p = subprocess.run([require("skopeo"), "copy", "--sign-by", key.fingerprint, "--registries.d", setup["regd"],
+                        "--dest-tls-verify=false", src, dst], env=key.env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def skopeo_pull(setup, ref: str, out: str) -> subprocess.CompletedProcess:
+    return subprocess.run([require("skopeo"), "--policy", setup["policy"], "--registries.d", setup["regd"], "copy",
+                           "--src-tls-verify=false", ref, f"dir:{out}"], capture_output=True, text=True)
+
+
+def ocikit_verify_policy(setup, ref: str, *extra: str):
+    return run_ocikit("verify", "--policy", setup["policy"], "--registries.d", setup["regd"], "--tls-verify=false",
+                      *extra, ref, check=False)
+
+
+def ocikit_sign(setup, key, ref: str, *extra: str) -> None:
+    run_ocikit("sign", "--sign-by", key.fingerprint, "--gnupghome", key.home, "--registries.d", setup["regd"],
+               "--tls-verify=false", *extra, ref)
+
+
+def lookaside_files(setup, repo: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(setup["look"], repo + "@sha256=*", "signature-*")))
+
+
+def test_skopeo_signs_ocikit_verifies(setup, registry, gpg_key) -> None:
+    src = str(setup["tmp"] / "src1")
+    push_image(src, f"docker://{registry}/gpg/base:v1")
+    skopeo_sign_copy(setup, gpg_key, f"oci:{src}:v1", f"docker://{registry}/gpg/by-skopeo:v1")
+    assert len(lookaside_files(setup, "gpg/by-skopeo")) == 1
+    p = ocikit_verify_policy(setup, f"docker://{registry}/gpg/by-skopeo:v1")
+    assert p.returncode == 0, p.stderr
+    assert b"Accepted" in p.stdout and b"PASS gpg" in p.stdout
+    # the same with the keyring given directly, as JSON
+    p = run_ocikit("--format", "json", "verify", "--gpg-keyring", gpg_key.public_key, "--registries.d", setup["regd"],
+                   "--tls-verify=false", f"docker://{registry}/gpg/by-skopeo:v1")
+    doc = json.loads(p.stdout)
+    assert doc["ok"] and [s["kind"] for s in doc["signatures"]] == ["gpg"]
+    assert doc["signatures"][0]["signer"] == gpg_key.fingerprint
+    assert doc["signatures"][0]["identity"] == f"{registry}/gpg/by-skopeo:v1"
+
+
+def test_ocikit_signs_skopeo_verifies(setup, registry, gpg_key, tmp_path) -> None:
+    ref = f"docker://{registry}/gpg/by-ocikit:v1"
+    digest = push_image(str(tmp_path / "src"), ref, seed=2)
+    ocikit_sign(setup, gpg_key, ref)
+    files = lookaside_files(setup, "gpg/by-ocikit")
+    assert [os.path.basename(os.path.dirname(f)) for f in files] == [f"by-ocikit@sha256={digest.split(':')[1]}"]
+    p = skopeo_pull(setup, ref, str(tmp_path / "out"))
+    assert p.returncode == 0, p.stderr
+    # by digest too (matchRepoDigestOrExact: same repository)
+    p = skopeo_pull(setup, f"docker://{registry}/gpg/by-ocikit@{digest}", str(tmp_path / "out2"))
+    assert p.returncode == 0, p.stderr
+    assert ocikit_verify_policy(setup, ref).returncode == 0
+
+
+def test_unsigned_refused_by_both(setup, registry, tmp_path) -> None:
+    ref = f"docker://{registry}/gpg/unsigned:v1"
+    push_image(str(tmp_path / "src"), ref, seed=3)
+    p = skopeo_pull(setup, ref, str(tmp_path / "out"))
+    assert p.returncode != 0 and "signature" in p.stderr.lower()
+    p = ocikit_verify_policy(setup, ref)
+    assert p.returncode == 1
+    err = p.stderr.decode().strip()
+    assert len(err.splitlines()) == 1 and "gpg/unsigned:v1" in err and "rejected" in err and "no signature" in err
+
+
+def test_signature_for_another_digest_refused_by_both(setup, registry, gpg_key, tmp_path) -> None:
+    signed = f"docker://{registry}/gpg/moved-a:v1"
+    push_image(str(tmp_path / "a"), signed, seed=4)
+    ocikit_sign(setup, gpg_key, signed)
+    other = f"docker://{registry}/gpg/moved-a:v2"
+    digest_b = push_image(str(tmp_path / "b"), other, seed=5)
+    # the signature of image A, put where image B's signature would be
+    (sig_a,) = lookaside_files(setup, "gpg/moved-a")
+    dst = os.path.join(setup["look"], f"gpg/moved-a@sha256={digest_b.split(':')[1]}", "signature-1")
+    os.makedirs(os.path.dirname(dst))
+    shutil.copy(sig_a, dst)
+    p = skopeo_pull(setup, other, str(tmp_path / "out"))
+    assert p.returncode != 0, "skopeo accepted a signature of another digest"
+    p = ocikit_verify_policy(setup, other)
+    assert p.returncode == 1 and f"not {digest_b}" in p.stderr.decode()
+
+
+def test_other_identity_and_other_key_refused_by_both(setup, registry, gpg_key, other_gpg_key, tmp_path) -> None:
+    ref = f"docker://{registry}/gpg/wrong-identity:v1"
+    push_image(str(tmp_path / "a"), ref, seed=6)
+    ocikit_sign(setup, gpg_key, ref, "--sign-identity", f"{registry}/gpg/somewhere-else:v1")
+    assert skopeo_pull(setup, ref, str(tmp_path / "o1")).returncode != 0
+    p = ocikit_verify_policy(setup, ref)
+    assert p.returncode == 1 and "somewhere-else" in p.stderr.decode()
+
+    ref2 = f"docker://{registry}/gpg/stranger:v1"
+    push_image(str(tmp_path / "b"), ref2, seed=7)
+    skopeo_sign_copy(setup, other_gpg_key, f"oci:{tmp_path / 'b'}:v1", ref2)
+    assert skopeo_pull(setup, ref2, str(tmp_path / "o2")).returncode != 0
+    p = ocikit_verify_policy(setup, ref2)
+    assert p.returncode == 1 and "does not verify" in p.stderr.decode()
+
+
+def test_garbage_lookaside_signature(setup, registry, gpg_key, tmp_path) -> None:
+    ref = f"docker://{registry}/gpg/garbage:v1"
+    digest = push_image(str(tmp_path / "a"), ref, seed=8)
+    path = os.path.join(setup["look"], f"gpg/garbage@sha256={digest.split(':')[1]}", "signature-1")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as f:
+        f.write(b"<html>not a signature</html>")
+    p = run_ocikit("verify", "--gpg-keyring", gpg_key.public_key, "--registries.d", setup["regd"],
+                   "--tls-verify=false", ref, check=False)
+    assert p.returncode == 1 and "gpg/garbage:v1" in p.stderr.decode()
+    assert b"FAIL gpg" in p.stdout
