@@ -30,6 +30,9 @@ async function main() {
     });
     const body = Buffer.from(await res.arrayBuffer());
     bundle = await new MessageSignatureBundleBuilder({ signer, witnesses: [] }).create({ data: body });
+    // sigstore-js labels message-signature bundles v0.2 (its certificate-chain form); with a bare
+    // public key v0.2 and v0.3 are the same document, and OCI media types take no parameters
+    bundle.mediaType = 'application/vnd.dev.sigstore.bundle.v0.3+json';
   } else {
     const [alg, hex] = digest.split(':');
     const statement = {
