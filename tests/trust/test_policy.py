@@ -86,14 +86,14 @@ def test_sigstore_signed_over_layouts(tmp_path, cosign_key) -> None:
     assert r.returncode == 1 and b"wants exactly reg.example.com/ns/app:v1" in r.stderr
     run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--bundle", "--sign-identity",
                "reg.example.com/ns/app:v1", f"oci:{lay}:v1")
-    r = run_ocikit("--format", "json", "verify", "--policy", str(p), f"oci:{lay}:v1", check=False)
-    doc = json.loads(r.stdout)
-    # the bundle names the repository only, never a tag: exactReference wants the tag, so it still fails
-    assert not doc["accepted"]
-    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--sign-identity", "reg.example.com/ns/app:v1",
-               f"oci:{lay}:v1")
+    # a bundle names the repository only, never a tag: exactReference is checked on the repository part
     r = run_ocikit("--format", "json", "verify", "--policy", str(p), f"oci:{lay}:v1")
     doc = json.loads(r.stdout)
     assert doc["accepted"] and doc["scope"] == lay
-    assert sorted((s["kind"], s["ok"]) for s in doc["signatures"]) == [
-        ("bundle", False), ("cosign", False), ("cosign", True)]
+    assert sorted((s["kind"], s["ok"]) for s in doc["signatures"]) == [("bundle", True), ("cosign", False)]
+    q = tmp_path / "policy2.json"
+    q.write_text(json.dumps({"default": REJECT, "transports": {"oci": {lay: [{
+        "type": "sigstoreSigned", "keyPath": pub,
+        "signedIdentity": {"type": "exactReference", "dockerReference": "reg.example.com/ns/other:v1"}}]}}}))
+    r = run_ocikit("verify", "--policy", str(q), f"oci:{lay}:v1", check=False)
+    assert r.returncode == 1 and b"reg.example.com/ns/other" in r.stderr

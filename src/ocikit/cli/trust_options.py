@@ -40,6 +40,7 @@ def trust_hook(source: str, destination: str, kw: dict[str, Any]) -> Any:
     from ..trust.lookaside import RegistriesD
 
     t = {k: kw.pop(k, None) for k in TRUST_KEYS}
+    regd = RegistriesD.load(t["registries_d"])
     policy = None
     if t["policy"]:
         from ..trust.policy import load_policy
@@ -52,11 +53,12 @@ def trust_hook(source: str, destination: str, kw: dict[str, Any]) -> Any:
             from .sign_cmd import load_signing_key
             key = load_signing_key(t["sign_by_sigstore_private_key"], t["sign_passphrase_file"])
         sign = SignOptions(private_key=key, gpg_fingerprint=t["sign_by"], identity=t["sign_identity"],
-                           gpg_passphrase_file=t["sign_passphrase_file"] if t["sign_by"] and not key else None)
+                           gpg_passphrase_file=t["sign_passphrase_file"] if t["sign_by"] and not key else None,
+                           regd=regd)
     elif t["sign_identity"]:
         raise UsageError("--sign-identity needs --sign-by or --sign-by-sigstore-private-key")
     return TrustHook(parse_transport_reference(source), parse_transport_reference(destination), policy=policy,
-                     regd=RegistriesD.load(t["registries_d"]), carry=not t["remove_signatures"], sign=sign)
+                     regd=regd, carry=not t["remove_signatures"], sign=sign)
 
 
 __all__ = ["TRUST_KEYS", "trust_copy_options", "trust_hook"]

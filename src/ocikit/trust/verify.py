@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from ..content import DEFAULT_OPTIONS, Options, Store
 from ..digest import Digest
 from ..errors import OcikitError, SignatureInvalid
-from ..reference import Reference
+from ..reference import Reference, parse_reference
 from ..transportref import TransportReference
 from . import keys as keymod
 from .collect import KINDS, FoundSignature, collect, docker_ref
@@ -113,9 +113,12 @@ def check(found: FoundSignature, trusted: TrustedKeys, *, image: Reference | Non
 
 
 def _identity_check(rule: IdentityRule, image: Reference | None, identity: str, kind: str) -> str | None:
-    if kind == "bundle" and rule.type in ("matchRepoDigestOrExact", "matchExact"):
-        # a bundle's statement names the repository, never a tag: compare repositories
-        rule = IdentityRule("matchRepository")
+    if kind == "bundle":
+        # a bundle's statement names a repository, never a tag: rules are checked on the repository part
+        if rule.type == "exactReference" and rule.docker_reference:
+            rule = IdentityRule("exactRepository", docker_repository=parse_reference(rule.docker_reference).name)
+        elif rule.type in ("matchRepoDigestOrExact", "matchExact"):
+            rule = IdentityRule("matchRepository")
     return matches(rule, image, identity)
 
 
