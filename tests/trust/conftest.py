@@ -3,54 +3,16 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
-from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
 
 from ocikit_cli import run_ocikit
-from servers import require, start_ocikit_serve
+from gpgkeys import GPGKey, drop_gpg_key, make_gpg_key
+from servers import start_ocikit_serve
 
 JS = os.path.join(os.path.dirname(__file__), "js")
 PASSPHRASE = "correct horse"
-
-
-@dataclass
-class GPGKey:
-    home: str
-    fingerprint: str
-    public_key: str
-    """Armored export of the public key."""
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "GNUPGHOME": self.home}
-
-
-def make_gpg_key(name: str) -> GPGKey:
-    """A passphrase-less signing key in a new short-pathed GPG home (agent sockets have a length limit)."""
-    gpg = require("gpg")
-    home = tempfile.mkdtemp(prefix="okg-", dir="/tmp")
-    os.chmod(home, 0o700)
-    env = {**os.environ, "GNUPGHOME": home}
-    subprocess.run([gpg, "--batch", "--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.com>",
-                    "ed25519", "sign", "never"], env=env, check=True, capture_output=True)
-    out = subprocess.run([gpg, "--batch", "--with-colons", "--list-secret-keys"], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
-    pub = os.path.join(home, "public.asc")
-    with open(pub, "wb") as f:
-        f.write(subprocess.run([gpg, "--batch", "--armor", "--export", fpr], env=env, check=True,
-                               capture_output=True).stdout)
-    return GPGKey(home, fpr, pub)
-
-
-def drop_gpg_key(key: GPGKey) -> None:
-    subprocess.run(["gpgconf", "--homedir", key.home, "--kill", "all"], capture_output=True)
-    shutil.rmtree(key.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
