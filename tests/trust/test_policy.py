@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -97,3 +98,33 @@ def test_sigstore_signed_over_layouts(tmp_path, cosign_key) -> None:
         "signedIdentity": {"type": "exactReference", "dockerReference": "reg.example.com/ns/other:v1"}}]}}}))
     r = run_ocikit("verify", "--policy", str(q), f"oci:{lay}:v1", check=False)
     assert r.returncode == 1 and b"reg.example.com/ns/other" in r.stderr
+
+
+def test_tampered_layer_under_a_valid_signature(tmp_path, cosign_key) -> None:
+    """The manifest signature still verifies, the policy accepts it, and the copy refuses the changed layer;
+    nothing is tagged at the target."""
+    from ocikit.testing import write_image
+    from ocikit.transports.layout import OCILayout
+
+    key, pub, pf = cosign_key
+    lay = str(tmp_path / "lay")
+    write_image(OCILayout(lay, create=True), "v1")
+    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--sign-identity", "reg.example.com/ns/app:v1",
+               f"oci:{lay}:v1")
+    m = json.loads(run_ocikit("inspect", "--raw", f"oci:{lay}:v1").stdout)
+    layer = os.path.join(lay, "blobs", "sha256", m["layers"][0]["digest"].split(":")[1])
+    with open(layer, "r+b") as f:
+        data = bytearray(f.read())
+        data[-1] ^= 0xFF
+        f.seek(0)
+        f.write(data)
+    p = tmp_path / "policy.json"
+    p.write_text(json.dumps({"default": REJECT, "transports": {"oci": {lay: [{
+        "type": "sigstoreSigned", "keyPath": pub,
+        "signedIdentity": {"type": "exactReference", "dockerReference": "reg.example.com/ns/app:v1"}}]}}}))
+    assert run_ocikit("verify", "--policy", str(p), f"oci:{lay}:v1").returncode == 0
+    out = str(tmp_path / "out")
+    r = run_ocikit("copy", "--policy", str(p), f"oci:{lay}:v1", f"oci:{out}:v1", check=False)
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"digest mismatch" in r.stderr
+    index = os.path.join(out, "index.json")
+    assert not os.path.exists(index) or json.load(open(index))["manifests"] == []

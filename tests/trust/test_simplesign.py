@@ -149,3 +149,36 @@ def test_garbage_lookaside_signature(setup, registry, gpg_key, tmp_path) -> None
                    "--tls-verify=false", ref, check=False)
     assert p.returncode == 1 and "gpg/garbage:v1" in p.stderr.decode()
     assert b"FAIL gpg" in p.stdout
+
+
+def test_http_lookaside(setup, registry, gpg_key, tmp_path) -> None:
+    """A lookaside store served over HTTP (read-only): a good signature passes, garbage fails in one line."""
+    import sys
+
+    from servers import free_port, stop_pid, wait_http
+
+    good = f"docker://{registry}/gpg/http-good:v1"
+    push_image(str(tmp_path / "a"), good, seed=9)
+    ocikit_sign(setup, gpg_key, good)  # into the file lookaside, which the HTTP server then serves
+    bad = f"docker://{registry}/gpg/http-bad:v1"
+    digest = push_image(str(tmp_path / "b"), bad, seed=10)
+    path = os.path.join(setup["look"], f"gpg/http-bad@sha256={digest.split(':')[1]}", "signature-1")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as f:
+        f.write(b"<!doctype html><title>Welcome to nginx</title>")
+    port = free_port()
+    http = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory",
+                             setup["look"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc=http)
+        regd = registries_d(str(tmp_path / "regd"), "")
+        with open(os.path.join(regd, "default.yaml"), "w") as f:
+            f.write(f"docker:\n  {registry}/gpg:\n    lookaside: http://127.0.0.1:{port}\n")
+        args = ("verify", "--gpg-keyring", gpg_key.public_key, "--registries.d", regd, "--tls-verify=false")
+        p = run_ocikit(*args, good)
+        assert f"http://127.0.0.1:{port}/gpg/http-good@sha256=".encode() in p.stdout
+        p = run_ocikit(*args, bad, check=False)
+        assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and b"gpg/http-bad:v1" in p.stderr
+        assert b"FAIL gpg" in p.stdout and b"does not verify" in p.stdout
+    finally:
+        stop_pid(http)

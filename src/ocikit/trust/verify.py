@@ -154,8 +154,7 @@ async def verify_manifests(store: Store, digests: Sequence[Digest], trusted: Tru
     out: list[Check] = []
     for d in digests:
         for found in await collect(store, d, tref=tref, regd=regd, kinds=kinds, opts=opts):
-            out.append(check(found, trusted, image=image, rule=rule if image is not None or rule is None
-                             or rule.type.startswith("exact") else None))
+            out.append(check(found, trusted, image=image, rule=rule))
     return out
 
 
@@ -169,6 +168,8 @@ async def verify_image(reference: str, trusted: TrustedKeys, *, regd: Registries
     from ..transports import open_store
 
     tref = parse_transport_reference(reference, default_transport="docker")
+    if tref.transport != "docker" and rule is DEFAULT_RULE:
+        rule = None  # a layout or archive has no docker reference to match: only --identity checks one
     store = open_store(tref, options=open_options)
     try:
         root = await resolve_root(store, tref.selector, DEFAULT_OPTIONS)
