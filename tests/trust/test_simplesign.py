@@ -182,3 +182,23 @@ def test_http_lookaside(setup, registry, gpg_key, tmp_path) -> None:
         assert b"FAIL gpg" in p.stdout and b"does not verify" in p.stdout
     finally:
         stop_pid(http)
+
+
+def test_podman_pull_under_the_same_policy(setup, registry, gpg_key, tmp_path) -> None:
+    """podman reads registries.d from $HOME/.config/containers/registries.d: the same lookaside, the same verdicts."""
+    podman = require("podman")
+    home = tmp_path / "home"
+    shutil.copytree(setup["regd"], home / ".config" / "containers" / "registries.d")
+    env = {**os.environ, "HOME": str(home)}
+    base = [podman, "--root", str(tmp_path / "storage"), "--runroot", str(tmp_path / "run"), "--storage-driver", "vfs",
+            "pull", "--signature-policy", setup["policy"], "--tls-verify=false"]
+    signed = f"docker://{registry}/gpg/for-podman:v1"
+    push_image(str(tmp_path / "a"), signed, seed=31)
+    ocikit_sign(setup, gpg_key, signed)
+    p = subprocess.run([*base, signed], env=env, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    unsigned = f"docker://{registry}/gpg/for-podman-unsigned:v1"
+    push_image(str(tmp_path / "b"), unsigned, seed=32)
+    p = subprocess.run([*base, unsigned], env=env, capture_output=True, text=True)
+    assert p.returncode != 0 and "signature" in p.stderr
+    assert ocikit_verify_policy(setup, unsigned).returncode == 1
