@@ -128,3 +128,23 @@ def test_tampered_layer_under_a_valid_signature(tmp_path, cosign_key) -> None:
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"digest mismatch" in r.stderr
     index = os.path.join(out, "index.json")
     assert not os.path.exists(index) or json.load(open(index))["manifests"] == []
+
+
+def test_unpack_under_a_policy(tmp_path, cosign_key) -> None:
+    from ocikit.testing import write_image
+    from ocikit.transports.layout import OCILayout
+
+    key, pub, pf = cosign_key
+    lay = str(tmp_path / "lay")
+    write_image(OCILayout(lay, create=True), "v1")
+    write_image(OCILayout(lay, create=True), "unsigned", seed=5)
+    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--sign-identity", "reg.example.com/ns/app:v1",
+               f"oci:{lay}:v1")
+    p = tmp_path / "policy.json"
+    p.write_text(json.dumps({"default": REJECT, "transports": {"oci": {lay: [{
+        "type": "sigstoreSigned", "keyPath": pub,
+        "signedIdentity": {"type": "exactRepository", "dockerRepository": "reg.example.com/ns/app"}}]}}}))
+    r = run_ocikit("unpack", "--policy", str(p), f"oci:{lay}:unsigned", str(tmp_path / "u"), check=False)
+    assert r.returncode == 1 and b"rejected" in r.stderr and not os.path.exists(tmp_path / "u")
+    run_ocikit("unpack", "--policy", str(p), f"oci:{lay}:v1", str(tmp_path / "s"))
+    assert os.path.isdir(tmp_path / "s")

@@ -18,9 +18,13 @@ from .output import ProgressView, echo, emit_json, format_option, human_size, ou
                    "skip device nodes. The default when not running as root.")
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
               help="Which image of a multi-platform index (default: this host's).")
+@click.option("--policy", default=None, metavar="FILE",
+              help="Refuse IMAGE unless this containers-policy.json accepts it (\"system\": the system's).")
+@click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
+              help="registries.d directory naming the lookaside stores (with --policy).")
 @format_option
 def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | None, platform: str | None,
-                   output_format: str | None) -> None:
+                   output_format: str | None, policy: str | None = None, registries_d: str | None = None) -> None:
     """Unpack IMAGE (oci:, docker://, oci-archive:, docker-archive:) into DIR, applying its layers in order.
 
     Paths are resolved inside DIR and never follow a symlink out of it. Every layer's digest and
@@ -28,6 +32,10 @@ def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | No
     is left marked incomplete.
     """
     from ..ops.unpack import UnpackOptions, unpack   # oci: layouts unpack with no event loop
+
+    if policy is not None:  # checked before anything is written
+        from ..trust.policy import enforce
+        enforce(policy, image, registries_d=registries_d)
 
     warnings: list[str] = []
     with ProgressView() as view:

@@ -66,24 +66,10 @@ def verify_command(image: str, keys: tuple[str, ...], keyrings: tuple[str, ...],
 
 
 def _verify_policy(image: str, policy_path: str, regd: Any, kw: dict[str, Any]) -> None:
-    from ..content import DEFAULT_OPTIONS
-    from ..ops.copy import resolve_root
-    from ..transportref import parse_transport_reference
-    from ..transports import open_store
-    from ..trust.policy import evaluate, load_policy
+    from ..trust.policy import evaluate_reference, load_policy
 
     policy = load_policy(None if policy_path == "system" else policy_path)
-    tref = parse_transport_reference(image, default_transport="docker")
-
-    async def go() -> Any:
-        store = open_store(tref, options=open_options(**kw))
-        try:
-            root = await resolve_root(store, tref.selector, DEFAULT_OPTIONS)
-            return await evaluate(policy, store, tref, root.desc.digest, regd=regd)
-        finally:
-            await store.close()
-
-    decision = run(go())
+    decision = run(evaluate_reference(policy, image, regd=regd, open_options=open_options(**kw)))
     if output_format() == "json":
         emit_json(decision.to_dict())
     else:

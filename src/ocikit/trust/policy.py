@@ -221,5 +221,35 @@ async def evaluate(policy: Policy, store: Store, tref: TransportReference, diges
     return Decision(str(tref), d, scope, accepted, reasons, checks)
 
 
-__all__ = ["Decision", "Policy", "Requirement", "SYSTEM_POLICY", "evaluate", "load_policy", "parse_policy",
+async def evaluate_reference(policy: Policy, reference: str, *, regd: RegistriesD | None = None,
+                             open_options: Any = None) -> Decision:
+    """Open ``reference``, resolve its top-level manifest and apply ``policy`` to it."""
+    from ..ops.copy import resolve_root
+    from ..transportref import parse_transport_reference
+    from ..transports import open_store
+
+    tref = parse_transport_reference(reference, default_transport="docker")
+    store = open_store(tref, options=open_options)
+    try:
+        root = await resolve_root(store, tref.selector, DEFAULT_OPTIONS)
+        return await evaluate(policy, store, tref, root.desc.digest, regd=regd)
+    finally:
+        await store.close()
+
+
+def enforce(policy_path: str, reference: str, *, registries_d: str | None = None, open_options: Any = None) -> Decision:
+    """Apply a policy file (``system``: the system's) to ``reference``; :class:`PolicyRejected` if it refuses."""
+    import asyncio
+
+    from ..errors import PolicyRejected
+
+    policy = load_policy(None if policy_path == "system" else policy_path)
+    decision = asyncio.run(evaluate_reference(policy, reference, regd=RegistriesD.load(registries_d),
+                                              open_options=open_options))
+    if not decision.accepted:
+        raise PolicyRejected(f"{decision.image}: rejected by {policy.path}: {'; '.join(decision.reasons)}")
+    return decision
+
+
+__all__ = ["Decision", "enforce", "evaluate_reference", "Policy", "Requirement", "SYSTEM_POLICY", "evaluate", "load_policy", "parse_policy",
            "policy_scopes"]
