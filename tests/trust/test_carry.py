@@ -126,3 +126,28 @@ def test_copy_signs_and_skopeo_accepts(registry, signed, tmp_path) -> None:
     out = subprocess.run([require("skopeo"), "--policy", str(policy), "--registries.d", signed["regd"], "copy",
                           "--src-tls-verify=false", src, f"dir:{tmp_path / 'out2'}"], capture_output=True, text=True)
     assert out.returncode != 0
+
+
+def test_sigstore_signatures_into_a_layout_and_back(registry, cosign_key, tmp_path) -> None:
+    """Tag-schema signatures and bundle referrers travel registry -> OCI layout -> registry; a docker-archive
+    cannot keep them and refuses unless --remove-signatures."""
+    key, pub, pf = cosign_key
+    ref = f"docker://{registry}/carry/sigstore-only:v1"
+    push_image(str(tmp_path / "src"), ref, index=True, seed=24)
+    for extra in ((), ("--bundle",)):
+        run_ocikit("sign", "-r", "--key", key, "--passphrase-file", pf, "--tls-verify=false", *extra, ref)
+    lay = f"oci:{tmp_path / 'lay'}:v1"
+    run_ocikit("copy", "--all", *NO_TLS, ref, lay)
+    ident = ("--identity", f"{registry}/carry/sigstore-only:v1")
+    doc = json.loads(run_ocikit("--format", "json", "verify", "-r", "--key", pub, *ident, lay).stdout)
+    assert doc["ok"] and sorted(s["kind"] for s in doc["signatures"] if s["ok"]) == ["bundle"] * 4 + ["cosign"] * 4
+    back = f"docker://{registry}/carry/sigstore-back:v1"
+    run_ocikit("copy", "--all", *NO_TLS, lay, back)
+    doc = json.loads(run_ocikit("--format", "json", "verify", "-r", "--key", pub, "--tls-verify=false", *ident,
+                                back).stdout)
+    assert doc["ok"] and len([s for s in doc["signatures"] if s["ok"]]) == 8
+    archive = str(tmp_path / "img.tar")
+    p = run_ocikit("copy", *NO_TLS, ref, f"docker-archive:{archive}", check=False)  # this host's platform, signed
+    assert p.returncode == 2 and b"docker-archive cannot keep" in p.stderr and not os.path.exists(archive)
+    run_ocikit("copy", *NO_TLS, "--remove-signatures", ref, f"docker-archive:{archive}")
+    assert os.path.getsize(archive) > 0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..content import Options, Store
 from ..digest import Digest
-from ..errors import PolicyRejected, UsageError
+from ..errors import Denied, NotFound, PolicyRejected, Unauthorized, Unsupported, UsageError
 from ..model import Descriptor
 from ..transportref import TransportReference
 from .collect import docker_ref, lookaside_base
@@ -61,6 +61,7 @@ class TrustHook:
     carried: Carried = field(default_factory=Carried)
     decision: "Decision | None" = None
     _lookaside: dict[Digest, list[bytes]] = field(default_factory=dict)
+    _tags: list[str] = field(default_factory=list)
 
     async def before_transfer(self, src: Store, dst: Store, plan: "CopyPlan", opts: Options) -> None:
         if self.policy is not None:
@@ -71,23 +72,28 @@ class TrustHook:
             if not self.decision.accepted:
                 raise PolicyRejected(f"{self.src_ref}@{plan.source_root_digest}: rejected by {self.policy.path}: "
                                      f"{'; '.join(self.decision.reasons)}")
-        src_image = docker_ref(self.src_ref)
-        if not self.carry or src_image is None:
+        if not self.carry:
             return
-        base = lookaside_base(self.regd, src_image)
-        for node in plan.manifests:
-            sigs = [data for _, data in await read_signatures(base, src_image, node.desc.digest)]
-            if sigs:
-                self._lookaside[node.desc.digest] = sigs
+        self._tags = await _signature_tags(src, plan)
+        src_image = docker_ref(self.src_ref)
+        if src_image is not None:
+            base = lookaside_base(self.regd, src_image)
+            for node in plan.manifests:
+                sigs = [data for _, data in await read_signatures(base, src_image, node.desc.digest)]
+                if sigs:
+                    self._lookaside[node.desc.digest] = sigs
         if self._lookaside and docker_ref(self.dst_ref) is None:
             raise UsageError(f"{self.src_ref} has lookaside signatures, which {self.dst_ref} cannot keep "
                              "(only docker:// targets have a lookaside store); copy with --remove-signatures "
                              "to drop them")
+        if self.dst_ref.transport == "docker-archive" and (self._tags or await _has_referrers(src, plan, opts)):
+            raise UsageError(f"{self.src_ref} has signatures or referrers, which a docker-archive cannot keep; "
+                             "copy with --remove-signatures to drop them")
 
     async def after_copy(self, src: Store, dst: Store, plan: "CopyPlan", options: "CopyOptions",
                          result: "CopyResult", opts: Options) -> None:
         if self.carry:
-            await self._carry_tags(src, dst, plan, options, result)
+            await self._carry_tags(src, dst, options, result)
             if not options.referrers:  # a --referrers copy has carried them already
                 from ..ops.referrers import copy_referrers
 
@@ -106,20 +112,45 @@ class TrustHook:
             desc = Descriptor(root.manifest.media_type, result.digest, root.desc.size)
             self.carried.signed += await sign_in_store(dst, self.dst_ref, desc, root.manifest, self.sign, opts)
 
-    async def _carry_tags(self, src: Store, dst: Store, plan: "CopyPlan", options: "CopyOptions",
-                          result: "CopyResult") -> None:
+    async def _carry_tags(self, src: Store, dst: Store, options: "CopyOptions", result: "CopyResult") -> None:
         from ..ops.copy import copy_between
         from ..ops.referrers import _merge
 
-        tags = set(await src.list_tags())
         sub = dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
                                   referrers=False, hooks=(), progress=None)
-        for node in plan.manifests:
-            for suffix in TAG_SUFFIXES:
-                tag = tag_for(node.desc.digest, suffix)
-                if tag in tags:
-                    _merge(result, await copy_between(src, tag, dst, tag, sub))
-                    self.carried.tags.append(tag)
+        for tag in self._tags:
+            _merge(result, await copy_between(src, tag, dst, tag, sub))
+            self.carried.tags.append(tag)
+
+
+async def _signature_tags(src: Store, plan: "CopyPlan") -> list[str]:
+    """The ``sha256-<hex>.sig/.att/.sbom`` tags the source has for the plan's manifests.
+
+    One tag listing; where listing is refused, each candidate tag is asked for.
+    """
+    wanted = [tag_for(n.desc.digest, suffix) for n in plan.manifests for suffix in TAG_SUFFIXES]
+    try:
+        tags = set(await src.list_tags())
+        return [t for t in wanted if t in tags]
+    except (Denied, Unauthorized, Unsupported, NotFound):
+        pass
+    found = []
+    for t in wanted:
+        try:
+            await src.resolve(t)
+            found.append(t)
+        except NotFound:
+            continue
+    return found
+
+
+async def _has_referrers(src: Store, plan: "CopyPlan", opts: Options) -> bool:
+    from ..ops.referrers import find_referrers
+
+    for n in plan.manifests:
+        if (await find_referrers(src, n.desc.digest, None, opts)).referrers:
+            return True
+    return False
 
 
 __all__ = ["Carried", "TrustHook"]
