@@ -6,7 +6,7 @@ import pytest
 
 from ocikit.errors import PolicyInvalid, SignatureInvalid
 from ocikit.reference import parse_reference
-from ocikit.trust.identity import IdentityRule, matches, parse_rule, remap
+from ocikit.trust.identity import matches, parse_rule, remap
 from ocikit.trust.payload import ATOMIC_TYPE, COSIGN_TYPE, build_payload, parse_payload
 
 D = "sha256:" + "a" * 64
