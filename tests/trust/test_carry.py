@@ -151,3 +151,13 @@ def test_sigstore_signatures_into_a_layout_and_back(registry, cosign_key, tmp_pa
     assert p.returncode == 2 and b"docker-archive cannot keep" in p.stderr and not os.path.exists(archive)
     run_ocikit("copy", *NO_TLS, "--remove-signatures", ref, f"docker-archive:{archive}")
     assert os.path.getsize(archive) > 0
+
+
+def test_copy_sign_by_unknown_key_writes_nothing(registry, signed, tmp_path) -> None:
+    src = f"docker://{registry}/carry/tosign:v1"
+    push_image(str(tmp_path / "s"), src, seed=23)
+    p = subprocess.run([sys.executable, "-m", "ocikit", "copy", *NO_TLS, "--sign-by", "0" * 40, src,
+                        f"docker://{registry}/carry/never-signed:v1"], env=signed["gpg"].env, capture_output=True)
+    assert p.returncode == 1 and b"no secret GPG key" in p.stderr and len(p.stderr.splitlines()) == 1
+    tags = run_ocikit("list-tags", "--tls-verify=false", f"docker://{registry}/carry/never-signed", check=False)
+    assert tags.returncode != 0 or b"v1" not in tags.stdout

@@ -72,6 +72,12 @@ class TrustHook:
             if not self.decision.accepted:
                 raise PolicyRejected(f"{self.src_ref}@{plan.source_root_digest}: rejected by {self.policy.path}: "
                                      f"{'; '.join(self.decision.reasons)}")
+        if self.sign is not None and self.sign.gpg_fingerprint:  # fail before writing, not after
+            from .simplesign import check_secret_key
+
+            if docker_ref(self.dst_ref) is None:
+                raise UsageError(f"--sign-by: GPG signatures live in a lookaside store, which {self.dst_ref} has not")
+            check_secret_key(self.sign.gpg_fingerprint, gnupghome=self.sign.gnupghome)
         if not self.carry:
             return
         self._tags = await _signature_tags(src, plan)

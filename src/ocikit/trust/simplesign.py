@@ -46,6 +46,16 @@ def sign_payload(payload: bytes, fingerprint: str, *, gnupghome: str | None = No
     return p.stdout
 
 
+def check_secret_key(fingerprint: str, *, gnupghome: str | None = None) -> None:
+    """:class:`SigningFailed` unless the keyring holds the secret key ``fingerprint`` (checked before a copy)."""
+    cmd = [_gpg(), "--batch", "--no-tty", "--with-colons", "--list-secret-keys", fingerprint]
+    if gnupghome:
+        cmd[1:1] = ["--homedir", gnupghome]
+    p = subprocess.run(cmd, capture_output=True)
+    if p.returncode != 0 or b"\nsec:" not in b"\n" + p.stdout:
+        raise SigningFailed(f"no secret GPG key {fingerprint} in {gnupghome or os.environ.get('GNUPGHOME') or '~/.gnupg'}")
+
+
 @dataclass(frozen=True)
 class GPGResult:
     """A verified signed message: the signing key and the payload it carries."""
@@ -116,4 +126,4 @@ class Keyring:
         self.close()
 
 
-__all__ = ["GPGResult", "Keyring", "sign_payload"]
+__all__ = ["GPGResult", "Keyring", "check_secret_key", "sign_payload"]
