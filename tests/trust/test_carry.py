@@ -161,3 +161,16 @@ def test_copy_sign_by_unknown_key_writes_nothing(registry, signed, tmp_path) -> 
     assert p.returncode == 1 and b"no secret GPG key" in p.stderr and len(p.stderr.splitlines()) == 1
     tags = run_ocikit("list-tags", "--tls-verify=false", f"docker://{registry}/carry/never-signed", check=False)
     assert tags.returncode != 0 or b"v1" not in tags.stdout
+
+
+def test_copy_signs_with_a_cosign_key(registry, cosign_key, tmp_path) -> None:
+    key, pub, pf = cosign_key
+    src = f"docker://{registry}/carry/cosign-in-copy:v1"
+    push_image(str(tmp_path / "s"), src, seed=25)
+    dst = f"docker://{registry}/carry/cosign-in-copy-dst:v1"
+    run_ocikit("copy", *NO_TLS, "--sign-by-sigstore-private-key", key, "--sign-passphrase-file", pf,
+               "--sign-identity", "example.com/released/app:1.0", src, dst)
+    doc = json.loads(run_ocikit("--format", "json", "verify", "--key", pub, "--tls-verify=false", "--identity",
+                                "example.com/released/app:1.0", dst).stdout)
+    assert doc["ok"] and [s["identity"] for s in doc["signatures"]] == ["example.com/released/app:1.0"]
+    assert run_ocikit("verify", "--key", pub, "--tls-verify=false", src, check=False).returncode == 1
