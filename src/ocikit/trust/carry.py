@@ -16,6 +16,7 @@ Nothing is carried with ``carry=False`` (``--remove-signatures``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -84,10 +85,10 @@ class TrustHook:
         src_image = docker_ref(self.src_ref)
         if src_image is not None:
             base = lookaside_base(self.regd, src_image)
-            for node in plan.manifests:
-                sigs = [data for _, data in await read_signatures(base, src_image, node.desc.digest)]
+            found = await asyncio.gather(*(read_signatures(base, src_image, n.desc.digest) for n in plan.manifests))
+            for node, sigs in zip(plan.manifests, found):
                 if sigs:
-                    self._lookaside[node.desc.digest] = sigs
+                    self._lookaside[node.desc.digest] = [data for _, data in sigs]
         if self._lookaside and docker_ref(self.dst_ref) is None:
             raise UsageError(f"{self.src_ref} has lookaside signatures, which {self.dst_ref} cannot keep "
                              "(only docker:// targets have a lookaside store); copy with --remove-signatures "
