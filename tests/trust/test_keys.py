@@ -14,7 +14,7 @@ import pytest
 
 from ocikit.errors import KeyInvalid, PassphraseInvalid
 from ocikit.trust import keys
-from ocikit_cli import run_ocikit
+from helpers.cli import expect_failure, run_ocikit
 
 # go-securesystemslib's published vector for its `encrypted` package (what cosign's keys use):
 # "reallyimportant" under the passphrase "supersecret", scrypt N=32768 r=8 p=1 + nacl/secretbox.
@@ -84,7 +84,7 @@ def test_malformed_private_keys(data: bytes, message: str) -> None:
 
 
 def test_decrypted_but_not_a_key() -> None:
-    pem = keys._pem(keys.PEM_TYPE, keys.encrypt(b"just bytes", b"pw"))
+    pem = keys.pem_encode(keys.PEM_TYPE, keys.encrypt(b"just bytes", b"pw"))
     with pytest.raises(KeyInvalid, match="not PKCS#8"):
         keys.load_private_key(pem, b"pw")
 
@@ -102,8 +102,7 @@ def test_generate_key_cli(tmp_path) -> None:
     assert stat.S_IMODE(os.stat(prefix + ".key").st_mode) == 0o600
     with open(prefix + ".key", "rb") as f:
         keys.load_private_key(f.read(), b"s3cret")  # the file's trailing newline is not part of it
-    again = run_ocikit("generate-key", prefix, "--passphrase-file", str(pf), check=False)
-    assert again.returncode == 2 and b"refusing to overwrite" in again.stderr
+    expect_failure("generate-key", prefix, "--passphrase-file", str(pf), code=2, match="refusing to overwrite")
     # OCIKIT_PASSPHRASE, and no terminal and no passphrase: a one-line usage error
     env = {**os.environ, "OCIKIT_PASSPHRASE": "from-env"}
     subprocess.run([sys.executable, "-m", "ocikit", "generate-key", str(tmp_path / "e")], env=env, check=True,
@@ -125,9 +124,8 @@ def test_sign_with_wrong_passphrase_or_bad_key(tmp_path) -> None:
     pf.write_text("right")
     run_ocikit("generate-key", str(tmp_path / "k"), "--passphrase-file", str(pf))
     pf.write_text("wrong")
-    p = run_ocikit("sign", "--key", str(tmp_path / "k.key"), "--passphrase-file", str(pf),
-                   f"oci:{tmp_path / 'lay'}:v1", "--sign-identity", "example.com/a:v1", check=False)
-    assert p.returncode == 1 and b"wrong passphrase" in p.stderr and len(p.stderr.splitlines()) == 1
-    p = run_ocikit("sign", "--key", str(tmp_path / "k.pub"), "--passphrase-file", str(pf),
-                   f"oci:{tmp_path / 'lay'}:v1", check=False)
-    assert p.returncode == 1 and b"not a PEM block" in p.stderr
+    expect_failure("sign", "--key", str(tmp_path / "k.key"), "--passphrase-file", str(pf),
+                   f"oci:{tmp_path / 'lay'}:v1", "--sign-identity", "example.com/a:v1", code=1,
+                   match="k.key: wrong passphrase")
+    expect_failure("sign", "--key", str(tmp_path / "k.pub"), "--passphrase-file", str(pf),
+                   f"oci:{tmp_path / 'lay'}:v1", code=1, match="k.pub: not a PEM block")

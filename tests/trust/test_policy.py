@@ -10,7 +10,7 @@ import pytest
 from ocikit.errors import PolicyInvalid
 from ocikit.transportref import parse_transport_reference
 from ocikit.trust.policy import parse_policy, policy_scopes
-from ocikit_cli import run_ocikit
+from helpers.cli import expect_failure, run_ocikit
 
 ACCEPT = [{"type": "insecureAcceptAnything"}]
 REJECT = [{"type": "reject"}]
@@ -61,11 +61,10 @@ def test_bad_policies(doc, message) -> None:
 def test_bad_policy_on_the_cli(tmp_path) -> None:
     p = tmp_path / "policy.json"
     p.write_text(json.dumps({"default": [{"type": "trustMeBro"}]}))
-    r = run_ocikit("verify", "--policy", str(p), "oci:/nonexistent:v1", check=False)
-    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"trustMeBro" in r.stderr
+    expect_failure("verify", "--policy", str(p), "oci:/nonexistent:v1", code=1,
+                   match="unknown policy requirement type 'trustMeBro'")
     p.write_text("{not json")
-    r = run_ocikit("verify", "--policy", str(p), "oci:/nonexistent:v1", check=False)
-    assert r.returncode == 1 and b"not JSON" in r.stderr
+    expect_failure("verify", "--policy", str(p), "oci:/nonexistent:v1", code=1, match="policy.json: not JSON")
 
 
 def test_sigstore_signed_over_layouts(tmp_path, cosign_key) -> None:
@@ -79,12 +78,11 @@ def test_sigstore_signed_over_layouts(tmp_path, cosign_key) -> None:
     p = tmp_path / "policy.json"
     p.write_text(json.dumps({"default": REJECT, "transports": {"oci": {
         lay: [{"type": "sigstoreSigned", "keyPath": pub, "signedIdentity": ident}]}}}))
-    r = run_ocikit("verify", "--policy", str(p), f"oci:{lay}:v1", check=False)
-    assert r.returncode == 1 and b"no signature found" in r.stderr
+    expect_failure("verify", "--policy", str(p), f"oci:{lay}:v1", code=1, match="rejected by .*no signature found")
     run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--sign-identity", "reg.example.com/ns/app:v2",
                f"oci:{lay}:v1")
-    r = run_ocikit("verify", "--policy", str(p), f"oci:{lay}:v1", check=False)
-    assert r.returncode == 1 and b"wants exactly reg.example.com/ns/app:v1" in r.stderr
+    expect_failure("verify", "--policy", str(p), f"oci:{lay}:v1", code=1,
+                   match="wants exactly reg.example.com/ns/app:v1")
     run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--bundle", "--sign-identity",
                "reg.example.com/ns/app:v1", f"oci:{lay}:v1")
     # a bundle names the repository only, never a tag: exactReference is checked on the repository part
@@ -96,8 +94,7 @@ def test_sigstore_signed_over_layouts(tmp_path, cosign_key) -> None:
     q.write_text(json.dumps({"default": REJECT, "transports": {"oci": {lay: [{
         "type": "sigstoreSigned", "keyPath": pub,
         "signedIdentity": {"type": "exactReference", "dockerReference": "reg.example.com/ns/other:v1"}}]}}}))
-    r = run_ocikit("verify", "--policy", str(q), f"oci:{lay}:v1", check=False)
-    assert r.returncode == 1 and b"reg.example.com/ns/other" in r.stderr
+    expect_failure("verify", "--policy", str(q), f"oci:{lay}:v1", code=1, match="reg.example.com/ns/other")
 
 
 def test_tampered_layer_under_a_valid_signature(tmp_path, cosign_key) -> None:
@@ -124,8 +121,7 @@ def test_tampered_layer_under_a_valid_signature(tmp_path, cosign_key) -> None:
         "signedIdentity": {"type": "exactReference", "dockerReference": "reg.example.com/ns/app:v1"}}]}}}))
     assert run_ocikit("verify", "--policy", str(p), f"oci:{lay}:v1").returncode == 0
     out = str(tmp_path / "out")
-    r = run_ocikit("copy", "--policy", str(p), f"oci:{lay}:v1", f"oci:{out}:v1", check=False)
-    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and b"digest mismatch" in r.stderr
+    expect_failure("copy", "--policy", str(p), f"oci:{lay}:v1", f"oci:{out}:v1", code=1, match="digest mismatch")
     index = os.path.join(out, "index.json")
     assert not os.path.exists(index) or json.load(open(index))["manifests"] == []
 
@@ -144,7 +140,8 @@ def test_unpack_under_a_policy(tmp_path, cosign_key) -> None:
     p.write_text(json.dumps({"default": REJECT, "transports": {"oci": {lay: [{
         "type": "sigstoreSigned", "keyPath": pub,
         "signedIdentity": {"type": "exactRepository", "dockerRepository": "reg.example.com/ns/app"}}]}}}))
-    r = run_ocikit("unpack", "--policy", str(p), f"oci:{lay}:unsigned", str(tmp_path / "u"), check=False)
-    assert r.returncode == 1 and b"rejected" in r.stderr and not os.path.exists(tmp_path / "u")
+    expect_failure("unpack", "--policy", str(p), f"oci:{lay}:unsigned", str(tmp_path / "u"), code=1,
+                   match=r"oci:.*:unsigned: rejected by")
+    assert not os.path.exists(tmp_path / "u")
     run_ocikit("unpack", "--policy", str(p), f"oci:{lay}:v1", str(tmp_path / "s"))
     assert os.path.isdir(tmp_path / "s")

@@ -40,7 +40,8 @@ class KeyPair:
     public_pem: bytes
 
 
-def _pem(kind: str, body: bytes) -> bytes:
+def pem_encode(kind: str, body: bytes) -> bytes:
+    """A PEM block of type ``kind`` around ``body`` (base64, 64-column lines)."""
     b64 = base64.b64encode(body).decode()
     lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
     return (f"-----BEGIN {kind}-----\n" + "\n".join(lines) + f"\n-----END {kind}-----\n").encode()
@@ -117,7 +118,7 @@ def generate(passphrase: bytes) -> KeyPair:
                              serialization.NoEncryption())
     pub = priv.public_key().public_bytes(serialization.Encoding.PEM,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
-    return KeyPair(_pem(PEM_TYPE, encrypt(der, passphrase)), pub)
+    return KeyPair(pem_encode(PEM_TYPE, encrypt(der, passphrase)), pub)
 
 
 def load_private_key(data: bytes, passphrase: bytes, *, what: str = "private key"):  # type: ignore[no-untyped-def]
@@ -203,4 +204,4 @@ def write_key_pair(prefix: str, passphrase: bytes, *, force: bool = False) -> tu
 
 
 __all__ = ["KeyPair", "PEM_TYPE", "PEM_TYPES", "decrypt", "encrypt", "generate", "load_private_key",
-           "load_public_key", "public_key_hint", "sign_bytes", "verify_bytes", "write_key_pair"]
+           "load_public_key", "pem_encode", "public_key_hint", "sign_bytes", "verify_bytes", "write_key_pair"]

@@ -1,4 +1,5 @@
-"""Throwaway GPG signing keys for tests and benches: a new GPG home per key, removed afterwards."""
+"""Signing fixtures' helpers for tests and benches: throwaway GPG keys (a new GPG home per key, removed
+afterwards), a registries.d naming a lookaside directory, a generated image pushed somewhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 
-from servers import require
+from helpers.cli import run_ocikit
+from helpers.peers import require
 
 
 @dataclass
@@ -44,3 +46,22 @@ def make_gpg_key(name: str) -> GPGKey:
 def drop_gpg_key(key: GPGKey) -> None:
     subprocess.run(["gpgconf", "--homedir", key.home, "--kill", "all"], capture_output=True)
     shutil.rmtree(key.home, ignore_errors=True)
+
+
+def push_image(layout_dir: str, target: str, *, index: bool = False, seed: int = 0) -> str:
+    """Write a generated image (or a 3-platform index) and copy it to ``target``; its digest."""
+    from ocikit.testing import write_image, write_index
+    from ocikit.transports.layout import OCILayout
+
+    lay = OCILayout(layout_dir, create=True)
+    desc = write_index(lay, "v1", seed=seed) if index else write_image(lay, "v1", seed=seed)
+    run_ocikit("copy", "--all", "--dest-tls-verify=false", f"oci:{layout_dir}:v1", target)
+    return str(desc.digest)
+
+
+def registries_d(directory: str, lookaside: str) -> str:
+    """A registries.d directory whose default-docker lookaside (and staging) is ``lookaside``."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "default.yaml"), "w") as f:
+        f.write(f"default-docker:\n  lookaside: file://{lookaside}\n  lookaside-staging: file://{lookaside}\n")
+    return directory

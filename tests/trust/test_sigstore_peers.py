@@ -16,11 +16,14 @@ import urllib.request
 
 import pytest
 
-from conftest import JS, push_image
-from ocikit_cli import run_ocikit
-from servers import require
+from helpers.trust import push_image
+from helpers.cli import run_ocikit
+from helpers.peers import require
 
 pytestmark = pytest.mark.peer
+
+JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+"""sigstore-js, installed by .ci/install-peers.sh from the committed package-lock.json."""
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -54,8 +57,8 @@ def node_key(tmp_path_factory) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("mode", ["dsse", "message"])
-def test_sigstore_js_bundle_verified_by_ocikit(registry, node_key, cosign_key, tmp_path, mode) -> None:
-    repo = f"{registry}/sigstore/js-{mode}"
+def test_sigstore_js_bundle_verified_by_ocikit(serve_host, node_key, cosign_key, tmp_path, mode) -> None:
+    repo = f"{serve_host}/sigstore/js-{mode}"
     digest = push_image(str(tmp_path / "src"), f"docker://{repo}:v1", seed=11)
     p = node("sign_attach.js", repo, digest, node_key[0], mode)
     assert p.returncode == 0, p.stderr
@@ -69,29 +72,29 @@ def test_sigstore_js_bundle_verified_by_ocikit(registry, node_key, cosign_key, t
     assert bad.returncode == 1 and f"{repo}:v1" in bad.stderr.decode() and b"does not verify" in bad.stdout
 
 
-def _bundle_of(registry: str, repo: str, digest: str) -> bytes:
-    idx = json.loads(get(f"http://{registry}/v2/{repo}/referrers/{digest}", "application/vnd.oci.image.index.v1+json"))
+def _bundle_of(serve_host: str, repo: str, digest: str) -> bytes:
+    idx = json.loads(get(f"http://{serve_host}/v2/{repo}/referrers/{digest}", "application/vnd.oci.image.index.v1+json"))
     (ref,) = [m for m in idx["manifests"] if m.get("artifactType") == BUNDLE]
-    m = json.loads(get(f"http://{registry}/v2/{repo}/manifests/{ref['digest']}"))
+    m = json.loads(get(f"http://{serve_host}/v2/{repo}/manifests/{ref['digest']}"))
     assert m["subject"]["digest"] == digest and m["config"]["mediaType"] == "application/vnd.oci.empty.v1+json"
     (layer,) = m["layers"]
     assert layer["mediaType"] == BUNDLE
-    return get(f"http://{registry}/v2/{repo}/blobs/{layer['digest']}", "*/*")
+    return get(f"http://{serve_host}/v2/{repo}/blobs/{layer['digest']}", "*/*")
 
 
-def test_ocikit_bundle_verified_by_sigstore_js(registry, cosign_key, node_key, tmp_path) -> None:
+def test_ocikit_bundle_verified_by_sigstore_js(serve_host, cosign_key, node_key, tmp_path) -> None:
     key, pub, pf = cosign_key
     repo = "sigstore/ocikit-bundle"
-    digest = push_image(str(tmp_path / "src"), f"docker://{registry}/{repo}:v1", seed=12)
+    digest = push_image(str(tmp_path / "src"), f"docker://{serve_host}/{repo}:v1", seed=12)
     run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--bundle", "--tls-verify=false",
-               f"docker://{registry}/{repo}:v1")
-    raw = _bundle_of(registry, repo, digest)
+               f"docker://{serve_host}/{repo}:v1")
+    raw = _bundle_of(serve_host, repo, digest)
     path = tmp_path / "bundle.json"
     path.write_bytes(raw)
     p = node("verify_bundle.js", str(path), pub)
     assert p.returncode == 0, p.stderr
     st = json.loads(p.stdout)["statement"]
-    assert st["subject"] == [{"name": f"{registry}/{repo}", "digest": {"sha256": digest.split(":")[1]}}]
+    assert st["subject"] == [{"name": f"{serve_host}/{repo}", "digest": {"sha256": digest.split(":")[1]}}]
     # sigstore-js refuses it with another key, and once the statement is changed
     assert node("verify_bundle.js", str(path), node_key[1]).returncode != 0
     doc = json.loads(raw)
@@ -103,13 +106,13 @@ def test_ocikit_bundle_verified_by_sigstore_js(registry, cosign_key, node_key, t
     assert bad.returncode != 0 and "SIGNATURE" in bad.stderr
 
 
-def test_tag_schema_matches_cosign_spec(registry, cosign_key, tmp_path) -> None:
+def test_tag_schema_matches_cosign_spec(serve_host, cosign_key, tmp_path) -> None:
     key, pub, pf = cosign_key
     repo = "sigstore/tagschema"
-    digest = push_image(str(tmp_path / "src"), f"docker://{registry}/{repo}:v1", seed=13)
-    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--tls-verify=false", f"docker://{registry}/{repo}:v1")
+    digest = push_image(str(tmp_path / "src"), f"docker://{serve_host}/{repo}:v1", seed=13)
+    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--tls-verify=false", f"docker://{serve_host}/{repo}:v1")
     tag = f"sha256-{digest.split(':')[1]}.sig"
-    m = json.loads(get(f"http://{registry}/v2/{repo}/manifests/{tag}"))
+    m = json.loads(get(f"http://{serve_host}/v2/{repo}/manifests/{tag}"))
     assert list(m) == ["schemaVersion", "mediaType", "config", "layers"]
     assert m["schemaVersion"] == 2 and m["mediaType"] == OCI_MANIFEST
     assert list(m["config"]) == ["mediaType", "size", "digest"]
@@ -118,12 +121,12 @@ def test_tag_schema_matches_cosign_spec(registry, cosign_key, tmp_path) -> None:
     assert list(layer) == ["mediaType", "size", "digest", "annotations"]
     assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
     assert list(layer["annotations"]) == ["dev.cosignproject.cosign/signature"]
-    config = json.loads(get(f"http://{registry}/v2/{repo}/blobs/{m['config']['digest']}", "*/*"))
+    config = json.loads(get(f"http://{serve_host}/v2/{repo}/blobs/{m['config']['digest']}", "*/*"))
     assert config["rootfs"] == {"type": "layers", "diff_ids": [layer["digest"]]}
     assert config["architecture"] == "" and config["os"] == "" and config["config"] == {}
-    payload = get(f"http://{registry}/v2/{repo}/blobs/{layer['digest']}", "*/*")
+    payload = get(f"http://{serve_host}/v2/{repo}/blobs/{layer['digest']}", "*/*")
     assert len(payload) == layer["size"]
-    assert json.loads(payload) == {"critical": {"identity": {"docker-reference": f"{registry}/{repo}:v1"},
+    assert json.loads(payload) == {"critical": {"identity": {"docker-reference": f"{serve_host}/{repo}:v1"},
                                                 "image": {"docker-manifest-digest": digest},
                                                 "type": "cosign container image signature"},
                                    "optional": None}
@@ -137,10 +140,10 @@ def test_tag_schema_matches_cosign_spec(registry, cosign_key, tmp_path) -> None:
     assert subprocess.run([require("node"), "-e", script, sig]).returncode == 0
     # a second signature is appended to the same manifest, as cosign does
     run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--tls-verify=false",
-               "--sign-identity", f"{registry}/{repo}:other", f"docker://{registry}/{repo}@{digest}")
-    m2 = json.loads(get(f"http://{registry}/v2/{repo}/manifests/{tag}"))
+               "--sign-identity", f"{serve_host}/{repo}:other", f"docker://{serve_host}/{repo}@{digest}")
+    m2 = json.loads(get(f"http://{serve_host}/v2/{repo}/manifests/{tag}"))
     assert [x["digest"] for x in m2["layers"]][0] == layer["digest"] and len(m2["layers"]) == 2
-    v = run_ocikit("--format", "json", "verify", "--key", pub, "--tls-verify=false", f"docker://{registry}/{repo}:v1",
+    v = run_ocikit("--format", "json", "verify", "--key", pub, "--tls-verify=false", f"docker://{serve_host}/{repo}:v1",
                    check=False)
     doc = json.loads(v.stdout)
     # the tag's own signature passes; the one naming :other fails the identity check, and says so
@@ -148,17 +151,17 @@ def test_tag_schema_matches_cosign_spec(registry, cosign_key, tmp_path) -> None:
     assert "not" in doc["signatures"][1]["reason"] and ":other" in doc["signatures"][1]["reason"]
 
 
-def test_tampered_payload_digest_refused(registry, cosign_key, tmp_path) -> None:
+def test_tampered_payload_digest_refused(serve_host, cosign_key, tmp_path) -> None:
     """A valid signature whose payload names another digest (a .sig copied onto another image)."""
     key, pub, pf = cosign_key
     repo = "sigstore/moved"
-    a = push_image(str(tmp_path / "a"), f"docker://{registry}/{repo}:a", seed=14)
-    b = push_image(str(tmp_path / "b"), f"docker://{registry}/{repo}:b", seed=15)
-    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--tls-verify=false", f"docker://{registry}/{repo}:a")
+    a = push_image(str(tmp_path / "a"), f"docker://{serve_host}/{repo}:a", seed=14)
+    b = push_image(str(tmp_path / "b"), f"docker://{serve_host}/{repo}:b", seed=15)
+    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--tls-verify=false", f"docker://{serve_host}/{repo}:a")
     run_ocikit("copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--remove-signatures",
-               f"docker://{registry}/{repo}:sha256-{a.split(':')[1]}.sig",
-               f"docker://{registry}/{repo}:sha256-{b.split(':')[1]}.sig")
-    p = run_ocikit("verify", "--key", pub, "--tls-verify=false", f"docker://{registry}/{repo}:b", check=False)
+               f"docker://{serve_host}/{repo}:sha256-{a.split(':')[1]}.sig",
+               f"docker://{serve_host}/{repo}:sha256-{b.split(':')[1]}.sig")
+    p = run_ocikit("verify", "--key", pub, "--tls-verify=false", f"docker://{serve_host}/{repo}:b", check=False)
     assert p.returncode == 1
     assert f"the signature is for {a}, not {b}" in p.stdout.decode()
     assert f"{repo}:b" in p.stderr.decode() and len(p.stderr.decode().strip().splitlines()) == 1

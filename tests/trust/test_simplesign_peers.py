@@ -12,18 +12,19 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
-from conftest import push_image, registries_d
-from ocikit_cli import run_ocikit
-from servers import require
+from helpers.trust import push_image, registries_d
+from helpers.cli import run_ocikit
+from helpers.peers import require
 
 pytestmark = pytest.mark.peer
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, registry, gpg_key):
+def setup(tmp_path_factory, serve_host, gpg_key):
     """A registries.d with a lookaside dir, a signedBy policy for REGISTRY/gpg, and the source layout."""
     tmp = tmp_path_factory.mktemp("gpg")
     look = str(tmp / "lookaside")
@@ -31,7 +32,7 @@ def setup(tmp_path_factory, registry, gpg_key):
     policy = tmp / "policy.json"
     policy.write_text(json.dumps({
         "default": [{"type": "reject"}],
-        "transports": {"docker": {f"{registry}/gpg": [{"type": "signedBy", "keyType": "GPGKeys",
+        "transports": {"docker": {f"{serve_host}/gpg": [{"type": "signedBy", "keyType": "GPGKeys",
                                                         "keyPath": gpg_key.public_key}]},
                        "dir": {"": [{"type": "insecureAcceptAnything"}]},
                        "oci": {"": [{"type": "insecureAcceptAnything"}]}}}))
@@ -63,25 +64,25 @@ def lookaside_files(setup, repo: str) -> list[str]:
     return sorted(glob.glob(os.path.join(setup["look"], repo + "@sha256=*", "signature-*")))
 
 
-def test_skopeo_signs_ocikit_verifies(setup, registry, gpg_key) -> None:
+def test_skopeo_signs_ocikit_verifies(setup, serve_host, gpg_key) -> None:
     src = str(setup["tmp"] / "src1")
-    push_image(src, f"docker://{registry}/gpg/base:v1")
-    skopeo_sign_copy(setup, gpg_key, f"oci:{src}:v1", f"docker://{registry}/gpg/by-skopeo:v1")
+    push_image(src, f"docker://{serve_host}/gpg/base:v1")
+    skopeo_sign_copy(setup, gpg_key, f"oci:{src}:v1", f"docker://{serve_host}/gpg/by-skopeo:v1")
     assert len(lookaside_files(setup, "gpg/by-skopeo")) == 1
-    p = ocikit_verify_policy(setup, f"docker://{registry}/gpg/by-skopeo:v1")
+    p = ocikit_verify_policy(setup, f"docker://{serve_host}/gpg/by-skopeo:v1")
     assert p.returncode == 0, p.stderr
     assert b"Accepted" in p.stdout and b"PASS gpg" in p.stdout
     # the same with the keyring given directly, as JSON
     p = run_ocikit("--format", "json", "verify", "--gpg-keyring", gpg_key.public_key, "--registries.d", setup["regd"],
-                   "--tls-verify=false", f"docker://{registry}/gpg/by-skopeo:v1")
+                   "--tls-verify=false", f"docker://{serve_host}/gpg/by-skopeo:v1")
     doc = json.loads(p.stdout)
     assert doc["ok"] and [s["kind"] for s in doc["signatures"]] == ["gpg"]
     assert doc["signatures"][0]["signer"] == gpg_key.fingerprint
-    assert doc["signatures"][0]["identity"] == f"{registry}/gpg/by-skopeo:v1"
+    assert doc["signatures"][0]["identity"] == f"{serve_host}/gpg/by-skopeo:v1"
 
 
-def test_ocikit_signs_skopeo_verifies(setup, registry, gpg_key, tmp_path) -> None:
-    ref = f"docker://{registry}/gpg/by-ocikit:v1"
+def test_ocikit_signs_skopeo_verifies(setup, serve_host, gpg_key, tmp_path) -> None:
+    ref = f"docker://{serve_host}/gpg/by-ocikit:v1"
     digest = push_image(str(tmp_path / "src"), ref, seed=2)
     ocikit_sign(setup, gpg_key, ref)
     files = lookaside_files(setup, "gpg/by-ocikit")
@@ -89,13 +90,13 @@ def test_ocikit_signs_skopeo_verifies(setup, registry, gpg_key, tmp_path) -> Non
     p = skopeo_pull(setup, ref, str(tmp_path / "out"))
     assert p.returncode == 0, p.stderr
     # by digest too (matchRepoDigestOrExact: same repository)
-    p = skopeo_pull(setup, f"docker://{registry}/gpg/by-ocikit@{digest}", str(tmp_path / "out2"))
+    p = skopeo_pull(setup, f"docker://{serve_host}/gpg/by-ocikit@{digest}", str(tmp_path / "out2"))
     assert p.returncode == 0, p.stderr
     assert ocikit_verify_policy(setup, ref).returncode == 0
 
 
-def test_unsigned_refused_by_both(setup, registry, tmp_path) -> None:
-    ref = f"docker://{registry}/gpg/unsigned:v1"
+def test_unsigned_refused_by_both(setup, serve_host, tmp_path) -> None:
+    ref = f"docker://{serve_host}/gpg/unsigned:v1"
     push_image(str(tmp_path / "src"), ref, seed=3)
     p = skopeo_pull(setup, ref, str(tmp_path / "out"))
     assert p.returncode != 0 and "signature" in p.stderr.lower()
@@ -105,11 +106,11 @@ def test_unsigned_refused_by_both(setup, registry, tmp_path) -> None:
     assert len(err.splitlines()) == 1 and "gpg/unsigned:v1" in err and "rejected" in err and "no signature" in err
 
 
-def test_signature_for_another_digest_refused_by_both(setup, registry, gpg_key, tmp_path) -> None:
-    signed = f"docker://{registry}/gpg/moved-a:v1"
+def test_signature_for_another_digest_refused_by_both(setup, serve_host, gpg_key, tmp_path) -> None:
+    signed = f"docker://{serve_host}/gpg/moved-a:v1"
     push_image(str(tmp_path / "a"), signed, seed=4)
     ocikit_sign(setup, gpg_key, signed)
-    other = f"docker://{registry}/gpg/moved-a:v2"
+    other = f"docker://{serve_host}/gpg/moved-a:v2"
     digest_b = push_image(str(tmp_path / "b"), other, seed=5)
     # the signature of image A, put where image B's signature would be
     (sig_a,) = lookaside_files(setup, "gpg/moved-a")
@@ -122,15 +123,15 @@ def test_signature_for_another_digest_refused_by_both(setup, registry, gpg_key, 
     assert p.returncode == 1 and f"not {digest_b}" in p.stderr.decode()
 
 
-def test_other_identity_and_other_key_refused_by_both(setup, registry, gpg_key, other_gpg_key, tmp_path) -> None:
-    ref = f"docker://{registry}/gpg/wrong-identity:v1"
+def test_other_identity_and_other_key_refused_by_both(setup, serve_host, gpg_key, other_gpg_key, tmp_path) -> None:
+    ref = f"docker://{serve_host}/gpg/wrong-identity:v1"
     push_image(str(tmp_path / "a"), ref, seed=6)
-    ocikit_sign(setup, gpg_key, ref, "--sign-identity", f"{registry}/gpg/somewhere-else:v1")
+    ocikit_sign(setup, gpg_key, ref, "--sign-identity", f"{serve_host}/gpg/somewhere-else:v1")
     assert skopeo_pull(setup, ref, str(tmp_path / "o1")).returncode != 0
     p = ocikit_verify_policy(setup, ref)
     assert p.returncode == 1 and "somewhere-else" in p.stderr.decode()
 
-    ref2 = f"docker://{registry}/gpg/stranger:v1"
+    ref2 = f"docker://{serve_host}/gpg/stranger:v1"
     push_image(str(tmp_path / "b"), ref2, seed=7)
     skopeo_sign_copy(setup, other_gpg_key, f"oci:{tmp_path / 'b'}:v1", ref2)
     assert skopeo_pull(setup, ref2, str(tmp_path / "o2")).returncode != 0
@@ -138,8 +139,8 @@ def test_other_identity_and_other_key_refused_by_both(setup, registry, gpg_key, 
     assert p.returncode == 1 and "does not verify" in p.stderr.decode()
 
 
-def test_garbage_lookaside_signature(setup, registry, gpg_key, tmp_path) -> None:
-    ref = f"docker://{registry}/gpg/garbage:v1"
+def test_garbage_lookaside_signature(setup, serve_host, gpg_key, tmp_path) -> None:
+    ref = f"docker://{serve_host}/gpg/garbage:v1"
     digest = push_image(str(tmp_path / "a"), ref, seed=8)
     path = os.path.join(setup["look"], f"gpg/garbage@sha256={digest.split(':')[1]}", "signature-1")
     os.makedirs(os.path.dirname(path))
@@ -151,16 +152,16 @@ def test_garbage_lookaside_signature(setup, registry, gpg_key, tmp_path) -> None
     assert b"FAIL gpg" in p.stdout
 
 
-def test_http_lookaside(setup, registry, gpg_key, tmp_path) -> None:
+def test_http_lookaside(setup, serve_host, gpg_key, tmp_path) -> None:
     """A lookaside store served over HTTP (read-only): a good signature passes, garbage fails in one line."""
     import sys
 
-    from servers import free_port, stop_pid, wait_http
+    from helpers.servers import free_port, stop_pid, wait_http
 
-    good = f"docker://{registry}/gpg/http-good:v1"
+    good = f"docker://{serve_host}/gpg/http-good:v1"
     push_image(str(tmp_path / "a"), good, seed=9)
     ocikit_sign(setup, gpg_key, good)  # into the file lookaside, which the HTTP server then serves
-    bad = f"docker://{registry}/gpg/http-bad:v1"
+    bad = f"docker://{serve_host}/gpg/http-bad:v1"
     digest = push_image(str(tmp_path / "b"), bad, seed=10)
     path = os.path.join(setup["look"], f"gpg/http-bad@sha256={digest.split(':')[1]}", "signature-1")
     os.makedirs(os.path.dirname(path))
@@ -173,7 +174,7 @@ def test_http_lookaside(setup, registry, gpg_key, tmp_path) -> None:
         wait_http(f"http://127.0.0.1:{port}/", proc=http)
         regd = registries_d(str(tmp_path / "regd"), "")
         with open(os.path.join(regd, "default.yaml"), "w") as f:
-            f.write(f"docker:\n  {registry}/gpg:\n    lookaside: http://127.0.0.1:{port}\n")
+            f.write(f"docker:\n  {serve_host}/gpg:\n    lookaside: http://127.0.0.1:{port}\n")
         args = ("verify", "--gpg-keyring", gpg_key.public_key, "--registries.d", regd, "--tls-verify=false")
         p = run_ocikit(*args, good)
         assert f"http://127.0.0.1:{port}/gpg/http-good@sha256=".encode() in p.stdout
@@ -184,20 +185,22 @@ def test_http_lookaside(setup, registry, gpg_key, tmp_path) -> None:
         stop_pid(http)
 
 
-def test_podman_pull_under_the_same_policy(setup, registry, gpg_key, tmp_path) -> None:
+def test_podman_pull_under_the_same_policy(setup, serve_host, gpg_key, tmp_path, request) -> None:
     """podman reads registries.d from $HOME/.config/containers/registries.d: the same lookaside, the same verdicts."""
     podman = require("podman")
     home = tmp_path / "home"
     shutil.copytree(setup["regd"], home / ".config" / "containers" / "registries.d")
     env = {**os.environ, "HOME": str(home)}
-    base = [podman, "--root", str(tmp_path / "storage"), "--runroot", str(tmp_path / "run"), "--storage-driver", "vfs",
+    short = tempfile.mkdtemp(prefix="okp-", dir="/tmp")  # podman refuses a runroot longer than 50 characters
+    request.addfinalizer(lambda: shutil.rmtree(short, ignore_errors=True))
+    base = [podman, "--root", f"{short}/storage", "--runroot", f"{short}/run", "--storage-driver", "vfs",
             "pull", "--signature-policy", setup["policy"], "--tls-verify=false"]
-    signed = f"docker://{registry}/gpg/for-podman:v1"
+    signed = f"docker://{serve_host}/gpg/for-podman:v1"
     push_image(str(tmp_path / "a"), signed, seed=31)
     ocikit_sign(setup, gpg_key, signed)
     p = subprocess.run([*base, signed], env=env, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    unsigned = f"docker://{registry}/gpg/for-podman-unsigned:v1"
+    unsigned = f"docker://{serve_host}/gpg/for-podman-unsigned:v1"
     push_image(str(tmp_path / "b"), unsigned, seed=32)
     p = subprocess.run([*base, unsigned], env=env, capture_output=True, text=True)
     assert p.returncode != 0 and "signature" in p.stderr
