@@ -60,6 +60,14 @@ def ocikit_sign(setup, key, ref: str, *extra: str) -> None:
                "--tls-verify=false", *extra, ref)
 
 
+def plant_signature(setup, repo: str, digest: str, data: bytes) -> None:
+    """Put ``data`` where the lookaside keeps the first signature of ``repo@digest``."""
+    path = os.path.join(setup["look"], f"{repo}@sha256={digest.split(':')[1]}", "signature-1")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def lookaside_files(setup, repo: str) -> list[str]:
     return sorted(glob.glob(os.path.join(setup["look"], repo + "@sha256=*", "signature-*")))
 
@@ -114,9 +122,8 @@ def test_signature_for_another_digest_refused_by_both(setup, serve_host, gpg_key
     digest_b = push_image(str(tmp_path / "b"), other, seed=5)
     # the signature of image A, put where image B's signature would be
     (sig_a,) = lookaside_files(setup, "gpg/moved-a")
-    dst = os.path.join(setup["look"], f"gpg/moved-a@sha256={digest_b.split(':')[1]}", "signature-1")
-    os.makedirs(os.path.dirname(dst))
-    shutil.copy(sig_a, dst)
+    with open(sig_a, "rb") as f:
+        plant_signature(setup, "gpg/moved-a", digest_b, f.read())
     p = skopeo_pull(setup, other, str(tmp_path / "out"))
     assert p.returncode != 0, "skopeo accepted a signature of another digest"
     p = ocikit_verify_policy(setup, other)
@@ -142,10 +149,7 @@ def test_other_identity_and_other_key_refused_by_both(setup, serve_host, gpg_key
 def test_garbage_lookaside_signature(setup, serve_host, gpg_key, tmp_path) -> None:
     ref = f"docker://{serve_host}/gpg/garbage:v1"
     digest = push_image(str(tmp_path / "a"), ref, seed=8)
-    path = os.path.join(setup["look"], f"gpg/garbage@sha256={digest.split(':')[1]}", "signature-1")
-    os.makedirs(os.path.dirname(path))
-    with open(path, "wb") as f:
-        f.write(b"<html>not a signature</html>")
+    plant_signature(setup, "gpg/garbage", digest, b"<html>not a signature</html>")
     p = run_ocikit("verify", "--gpg-keyring", gpg_key.public_key, "--registries.d", setup["regd"],
                    "--tls-verify=false", ref, check=False)
     assert p.returncode == 1 and "gpg/garbage:v1" in p.stderr.decode()
@@ -163,10 +167,7 @@ def test_http_lookaside(setup, serve_host, gpg_key, tmp_path) -> None:
     ocikit_sign(setup, gpg_key, good)  # into the file lookaside, which the HTTP server then serves
     bad = f"docker://{serve_host}/gpg/http-bad:v1"
     digest = push_image(str(tmp_path / "b"), bad, seed=10)
-    path = os.path.join(setup["look"], f"gpg/http-bad@sha256={digest.split(':')[1]}", "signature-1")
-    os.makedirs(os.path.dirname(path))
-    with open(path, "wb") as f:
-        f.write(b"<!doctype html><title>Welcome to nginx</title>")
+    plant_signature(setup, "gpg/http-bad", digest, b"<!doctype html><title>Welcome to nginx</title>")
     port = free_port()
     http = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory",
                              setup["look"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
