@@ -145,3 +145,24 @@ def test_unpack_under_a_policy(tmp_path, cosign_key) -> None:
     assert not os.path.exists(tmp_path / "u")
     run_ocikit("unpack", "--policy", str(p), f"oci:{lay}:v1", str(tmp_path / "s"))
     assert os.path.isdir(tmp_path / "s")
+
+
+def test_verify_several_images_in_one_command(tmp_path, cosign_key) -> None:
+    from ocikit.testing import write_image
+    from ocikit.transports.layout import OCILayout
+
+    key, pub, pf = cosign_key
+    lay = str(tmp_path / "lay")
+    write_image(OCILayout(lay, create=True), "good")
+    write_image(OCILayout(lay, create=True), "bad", seed=7)
+    run_ocikit("sign", "--key", key, "--passphrase-file", pf, "--sign-identity", "r.io/a:1", f"oci:{lay}:good")
+    p = tmp_path / "policy.json"
+    p.write_text(json.dumps({"default": [{"type": "sigstoreSigned", "keyPath": pub,
+                                          "signedIdentity": {"type": "exactRepository", "dockerRepository": "r.io/a"}}]}))
+    r = expect_failure("--format", "json", "verify", "--policy", str(p), f"oci:{lay}:good", f"oci:{lay}:bad", code=1,
+                       match=r"^ocikit: error: oci:\S+:bad: rejected by")
+    assert "good" not in r.stderr
+    assert [d["accepted"] for d in json.loads(r.stdout)] == [True, False]
+    r = expect_failure("verify", "--key", pub, "--identity", "r.io/a:1", f"oci:{lay}:good", f"oci:{lay}:bad", code=1,
+                       match=r"oci:\S+:bad: no valid signature")
+    assert r.stdout.count("PASS cosign") == 1

@@ -68,8 +68,9 @@ class TrustHook:
         if self.policy is not None:
             from .policy import evaluate
 
-            self.decision = await evaluate(self.policy, src, self.src_ref, plan.source_root_digest, regd=self.regd,
-                                           opts=opts)
+            with self.policy:
+                self.decision = await evaluate(self.policy, src, self.src_ref, plan.source_root_digest,
+                                               regd=self.regd, opts=opts)
             if not self.decision.accepted:
                 raise PolicyRejected(f"{self.src_ref}@{plan.source_root_digest}: rejected by {self.policy.path}: "
                                      f"{'; '.join(self.decision.reasons)}")

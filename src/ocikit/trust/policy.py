@@ -48,9 +48,30 @@ class Requirement:
 
 @dataclass
 class Policy:
+    """A parsed policy. The trusted keys of its requirements are loaded once (GPG keys into a temporary
+    home) and kept until :meth:`close`: use it as a context manager, or close it."""
+
     default: list[Requirement]
     transports: dict[str, dict[str, list[Requirement]]] = field(default_factory=dict)
     path: str = ""
+    _trusted: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def trusted(self, req: Requirement) -> Any:
+        """The :class:`~ocikit.trust.verify.TrustedKeys` of a signed requirement (loaded on first use)."""
+        if id(req) not in self._trusted:
+            self._trusted[id(req)] = _trusted(req)
+        return self._trusted[id(req)]
+
+    def close(self) -> None:
+        for t in self._trusted.values():
+            t.close()
+        self._trusted.clear()
+
+    def __enter__(self) -> "Policy":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def requirements(self, tref: TransportReference) -> tuple[str, list[Requirement]]:
         """(scope, requirements) for an image: its most specific scope, the transport's ``""``, ``default``."""
@@ -207,12 +228,8 @@ async def evaluate(policy: Policy, store: Store, tref: TransportReference, diges
             reasons.append(f"the policy rejects every image in scope {scope}")
             continue
         kinds = ("gpg",) if req.type == "signedBy" else ("cosign", "bundle")
-        trusted = _trusted(req)
-        try:
-            got = await verify_manifests(store, [d], trusted, tref=tref, regd=regd, rule=req.identity, kinds=kinds,
-                                         opts=opts)
-        finally:
-            trusted.close()
+        got = await verify_manifests(store, [d], policy.trusted(req), tref=tref, regd=regd, rule=req.identity,
+                                     kinds=kinds, opts=opts)
         checks += got
         if not any(c.ok for c in got):
             accepted = False
@@ -243,9 +260,9 @@ def enforce(policy_path: str, reference: str, *, registries_d: str | None = None
 
     from ..errors import PolicyRejected
 
-    policy = load_policy(None if policy_path == "system" else policy_path)
-    decision = asyncio.run(evaluate_reference(policy, reference, regd=RegistriesD.load(registries_d),
-                                              open_options=open_options))
+    with load_policy(None if policy_path == "system" else policy_path) as policy:
+        decision = asyncio.run(evaluate_reference(policy, reference, regd=RegistriesD.load(registries_d),
+                                                  open_options=open_options))
     if not decision.accepted:
         raise PolicyRejected(f"{decision.image}: rejected by {policy.path}: {'; '.join(decision.reasons)}")
     return decision
