@@ -3,7 +3,7 @@
 set -eu
 need=""
 for pair in skopeo:skopeo umoci:umoci oci-image-tool:oci-image-tool docker-registry:docker-registry \
-            podman:podman buildah:buildah openssl:openssl gpg:gnupg node:nodejs npm:npm; do
+            podman:podman buildah:buildah openssl:openssl chromium:chromium gpg:gnupg node:nodejs npm:npm; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done

@@ -116,12 +116,13 @@ def docker_registry(tmp: str, *, htpasswd: str | None = None, token: dict | None
 @contextlib.contextmanager
 def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None = None,
                        args: tuple[str, ...] = (), port: int | None = None,
-                       fsync: bool = False) -> Iterator[RunningServer]:
+                       fsync: bool = False, delete: bool = True) -> Iterator[RunningServer]:
     """``python -m ocikit serve`` on a free 127.0.0.1 port, storage in ``tmp`` (or ``root``).
 
     ``config``: YAML text written to a file and passed as ``--config``; ``args``: extra flags
     (``--read-only``, ``--htpasswd FILE``, ``--seed-sample``...); ``fsync`` off by default (tests
-    need no power-loss safety). Stopped by PID (SIGTERM).
+    need no power-loss safety); ``delete`` passes ``--enable-delete`` (the spec tests delete).
+    Stopped by PID (SIGTERM).
     """
     fixed = port
     attempts = 1 if fixed else 3  # a free port can be taken by someone else before we bind it
@@ -130,7 +131,8 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
         root = root or os.path.join(tmp, f"ocikit-serve-{port}")
         os.makedirs(root, exist_ok=True)
         cmd = [*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", "--root", root,
-               "--quiet", *(() if fsync else ("--no-fsync",)), *args]
+               "--quiet", *(() if fsync else ("--no-fsync",)),
+               *(("--enable-delete",) if delete else ()), *args]
         if config is not None:
             cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
             with open(cfg_path, "w") as f:

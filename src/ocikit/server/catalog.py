@@ -14,8 +14,7 @@ from .tags import paginate
 async def list_catalog(request: web.Request, _name: str, _ref: str) -> web.StreamResponse:
     reg = registry(request)
     who = principal(request)
-    names = [r for r in await reg.storage.catalog()
-             if reg.auth.mode == "none" or reg.auth.allowed(who, r, "pull") or who.catalog]
+    names = [r for r in await reg.storage.catalog() if reg.auth.may_list(who, r)]
     n = query_int(request, "n")
     page, more = paginate(names, n, request.query.get("last"))
     headers = {}

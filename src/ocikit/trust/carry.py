@@ -1,6 +1,6 @@
 """Trust around a copy: enforce a policy before anything is written, carry signatures after.
 
-:class:`TrustHook` is a :class:`~ocikit.ops.copy.CopyHook`:
+:class:`TrustHook` is a :class:`~ocikit.ops.copy_options.CopyHook`:
 
 - ``before_transfer``: with a policy, the source image must be accepted (else
   :class:`PolicyRejected` and nothing is written); the source's lookaside signatures are read
@@ -103,7 +103,7 @@ class TrustHook:
         if self.carry:
             await self._carry_tags(src, dst, options, result)
             if not options.referrers:  # a --referrers copy has carried them already
-                from ..ops.referrers import copy_referrers
+                from ..ops.copy import copy_referrers
 
                 got = await copy_referrers(src, dst, plan, options, result, opts)
                 self.carried.referrers += [r for _, r in got.carried]
@@ -122,12 +122,11 @@ class TrustHook:
 
     async def _carry_tags(self, src: Store, dst: Store, options: "CopyOptions", result: "CopyResult") -> None:
         from ..ops.copy import copy_between
-        from ..ops.referrers import _merge
 
         sub = dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
                                   referrers=False, hooks=(), progress=None)
         for tag in self._tags:
-            _merge(result, await copy_between(src, tag, dst, tag, sub))
+            result.add(await copy_between(src, tag, dst, tag, sub))
             self.carried.tags.append(tag)
 
 
