@@ -113,19 +113,3 @@ def test_generate_key_cli(tmp_path) -> None:
     p = subprocess.run([sys.executable, "-m", "ocikit", "generate-key", str(tmp_path / "n")], env=env,
                        capture_output=True, stdin=subprocess.DEVNULL)
     assert p.returncode == 2 and b"no passphrase" in p.stderr and len(p.stderr.splitlines()) == 1
-
-
-def test_sign_with_wrong_passphrase_or_bad_key(tmp_path) -> None:
-    from ocikit.testing import write_image
-    from ocikit.transports.layout import OCILayout
-
-    write_image(OCILayout(str(tmp_path / "lay"), create=True), "v1")
-    pf = tmp_path / "pass"
-    pf.write_text("right")
-    run_ocikit("generate-key", str(tmp_path / "k"), "--passphrase-file", str(pf))
-    pf.write_text("wrong")
-    expect_failure("sign", "--key", str(tmp_path / "k.key"), "--passphrase-file", str(pf),
-                   f"oci:{tmp_path / 'lay'}:v1", "--sign-identity", "example.com/a:v1", code=1,
-                   match="k.key: wrong passphrase")
-    expect_failure("sign", "--key", str(tmp_path / "k.pub"), "--passphrase-file", str(pf),
-                   f"oci:{tmp_path / 'lay'}:v1", code=1, match="k.pub: not a PEM block")

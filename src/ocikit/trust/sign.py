@@ -124,7 +124,10 @@ async def sign_image(reference: str, options: SignOptions, *, open_options: Any 
     if options.private_key is None and not options.gpg_fingerprint:
         raise UsageError("nothing to sign with: give --key or --sign-by")
     tref = parse_transport_reference(reference, default_transport="docker")
-    async with holding(open_store(tref, write=True, options=open_options)) as store:
+    if tref.transport not in ("docker", "oci"):
+        raise UsageError(f"{reference}: sign images in a registry (docker://) or an OCI layout (oci:), not in an archive")
+    # a layout must exist already (opened to write, it would be created); a registry needs push access
+    async with holding(open_store(tref, write=tref.transport == "docker", options=open_options)) as store:
         root = await resolve_root(store, tref.selector, DEFAULT_OPTIONS)
         signed = await sign_in_store(store, tref, root.desc, root.manifest, options)
     return SignResult(str(tref), root.desc.digest, signed)
