@@ -19,9 +19,10 @@ def test_sign_with_wrong_passphrase_or_bad_key(tmp_path) -> None:
     pf.write_text("wrong")
     expect_failure("sign", "--key", str(tmp_path / "k.key"), "--passphrase-file", str(pf),
                    f"oci:{tmp_path / 'lay'}:v1", "--sign-identity", "example.com/a:v1", code=1,
-                   match="k.key: wrong passphrase")
+                   match=r"oci:\S+lay:v1: signing key \S+k.key: wrong passphrase")
     expect_failure("sign", "--key", str(tmp_path / "k.pub"), "--passphrase-file", str(pf),
-                   f"oci:{tmp_path / 'lay'}:v1", code=1, match="k.pub: not a PEM block")
+                   f"oci:{tmp_path / 'lay'}:v1", code=1,
+                   match=r"oci:\S+lay:v1: signing key \S+k.pub: not a PEM block")
 
 
 def test_sign_refuses_places_it_cannot_sign_in(tmp_path) -> None:

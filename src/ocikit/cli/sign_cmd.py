@@ -28,12 +28,13 @@ def read_passphrase(passphrase_file: str | None, *, confirm: bool = False, what:
     raise UsageError(f"no passphrase for the {what}: give --passphrase-file, set OCIKIT_PASSPHRASE, or run on a terminal")
 
 
-def load_signing_key(path: str, passphrase_file: str | None) -> Any:
+def load_signing_key(path: str, passphrase_file: str | None, image: str) -> Any:
+    """The private key to sign ``image`` with; a bad key or passphrase is an error naming both."""
     from ..trust.keys import load_private_key
 
     with open(path, "rb") as f:
         data = f.read()
-    return load_private_key(data, read_passphrase(passphrase_file), what=path)
+    return load_private_key(data, read_passphrase(passphrase_file), what=f"{image}: signing key {path}")
 
 
 @click.command("generate-key")
@@ -86,7 +87,7 @@ def sign_command(image: str, key_path: str | None, passphrase_file: str | None, 
         raise click.UsageError("give --key PREFIX.key (sigstore) or --sign-by FINGERPRINT (GPG)")
     if key_path is None and (bundle_mode or tag_schema):
         raise click.UsageError("--bundle and --tag-schema need --key")
-    key = load_signing_key(key_path, passphrase_file) if key_path else None
+    key = load_signing_key(key_path, passphrase_file, image) if key_path else None
     options = SignOptions(private_key=key, tag_schema=tag_schema if tag_schema is not None else not bundle_mode,
                           bundle=bundle_mode, gpg_fingerprint=sign_by, gnupghome=gnupghome,
                           gpg_passphrase_file=gpg_passphrase_file, identity=sign_identity, recursive=recursive,

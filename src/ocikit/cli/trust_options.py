@@ -51,7 +51,7 @@ def trust_hook(source: str, destination: str, kw: dict[str, Any]) -> Any:
         key = None
         if t["sign_by_sigstore_private_key"]:
             from .sign_cmd import load_signing_key
-            key = load_signing_key(t["sign_by_sigstore_private_key"], t["sign_passphrase_file"])
+            key = load_signing_key(t["sign_by_sigstore_private_key"], t["sign_passphrase_file"], destination)
         sign = SignOptions(private_key=key, gpg_fingerprint=t["sign_by"], identity=t["sign_identity"],
                            gpg_passphrase_file=t["sign_passphrase_file"] if t["sign_by"] and not key else None,
                            regd=regd)
