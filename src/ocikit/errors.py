@@ -247,9 +247,27 @@ class LayerLimitExceeded(LayerInvalid):
         self.value = value
 
 
-class StorageFull(OcikitError):
-    code = "STORAGE_FULL"
-    status = 507
+class DiskFull(OcikitError):
+    """No room left: the disk, or the quota on it, is full (``ENOSPC``/``EDQUOT``).
+
+    Raised the same way by every writer (:mod:`ocikit.durable`), which leaves no temp file and
+    no half-written final name behind. The server answers it with **503 Service Unavailable**:
+    the Distribution spec has no error code for a full disk (507 Insufficient Storage is
+    WebDAV's, and clients do not expect it), and 503 says what is true — this registry cannot
+    take the write now, the request was fine, and it may succeed once space is freed. On the
+    wire the body's code is the spec's catch-all ``UNKNOWN`` with ``detail`` ``{"reason":
+    "DISK_FULL"}``, which ocikit's client turns back into this error.
+    """
+
+    code = "DISK_FULL"
+    status = 503
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail if detail is not None else {"reason": self.code})
+
+
+StorageFull = DiskFull
+"""The former name of :class:`DiskFull`."""
 
 
 # --- trust: keys, signatures, policy --------------------------------------------------------
