@@ -270,6 +270,43 @@ StorageFull = DiskFull
 """The former name of :class:`DiskFull`."""
 
 
+# --- trust: keys, signatures, policy --------------------------------------------------------
+
+
+class TrustError(OcikitError):
+    """Base of the signing and verification errors."""
+
+    code = "TRUST"
+
+
+class KeyInvalid(TrustError):
+    """A key file that cannot be read: not PEM, not the expected format, an unsupported algorithm."""
+
+
+class PassphraseInvalid(KeyInvalid):
+    """The passphrase does not open the encrypted private key."""
+
+
+class SignatureInvalid(TrustError):
+    """A signature that does not verify, or whose payload names another digest or identity."""
+
+
+class SignatureMissing(SignatureInvalid):
+    """No signature that the keys or policy in force accept was found."""
+
+
+class PolicyInvalid(TrustError):
+    """A containers-policy.json or registries.d file that does not parse (an unknown requirement type, ...)."""
+
+
+class PolicyRejected(TrustError):
+    """The policy in force refuses the image."""
+
+
+class SigningFailed(TrustError):
+    """Making a signature failed (gpg refused, no such key, ...)."""
+
+
 ERROR_CODES: dict[str, type[OcikitError]] = {
     "BLOB_UNKNOWN": BlobUnknown,
     "BLOB_UPLOAD_INVALID": BlobUploadInvalid,
