@@ -231,3 +231,22 @@ def test_two_upstreams_one_with_credentials_from_an_auth_file(tmp_path):
             sh(skopeo, "copy", "--all", "--src-tls-verify=false", f"docker://{srv.host}/two/y:v2", f"oci:{out}:two")
             assert skopeo_raw(f"docker://{srv.host}/one/lib/x:v1") == skopeo_raw(f"docker://{one.host}/lib/x:v1")
             assert skopeo_digest(f"docker://{srv.host}/two/y:v2") == skopeo_digest(f"docker://{one.host}/lib/x:v1")
+
+
+def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 64 << 20))
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def run() -> tuple[str, str]:
+                async with aiohttp.ClientSession() as slow_s, aiohttp.ClientSession() as fast_s:
+                    async with slow_s.get(url) as slow:  # subscribes, then reads nothing for a while
+                        assert slow.status == 200
+                        first = await slow.content.readexactly(1)
+                        fast = await _pull_hash(fast_s, url)  # finishes while the slow one sits
+                        h = hashlib.sha256(first)
+                        async for chunk in slow.content.iter_chunked(1 << 20):  # the rest, from the stored copy
+                            h.update(chunk)
+                        return fast, f"sha256:{h.hexdigest()}"
+            assert asyncio.run(run()) == (digest, digest)
