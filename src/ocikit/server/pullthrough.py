@@ -142,8 +142,10 @@ class PullThrough:
         while len(self.sizes) > KNOWN_SIZES:
             self.sizes.popitem(last=False)
 
-    async def _fetch_manifest(self, up: Upstream, repo: str, name: str, digest: Digest, tag: str | None) -> None:
-        rm = await up.store(repo).get_manifest(str(digest))  # verified against the digest
+    async def _fetch_manifest(self, up: Upstream, repo: str, name: str, ref: str, tag: str | None) -> None:
+        """Fetch ``ref`` (a digest: verified against it; or the tag itself) and store it, tagged ``tag``."""
+        rm = await up.store(repo).get_manifest(ref)
+        digest = rm.digest
         await self.storage.put_manifest(name, tag if tag is not None else digest, rm.raw, rm.media_type,
                                         check=False)
         self._remember_sizes(rm.raw, rm.media_type)
@@ -161,7 +163,7 @@ class PullThrough:
         if isinstance(reference, Digest):
             if not await self.storage.has_manifest(name, reference):
                 up.check_up()
-                await self._guard(up, self._fetch_manifest(up, repo, name, reference, None))
+                await self._guard(up, self._fetch_manifest(up, repo, name, str(reference), None))
                 state = "fetched"
         else:
             if not is_tag(reference):
@@ -170,12 +172,17 @@ class PullThrough:
             if local is None or await self._tag_age(name, reference) >= up.entry.tag_ttl:
                 try:
                     up.check_up()
-                    desc = await self._guard(up, up.store(repo).resolve(reference))
-                    if desc.digest == local and await self.storage.has_manifest(name, local):
-                        await self.storage.driver.touch(repo_key(name, "_manifests", "tags", reference))
-                    else:
-                        await self._guard(up, self._fetch_manifest(up, repo, name, desc.digest, reference))
+                    if local is None:  # nothing to compare with: one GET by tag
+                        await self._guard(up, self._fetch_manifest(up, repo, name, reference, reference))
                         state = "fetched"
+                    else:  # a HEAD says whether the tag moved
+                        desc = await self._guard(up, up.store(repo).resolve(reference))
+                        if desc.digest == local and await self.storage.has_manifest(name, local):
+                            await self.storage.driver.touch(repo_key(name, "_manifests", "tags", reference))
+                        else:
+                            await self._guard(up, self._fetch_manifest(up, repo, name, str(desc.digest),
+                                                                       reference))
+                            state = "fetched"
                 except ManifestUnknown:
                     if local is None:
                         raise
