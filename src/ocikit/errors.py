@@ -217,6 +217,18 @@ class StorageFull(OcikitError):
     status = 507
 
 
+class StorageUnavailable(OcikitError):
+    """The storage backend (an S3 bucket) cannot be reached or refuses us: answered 503 + Retry-After."""
+
+    code = "UNAVAILABLE"
+    status = 503
+    retry_after = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 ERROR_CODES: dict[str, type[OcikitError]] = {
     "BLOB_UNKNOWN": BlobUnknown,
     "BLOB_UPLOAD_INVALID": BlobUploadInvalid,

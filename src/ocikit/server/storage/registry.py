@@ -8,6 +8,7 @@ Key layout (every component validated before it gets here)::
     repositories/<name>/_manifests/revisions/<alg>/<hex>  manifest in the repository (its media type)
     repositories/<name>/_manifests/tags/<tag>           tag -> digest
     repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON) per subject
+    catalog/<name>                                      (object stores only) repository index for _catalog
 
 Repository path components never start with ``_``, so the ``_`` directories cannot collide
 with nested repositories. Order of writes makes crashes harmless: a blob is renamed into
@@ -86,6 +87,13 @@ class RegistryStorage:
         self._cache_bytes = 0
         self._digesters: dict[str, Digester] = {}
         self._upload_locks: dict[str, asyncio.Lock] = {}
+        self._indexed: set[str] = set()
+
+    async def _index_repository(self, name: str) -> None:
+        """Record ``name`` in the catalog index (once per process; a PUT of an empty object)."""
+        if self.driver.catalog_index and name not in self._indexed:
+            await self.driver.put(f"catalog/{name}", b"", durable=True)
+            self._indexed.add(name)
 
     # --- blobs -----------------------------------------------------------------------
 
@@ -107,10 +115,15 @@ class RegistryStorage:
     def blob_path(self, digest: Digest) -> str | None:
         return self.driver.local_path(blob_key(digest))
 
+    async def blob_redirect(self, digest: Digest) -> str | None:
+        """A URL to send a blob GET to (a presigned object URL), or ``None`` to stream it."""
+        return await self.driver.redirect_url(blob_key(digest))
+
     def blob_chunks(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.read_chunks(blob_key(digest), offset, length)
 
     async def link_blob(self, name: str, digest: Digest) -> None:
+        await self._index_repository(name)
         await self.driver.touch(blob_key(digest))
         await self.driver.put(repo_key(name, "_layers", digest.algorithm, digest.encoded), b"", durable=True)
 
@@ -292,6 +305,7 @@ class RegistryStorage:
         if self.check_blobs:
             await self.check_references(name, m)
         d = self.driver
+        await self._index_repository(name)
         key = blob_key(digest)
         if await d.size(key) is None:
             await d.put(key, raw)
@@ -340,6 +354,22 @@ class RegistryStorage:
             return None
         return await self.driver.list(repo_key(name, "_manifests", "tags"))
 
+    async def list_tags_page(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool] | None:
+        """A page of tags after ``last`` (one delimiter listing on an object store) and whether more follow."""
+        if not await self.repository_exists(name):
+            return None
+        got = await self.driver.list_after(repo_key(name, "_manifests", "tags"), last or None,
+                                           None if n is None else n + 1)
+        return (got, False) if n is None else (got[:n], len(got) > n)
+
+    async def catalog_page(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """A page of repository names after ``last``: one listing of the index on an object store."""
+        if self.driver.catalog_index:
+            got = await self.driver.list_keys("catalog", last or None, None if n is None else n + 1)
+        else:
+            got = [r for r in await self.catalog() if not last or r > last]
+        return (got, False) if n is None else (got[:n], len(got) > n)
+
     async def list_manifests(self, name: str) -> list[Digest]:
         out = []
         for alg in await self.driver.list(repo_key(name, "_manifests", "revisions")):
@@ -373,6 +403,8 @@ class RegistryStorage:
 
     async def catalog(self) -> list[str]:
         """Every repository name, sorted."""
+        if self.driver.catalog_index:
+            return await self.driver.list_keys("catalog", None, None)
         names: list[str] = []
 
         async def walk(prefix: str, name: str) -> None:
