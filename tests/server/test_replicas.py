@@ -25,7 +25,7 @@ from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
 from servers import RunningServer, SeaweedServer, require, start_ocikit_serve
-from serve_helpers import Client, PushedImage, error_code, verify_after_crash
+from serve_helpers import Client, PushedImage, error_code, verify_after_crash, verify_tag
 
 pytestmark = pytest.mark.peer
 
@@ -252,3 +252,53 @@ async def test_kill_9_of_a_replica_during_20_pushes(seaweed, tmp_path):
         sorted(k.removeprefix("kill/") for k in left)
     assert len([u for u in report["uploads"] if not u.startswith("multipart ")]) >= 1
     assert await _multipart_uploads(seaweed, "kill") == []
+
+
+async def test_gc_while_two_replicas_take_20_pushes(seaweed, tmp_path):
+    grace = 5
+    with replica_set(seaweed, str(tmp_path), "gc", n=2) as (r1, r2):
+        async with aiohttp.ClientSession() as s:
+            c1, c2 = Client(r1.url, s), Client(r2.url, s)
+            keep = [await c1.push_image("gc/keep", f"k{i}") for i in range(3)]
+            drop = [await c2.push_image("gc/drop", f"d{i}", layer_sizes=(50_000,), seed=f"drop-{i}".encode())
+                    for i in range(6)]
+            for img in drop:
+                async with s.delete(c1.url(f"/v2/gc/drop/manifests/{img.digest}")) as r:
+                    assert r.status == 202
+            orphan = await c1.post_blob("gc/orphan", os.urandom(30_000))
+            unreferenced = {orphan} | {img.digest for img in drop} | {d for img in drop for d in img.blobs}
+            # three of the new pushes upload a layer of a dropped image again while gc runs
+            reused = {d for img in drop[:3] for d, v in img.blobs.items() if len(v) == 50_000}
+            await asyncio.sleep(grace + 1)  # the unreferenced content is now older than the grace
+
+            pushed: list[PushedImage] = []
+
+            async def push(i: int) -> None:
+                c = (c1, c2)[i % 2]
+                if i < 3:
+                    img = await c.push_image("gc/new", f"n{i}", layer_sizes=(50_000,), seed=f"drop-{i}".encode())
+                else:
+                    img = await c.push_image("gc/new", f"n{i}", layer_sizes=(40_000 + i,))
+                pushed.append(img)
+
+            gc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ocikit", "registry", "gc", "--storage", seaweed.storage_url("gc"),
+                "--grace", f"{grace}s", "--format", "json", env=seaweed.env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            results = await asyncio.gather(gc.communicate(), *(push(i) for i in range(20)))
+            out, err = results[0]
+            assert gc.returncode == 0, err.decode()
+            report = json.loads(out)
+            assert len(pushed) == 20
+            # nothing acknowledged is lost, on either replica
+            for c in (c1, c2):
+                for img in pushed + keep:
+                    assert await verify_tag(c, img.name, img.tag) == img.raw
+            # gc removed exactly the unreferenced set (a re-uploaded layer may go and come back)
+            removed = {Digest(b) for b in report["blobs"]}
+            assert removed <= unreferenced
+            assert unreferenced - reused <= removed
+            assert len(unreferenced - reused) <= len(removed) <= len(unreferenced)
+            assert {x.split("@")[0] for x in report["links"]} <= {"gc/drop", "gc/orphan"}
+            async with s.head(c2.url(f"/v2/gc/orphan/blobs/{orphan}")) as r:
+                assert r.status == 404

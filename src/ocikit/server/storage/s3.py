@@ -488,7 +488,7 @@ class S3Driver(StorageDriver):
 
     async def spool_commit(self, upload_id: str, key: str) -> None:
         """Point ``key`` at the session's data (joined into one object first if it came in appends)."""
-        if await self._head(key) is not None:  # content-addressed: the same bytes are already there
+        if await self.touch(key):  # content-addressed: the same bytes are there; refreshed for gc's grace
             await self.spool_delete(upload_id)
             return
         segments = await self._segments(upload_id)
