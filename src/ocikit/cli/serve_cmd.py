@@ -26,7 +26,7 @@ def _parse_duration(value: str) -> float:
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Address to listen on [127.0.0.1:5000].")
 @click.option("--root", default=None, metavar="DIR", help="Storage directory (filesystem driver).")
 @click.option("--storage", default=None, metavar="URL",
-              help="s3://BUCKET/PREFIX?endpoint=URL[&region=R&path_style=true&part_size=16MiB&redirect=presigned"
+              help="s3://BUCKET/PREFIX?endpoint=URL[&region=R&path_style=true&part_size=8MiB&redirect=presigned"
                    "&redirect_expiry=600] (credentials: AWS env vars or ~/.aws files), or a directory.")
 @click.option("--config", "config_path", default=None, metavar="FILE", help="YAML configuration; flags override it.")
 @click.option("--read-only", is_flag=True, default=None, help="Refuse pushes and deletes (405 UNSUPPORTED).")

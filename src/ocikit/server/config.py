@@ -7,7 +7,7 @@ Example::
     storage: {driver: filesystem, root: /var/lib/ocikit, fsync: true}
     # or, for replicas over one bucket (credentials: AWS env vars / ~/.aws files, or access_key/secret_key):
     # storage: {driver: s3, bucket: registry, prefix: prod, endpoint: "http://127.0.0.1:8333",
-    #           region: us-east-1, path_style: true, part_size: 16MiB, redirect: presigned, redirect_expiry: 600}
+    #           region: us-east-1, path_style: true, part_size: 8MiB, redirect: presigned, redirect_expiry: 600}
     read_only: false
     auth:
       mode: token              # none | htpasswd | token

@@ -1,6 +1,6 @@
 """Settings of the S3 storage driver, from the YAML ``storage:`` mapping or an ``s3://`` URL (pure).
 
-``s3://BUCKET/PREFIX?endpoint=http://127.0.0.1:8333&region=us-east-1&path_style=true&part_size=16MiB
+``s3://BUCKET/PREFIX?endpoint=http://127.0.0.1:8333&region=us-east-1&path_style=true&part_size=8MiB
 &redirect=presigned&redirect_expiry=600`` — every query key is optional. Credentials are not part of
 the URL: they come from the YAML (``access_key``/``secret_key``) or, as for every AWS tool, from
 ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and the
@@ -17,7 +17,7 @@ from ...errors import UsageError
 
 MIN_PART = 5 * 1024 * 1024
 """S3's smallest multipart part (except the last)."""
-DEFAULT_PART = 16 * 1024 * 1024
+DEFAULT_PART = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
