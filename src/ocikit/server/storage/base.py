@@ -92,10 +92,12 @@ class StorageDriver(abc.ABC):
         """The spool's bytes (to rebuild a hash after a restart)."""
 
     @abc.abstractmethod
-    async def spool_commit(self, upload_id: str, key: str) -> None:
+    async def spool_commit(self, upload_id: str, key: str) -> bool | None:
         """Make the spool's bytes durable and move them under ``key`` atomically; drop the spool.
 
         If ``key`` already exists (same content, content-addressed) the spool is just dropped.
+        ``True`` tells that ``key`` was just created (fresh, no touch needed); ``None``/``False``: unknown
+        or already there.
         """
 
     @abc.abstractmethod

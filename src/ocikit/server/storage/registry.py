@@ -122,9 +122,10 @@ class RegistryStorage:
     def blob_chunks(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.read_chunks(blob_key(digest), offset, length)
 
-    async def link_blob(self, name: str, digest: Digest) -> None:
+    async def link_blob(self, name: str, digest: Digest, *, touch: bool = True) -> None:
         await self._index_repository(name)
-        await self.driver.touch(blob_key(digest))
+        if touch:  # refresh it for a concurrent gc's grace (not needed when it was just written)
+            await self.driver.touch(blob_key(digest))
         await self.driver.put(repo_key(name, "_layers", digest.algorithm, digest.encoded), b"", durable=True)
 
     async def mount_blob(self, name: str, source: str, digest: Digest) -> int | None:
@@ -212,9 +213,9 @@ class RegistryStorage:
             if actual != digest:
                 await self.cancel_upload(name, upload_id, locked=True)
                 raise DigestMismatch(digest, actual, what="upload")
-            await self.driver.spool_commit(upload_id, blob_key(digest))
+            fresh = await self.driver.spool_commit(upload_id, blob_key(digest))
             self._forget(upload_id)
-            await self.link_blob(name, digest)
+            await self.link_blob(name, digest, touch=not fresh)
             return state.offset
 
     async def cancel_upload(self, name: str, upload_id: str, *, locked: bool = False) -> None:

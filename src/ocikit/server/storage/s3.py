@@ -386,8 +386,8 @@ class S3Driver(StorageDriver):
         return sorted(out)
 
     async def spool_size(self, upload_id: str) -> int | None:
-        if await self._head(self._info_key(upload_id)) is None:
-            return None
+        """Bytes received: one listing (the registry reads the session's info first, so a missing
+        session is already known; a session without data has size 0)."""
         size = 0
         for offset, _, n in await self._segments(upload_id):
             if offset != size:  # never written so; a gap means a foreign object: refuse to guess
@@ -520,11 +520,14 @@ class S3Driver(StorageDriver):
                 async for chunk in body.iter_chunks(READ_CHUNK):
                     yield chunk
 
-    async def spool_commit(self, upload_id: str, key: str) -> None:
-        """Point ``key`` at the session's data (joined into one object first if it came in appends)."""
+    async def spool_commit(self, upload_id: str, key: str) -> bool:
+        """Point ``key`` at the session's data (joined into one object first if it came in appends).
+
+        ``True`` when this created ``key`` (fresh: nothing to touch), ``False`` when it was there.
+        """
         if await self.touch(key):  # content-addressed: the same bytes are there; refreshed for gc's grace
             await self.spool_delete(upload_id)
-            return
+            return False
         segments = await self._segments(upload_id)
         size = sum(s[2] for s in segments)
         if len(segments) == 1:
@@ -532,9 +535,9 @@ class S3Driver(StorageDriver):
         else:
             data_key = self._k(f"data/{upload_id}/joined")
             await self._write_object(data_key, self.spool_chunks(upload_id), None)
-        info = json.loads(await self.spool_info(upload_id) or b"{}")
-        info["committing"] = key
-        await self.put(self._info_key(upload_id), json.dumps(info).encode())
+        # from here on the session takes no more data (it names no repository) and a gc that finds
+        # it abandoned checks whether ``key`` points at its data before removing anything
+        await self.put(self._info_key(upload_id), json.dumps({"committing": key}).encode())
         if len(segments) > 1:
             for _, full, _ in segments:
                 await self._call("delete_object", Key=full)
@@ -547,6 +550,7 @@ class S3Driver(StorageDriver):
             if not won:
                 await self.delete_tree(f"data/{upload_id}")
         await self._call("delete_object", Key=self._k(self._info_key(upload_id)))
+        return won
 
     async def spool_delete(self, upload_id: str) -> None:
         """Drop a session; its data too, unless a crash after its commit left the data in use."""
