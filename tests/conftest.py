@@ -11,8 +11,9 @@ import pytest
 from ocikit.testing import write_image, write_index
 from ocikit.transports.layout import OCILayout
 
-from ocikit_cli import run_ocikit
-from servers import RunningServer, docker_registry, require  # noqa: F401  (re-exported for tests)
+from helpers.cli import run_ocikit
+from helpers.peers import require
+from helpers.servers import RunningServer, docker_registry
 
 # This machine sets PYTHONDONTWRITEBYTECODE=1; every `ocikit` subprocess of the suite would then
 # compile the whole package again. Let them (and us) cache bytecode.
@@ -40,8 +41,10 @@ def registry(tmp_path) -> Iterator[RunningServer]:
 
 @pytest.fixture
 def ocikit():
+    """:func:`helpers.cli.run_ocikit`: ``ocikit("copy", SRC, DST)`` runs the command in a subprocess."""
     return run_ocikit
 
 @pytest.fixture
 def peer():
+    """:func:`helpers.peers.require`: ``peer("skopeo")`` is the tool's path, or the test skips (fails under CI)."""
     return require

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,9 @@ from ocikit.reference import (
     validate_repository_name,
     validate_tag,
 )
+from ocikit.transportref import parse_transport_reference
+
+from helpers.cli import expect_failure
 
 D256 = "sha256:" + "a" * 64
 D512 = "sha512:" + "b" * 128
@@ -155,8 +160,23 @@ def test_malformed(text: str, fragment: str) -> None:
     assert ei.value.code == "NAME_INVALID" and ei.value.status == 400
 
 
-def test_malformed_table_is_large() -> None:
-    assert len(MALFORMED) >= 30
+@pytest.mark.parametrize("text, fragment", MALFORMED, ids=[repr(t)[:40] for t, _ in MALFORMED])
+def test_malformed_is_refused_wherever_an_image_is_named(text: str, fragment: str) -> None:
+    """An image location (``docker://REF``, or a bare REF where docker is the default) adds no
+    leniency of its own: the same reference is refused with the same precise error."""
+    with pytest.raises(InvalidReference) as ei:
+        parse_transport_reference("docker://" + text)
+    assert fragment in str(ei.value), str(ei.value)
+    if text:  # an empty location has an error of its own
+        with pytest.raises(InvalidReference) as ei:
+            parse_transport_reference(text, default_transport="docker")
+        assert fragment in str(ei.value), str(ei.value)
+
+
+@pytest.mark.parametrize("text, fragment", [("NGINX", "must be lowercase"), ("nginx:", "empty tag after ':'"),
+                                            ("host:99999/x", "port out of range")])
+def test_malformed_on_the_command_line_is_a_one_line_error(text: str, fragment: str) -> None:
+    expect_failure("inspect", f"docker://{text}", match=re.escape(fragment), code=1)
 
 
 def test_not_a_string() -> None:

@@ -25,7 +25,7 @@ from ocikit.layers.tarwriter import (
     write_tree_layer,
 )
 
-from test_build_trees import disturb, make_tree
+from helpers.trees import disturb, make_tree
 
 
 def _sha(path: str) -> str:

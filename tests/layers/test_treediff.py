@@ -13,7 +13,8 @@ from ocikit.errors import UsageError
 from ocikit.layers.tarwriter import TarOptions
 from ocikit.layers.treediff import change_order, diff_entries, with_hardlink_peers, write_diff_layer
 
-from test_build_trees import diff_snapshots, make_tree, ocikit_unpack, snapshot, umoci_unpack, write
+from helpers.cli import expect_failure
+from helpers.trees import diff_snapshots, make_tree, ocikit_unpack, snapshot, umoci_unpack, write
 
 
 def make_upper(lower: str, upper: str) -> None:
@@ -103,7 +104,7 @@ def test_layer_applied_by_umoci_gives_upper(tmp_path, ocikit, peer):
     ocikit("build", "-o", f"oci:{lay}:upper", "--from", f"oci:{lay}:lower", layer)
     rootfs = umoci_unpack(lay, "upper", str(tmp_path / "bundle"))
     assert diff_snapshots(snapshot(upper), snapshot(rootfs)) == []
-    ours = ocikit_unpack(ocikit, f"oci:{lay}:upper", str(tmp_path / "ours"))
+    ours = ocikit_unpack(f"oci:{lay}:upper", str(tmp_path / "ours"))
     assert diff_snapshots(snapshot(upper), snapshot(ours)) == []
     # and the whole tree as one layer gives the same rootfs
     ocikit("build", "-o", f"oci:{lay}:flat", upper)
@@ -120,8 +121,8 @@ def test_layer_diff_is_reproducible_and_checks_input(tmp_path, ocikit):
     assert r1 == r2
     with pytest.raises(UsageError, match="LOWER"):
         write_diff_layer(str(tmp_path / "nope"), upper, str(tmp_path / "c"))
-    p = ocikit("layer", "diff", lower, str(tmp_path / "missing"), str(tmp_path / "d"), check=False)
-    assert p.returncode != 0 and p.stderr.decode().startswith("ocikit: error:")
+    expect_failure("layer", "diff", lower, str(tmp_path / "missing"), str(tmp_path / "d"),
+                   match=r"^ocikit: error: UPPER .*/missing: not a directory$", code=2)
     assert not os.path.exists(tmp_path / "d")
     p = ocikit("--format", "json", "layer", "diff", lower, lower, str(tmp_path / "e"), "--compression", "none")
     import json

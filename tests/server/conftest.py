@@ -8,8 +8,8 @@ from typing import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from servers import RunningServer, SeaweedServer, seaweedfs, start_ocikit_serve
-from serve_helpers import Client
+from helpers.rawhttp import Client
+from helpers.servers import RunningServer, SeaweedServer, seaweedfs, start_ocikit_serve
 
 
 @pytest.fixture(scope="session")

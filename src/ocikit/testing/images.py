@@ -95,7 +95,8 @@ def make_layer(spec: LayerSpec, seed: int = 0) -> tuple[bytes, Digest, str]:
     return tar, diff_id, mt.OCI_LAYER
 
 
-async def _put(store: Store, data: bytes, media_type: str) -> Descriptor:
+async def put_bytes(store: Store, data: bytes, media_type: str) -> Descriptor:
+    """Store ``data`` as a blob of ``media_type`` in ``store`` (unless it is there already); its descriptor."""
     desc = Descriptor(media_type, Digest.of(data), len(data))
     if not await store.has_blob(desc):
         async def one() -> Any:
@@ -115,7 +116,7 @@ async def write_image_async(store: Store, tag: str | None, *, platform: Platform
         blob, diff_id, mtype = make_layer(spec, seed * 1000 + i)
         if docker:
             mtype = mt.DOCKER_LAYER_GZIP if mtype == mt.OCI_LAYER_GZIP else mtype
-        layer_descs.append(await _put(store, blob, mtype))
+        layer_descs.append(await put_bytes(store, blob, mtype))
         diff_ids.append(str(diff_id))
     cfg: dict[str, Any] = {"created": "2023-11-14T22:13:20Z", "architecture": plat.architecture, "os": plat.os}
     if plat.variant:
@@ -125,7 +126,7 @@ async def write_image_async(store: Store, tag: str | None, *, platform: Platform
     cfg["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
     cfg["history"] = [{"created": "2023-11-14T22:13:20Z", "created_by": f"ocikit.testing layer {i}"}
                       for i in range(len(layers))]
-    config_desc = await _put(store, canonical_json(cfg), mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG)
+    config_desc = await put_bytes(store, canonical_json(cfg), mt.DOCKER_CONFIG if docker else mt.OCI_CONFIG)
     m = build_manifest(config_desc, layer_descs, media_type=mt.DOCKER_MANIFEST if docker else mt.OCI_MANIFEST,
                        annotations=annotations)
     await store.put_manifest(m.raw, m.media_type, tag, root=root and tag is not None or (root and tag is None))
