@@ -6,7 +6,7 @@ Key layout (every component validated before it gets here)::
     uploads/<id>/{data,info.json}                       upload spools (driver-managed)
     repositories/<name>/_layers/<alg>/<hex>             blob linked into the repository (empty)
     repositories/<name>/_manifests/revisions/<alg>/<hex>  manifest in the repository (its media type)
-    repositories/<name>/_manifests/tags/<tag>           tag -> digest
+    repositories/<name>/_manifests/tags/<tag>           tag -> "<digest> <media type>" (older: digest)
     repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON) per subject
     catalog/<name>                                      (object stores only) repository index for _catalog
 
@@ -245,22 +245,36 @@ class RegistryStorage:
             self._cache_bytes -= len(old)
         return raw
 
-    async def resolve_tag(self, name: str, tag: str) -> Digest | None:
+    async def _read_tag(self, name: str, tag: str) -> tuple[Digest, str | None] | None:
+        """A tag's digest and, when the tag carries it, its manifest's media type."""
         raw = await self.driver.get(repo_key(name, "_manifests", "tags", tag))
-        return Digest(raw.decode().strip()) if raw else None
+        if not raw:
+            return None
+        digest, _, media_type = raw.decode().strip().partition(" ")
+        return Digest(digest), media_type or None
+
+    async def resolve_tag(self, name: str, tag: str) -> Digest | None:
+        got = await self._read_tag(name, tag)
+        return got[0] if got else None
 
     async def manifest_media_type(self, name: str, digest: Digest) -> str | None:
         raw = await self.driver.get(repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded))
         return raw.decode() if raw is not None else None
 
     async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
+        """A manifest by digest (its revision link, then its bytes) or by tag. A tag written since
+        tags carry the media type (``<digest> <media type>``) needs no revision read: a revision is
+        written before its tags and deleted after them."""
+        media_type: str | None = None
         if isinstance(reference, Digest):
             digest: Digest | None = reference
         else:
-            digest = await self.resolve_tag(name, reference)
+            got = await self._read_tag(name, reference)
+            digest, media_type = got if got else (None, None)
         if digest is None:
             raise ManifestUnknown(f"manifest unknown: {name}:{reference}", detail={"tag": str(reference)})
-        media_type = await self.manifest_media_type(name, digest)
+        if media_type is None:
+            media_type = await self.manifest_media_type(name, digest)
         raw = await self._read_manifest_bytes(digest) if media_type is not None else None
         if raw is None or media_type is None:
             raise ManifestUnknown(f"manifest unknown: {name}@{digest}", detail={"digest": str(digest)})
@@ -320,7 +334,7 @@ class RegistryStorage:
             await d.put(repo_key(name, "_referrers", subject.algorithm, subject.encoded,  # type: ignore[union-attr]
                                  f"{digest.algorithm}-{digest.encoded}"), json.dumps(entry).encode())
         if not isinstance(reference, Digest):
-            await d.put(repo_key(name, "_manifests", "tags", reference), str(digest).encode())
+            await d.put(repo_key(name, "_manifests", "tags", reference), f"{digest} {m.media_type}".encode())
         return PutManifestResult(digest, subject)
 
     async def delete_manifest(self, name: str, digest: Digest) -> None:
