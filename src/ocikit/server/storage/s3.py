@@ -29,6 +29,7 @@ from typing import Any, AsyncIterator, Callable
 from ...digest import Digester
 from ...errors import StorageUnavailable, UsageError
 from .base import StorageDriver
+from .s3parts import write_object
 from .s3settings import S3Settings
 
 log = logging.getLogger("ocikit.server.s3")
@@ -412,104 +413,8 @@ class S3Driver(StorageDriver):
         return offset + n
 
     async def _write_object(self, full: str, chunks: AsyncIterator[bytes], digester: Digester | None) -> int:
-        """Stream ``chunks`` into ``full``: one PUT if they fit in a part, else a multipart upload.
-
-        Chunks are gathered in a list until a part's worth has come (most blobs are smaller: one
-        PUT). Then two ``part_size`` buffers are used in turn: one fills while the other is being
-        sent, so a replica holds at most two parts per upload, and reuses them (no allocation per
-        part). Hashing runs in a worker thread. On any error the multipart upload is aborted:
-        nothing becomes visible.
-        """
-        loop = asyncio.get_running_loop()
-        part_size = self.settings.part_size
-        pending: list[bytes] = []
-        filled = total = number = 0
-        upload_id: str | None = None
-        parts: list[dict[str, Any]] = []
-        sending: asyncio.Task[None] | None = None
-        buffers: list[bytearray] = []
-        current: bytearray | None = None
-
-        async def send(n: int, data: bytearray) -> None:
-            r = await self._call("upload_part", Key=full, UploadId=upload_id, PartNumber=n, Body=data)
-            parts.append({"PartNumber": n, "ETag": r["ETag"]})
-
-        async def flush(data: bytearray) -> None:
-            """Hash a full part and start sending it, once the part before it has gone."""
-            nonlocal upload_id, sending, number, total
-            if digester is not None:
-                await loop.run_in_executor(None, digester.update, data)
-            total += len(data)
-            if upload_id is None:
-                upload_id = (await self._call("create_multipart_upload", Key=full))["UploadId"]
-            if sending is not None:
-                await sending
-            number += 1
-            sending = asyncio.ensure_future(send(number, data))
-
-        def next_buffer() -> bytearray:
-            """A free buffer: a new one for the first two parts, then the one of the part before the
-            part in flight (``flush`` waited for it to be sent)."""
-            if len(buffers) < 2:
-                buffers.append(bytearray(part_size))
-                return buffers[-1]
-            return buffers[number % 2]
-
-        async def feed(piece: bytes) -> None:
-            nonlocal current, filled
-            view = memoryview(piece)
-            while view:
-                n = min(len(view), part_size - filled)
-                current[filled:filled + n] = view[:n]  # type: ignore[index]
-                filled += n
-                view = view[n:]
-                if filled == part_size:
-                    await flush(current)  # type: ignore[arg-type]
-                    current, filled = next_buffer(), 0
-
-        try:
-            async for chunk in chunks:
-                if current is not None:
-                    await feed(chunk)
-                    continue
-                pending.append(chunk)
-                filled += len(chunk)
-                if filled >= part_size:  # a large object: from now on, parts
-                    current, filled = next_buffer(), 0
-                    while pending:
-                        await feed(pending.pop(0))
-            if current is None:  # everything fitted in one part: a single PUT
-                data = b"".join(pending)
-                if digester is not None and data:
-                    await loop.run_in_executor(None, digester.update, data)
-                await self._call("put_object", Key=full, Body=data)
-                return len(data)
-            if sending is not None:
-                await sending
-                sending = None
-            if filled:
-                last = current[:filled]
-                if digester is not None:
-                    await loop.run_in_executor(None, digester.update, last)
-                total += filled
-                await send(number + 1, last)
-            parts.sort(key=lambda p: p["PartNumber"])
-            await self._call("complete_multipart_upload", Key=full, UploadId=upload_id,
-                             MultipartUpload={"Parts": parts})
-            return total
-        except BaseException:
-            if sending is not None:
-                sending.cancel()
-                try:
-                    await sending
-                except BaseException:  # noqa: BLE001 - the original error is the one to report
-                    pass
-            if upload_id is not None:
-                try:
-                    await self._call("abort_multipart_upload", Key=full, UploadId=upload_id)
-                except Exception:  # noqa: BLE001 - gc aborts what is left
-                    log.warning("could not abort multipart upload of %s", full)
-            raise
+        """Stream ``chunks`` into the object ``full`` (see :func:`.s3parts.write_object`)."""
+        return await write_object(self._call, full, chunks, digester, self.settings.part_size)
 
     async def spool_chunks(self, upload_id: str) -> AsyncIterator[bytes]:
         for _, full, _ in await self._segments(upload_id):
