@@ -68,7 +68,10 @@ class Lease:
         while True:
             await asyncio.sleep(self.ttl / 3)
             assert self.etag is not None
-            etag = await self.driver.replace_if(LEASE_KEY, self._body(), self.etag)
+            try:
+                etag = await self.driver.replace_if(LEASE_KEY, self._body(), self.etag)
+            except Exception:  # noqa: BLE001 - unrenewed is lost: stop deleting rather than guess
+                etag = None
             if etag is None:
                 self.lost = True
                 return
