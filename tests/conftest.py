@@ -7,6 +7,7 @@ import sys
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ocikit.testing import write_image, write_index
 from ocikit.transports.layout import OCILayout
@@ -19,6 +20,12 @@ from helpers.servers import RunningServer, docker_registry
 # compile the whole package again. Let them (and us) cache bytecode.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+
+# Fuzz and property tests: bounded in `make test`, long under `make fuzz` (HYPOTHESIS_PROFILE=fuzz).
+settings.register_profile("default", max_examples=150, deadline=None)
+settings.register_profile("fuzz", max_examples=20_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 @pytest.fixture
 def layout(tmp_path) -> OCILayout:

@@ -8,8 +8,9 @@ import ocikit
 
 EXPORTED = {
     "BlobLinker", "CopyOptions", "CopyResult", "Descriptor", "Digest", "DigestMismatch", "Digester",
-    "ImageConfig", "ImageIndex", "ImageManifest", "OCILayout", "OcikitError", "OpenOptions", "Options",
-    "Platform", "RawManifest", "Reference", "Store", "TransportReference", "Verifier", "__version__",
+    "ImageConfig", "ImageIndex", "ImageManifest", "LinkResult", "OCILayout", "OcikitError", "OpenOptions",
+    "Options", "Platform", "RawManifest", "Reference", "Store", "StoreTraits", "TransportReference", "Verifier",
+    "__version__",
     "acopy", "copy", "errors", "host_platform", "mediatypes", "open_store", "parse_config",
     "parse_manifest", "parse_platform", "parse_reference", "parse_transport_reference",
 }

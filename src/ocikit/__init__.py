@@ -15,7 +15,8 @@ from ._version import __version__
 # public name -> the submodule that defines it
 _EXPORTS = {
     "errors": "", "mediatypes": "",
-    "BlobLinker": "content", "Options": "content", "RawManifest": "content", "Store": "content",
+    "BlobLinker": "content", "LinkResult": "content", "Options": "content", "RawManifest": "content",
+    "Store": "content", "StoreTraits": "content",
     "Digest": "digest", "Digester": "digest", "Verifier": "digest",
     "DigestMismatch": "errors", "OcikitError": "errors",
     "Descriptor": "model", "ImageConfig": "model", "ImageIndex": "model", "ImageManifest": "model",
@@ -34,7 +35,7 @@ __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from . import errors, mediatypes
-    from .content import BlobLinker, Options, RawManifest, Store
+    from .content import BlobLinker, LinkResult, Options, RawManifest, Store, StoreTraits
     from .digest import Digest, Digester, Verifier
     from .errors import DigestMismatch, OcikitError
     from .model import Descriptor, ImageConfig, ImageIndex, ImageManifest, parse_config, parse_manifest

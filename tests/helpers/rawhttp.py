@@ -14,6 +14,22 @@ from ocikit.digest import Digest
 from ocikit.model import Descriptor, build_index, build_manifest, canonical_json
 
 
+USERS = {"alice": "wonderland", "bob": "builder"}
+"""The users of the ``htpasswd`` fixture (tests/server/conftest.py) and their passwords."""
+
+TOKEN_CONFIG = """
+auth:
+  mode: token
+  htpasswd: {htpasswd}
+  token: {{secret: test-secret, service: ocikit-test, expiry: 60}}
+  rules:
+    - {{repository: "team/*", users: [alice], actions: [pull, push, delete]}}
+    - {{repository: "public/*", users: ["*"], actions: [pull, push]}}
+    - {{repository: "public/*", users: [anonymous], actions: [pull]}}
+"""
+"""Token mode with per-repository rules; ``.format(htpasswd=PATH)``."""
+
+
 @dataclass
 class PushedImage:
     name: str

@@ -207,14 +207,15 @@ def seaweedfs(tmp: str, bucket: str = "ocikit", *,
 @contextlib.contextmanager
 def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None = None,
                        args: tuple[str, ...] = (), port: int | None = None,
-                       fsync: bool = False, storage: str | None = None,
+                       fsync: bool = False, delete: bool = True, storage: str | None = None,
                        env: dict[str, str] | None = None) -> Iterator[RunningServer]:
     """``python -m ocikit serve`` on a free 127.0.0.1 port, storage in ``tmp`` (or ``root``).
 
     ``config``: YAML text written to a file and passed as ``--config``; ``args``: extra flags
     (``--read-only``, ``--htpasswd FILE``, ``--seed-sample``...); ``fsync`` off by default (tests
-    need no power-loss safety); ``storage``: a ``--storage`` URL (s3://...) instead of ``--root``,
-    with ``env`` carrying its credentials. Stopped by PID (SIGTERM).
+    need no power-loss safety); ``delete`` passes ``--enable-delete`` (the spec tests delete);
+    ``storage``: a ``--storage`` URL (s3://...) instead of ``--root``, with ``env`` carrying its
+    credentials. Stopped by PID (SIGTERM).
     """
     fixed = port
     attempts = 1 if fixed else 3  # a free port can be taken by someone else before we bind it
@@ -224,7 +225,8 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
         os.makedirs(root, exist_ok=True)
         where = ("--storage", storage) if storage else ("--root", root)
         cmd = [*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", *where,
-               "--quiet", *(() if fsync else ("--no-fsync",)), *args]
+               "--quiet", *(() if fsync else ("--no-fsync",)),
+               *(("--enable-delete",) if delete else ()), *args]
         if config is not None:
             cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
             with open(cfg_path, "w") as f:

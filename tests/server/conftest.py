@@ -6,9 +6,10 @@ import os
 from typing import AsyncIterator, Iterator
 
 import aiohttp
+import bcrypt
 import pytest
 
-from helpers.rawhttp import Client
+from helpers.rawhttp import USERS, Client
 from helpers.servers import RunningServer, SeaweedServer, seaweedfs, start_ocikit_serve
 
 
@@ -37,3 +38,12 @@ def serve(request, tmp_path_factory) -> Iterator[RunningServer]:
 async def client(serve) -> AsyncIterator[Client]:
     async with aiohttp.ClientSession() as s:
         yield Client(serve.url, s)
+
+
+@pytest.fixture(scope="module")
+def htpasswd(tmp_path_factory) -> str:
+    """A bcrypt htpasswd file (cost 4) with :data:`USERS`."""
+    path = tmp_path_factory.mktemp("auth") / "htpasswd"
+    path.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode()}\n"
+                            for u, p in USERS.items()))
+    return str(path)

@@ -13,17 +13,8 @@ from ocikit.testing import write_image
 from ocikit.transports.layout import OCILayout
 
 from helpers.peers import require
-from helpers.rawhttp import Client, error_code
+from helpers.rawhttp import TOKEN_CONFIG, USERS, Client, error_code
 from helpers.servers import start_ocikit_serve
-
-USERS = {"alice": "wonderland", "bob": "builder"}
-
-
-@pytest.fixture(scope="module")
-def htpasswd(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("auth") / "htpasswd"
-    path.write_text("".join(f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(4)).decode()}\n" for u, p in USERS.items()))
-    return str(path)
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -70,18 +61,6 @@ def test_skopeo_with_basic_auth(basic_server, tmp_path):
     p = subprocess.run([skopeo, "inspect", "--tls-verify=false", "--creds", "bob:builder", dst],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-
-
-TOKEN_CONFIG = """
-auth:
-  mode: token
-  htpasswd: {htpasswd}
-  token: {{secret: test-secret, service: ocikit-test, expiry: 60}}
-  rules:
-    - {{repository: "team/*", users: [alice], actions: [pull, push, delete]}}
-    - {{repository: "public/*", users: ["*"], actions: [pull, push]}}
-    - {{repository: "public/*", users: [anonymous], actions: [pull]}}
-"""
 
 
 @pytest.fixture(scope="module")

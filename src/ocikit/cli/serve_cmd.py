@@ -30,28 +30,33 @@ def _parse_duration(value: str) -> float:
                    "&redirect_expiry=600] (credentials: AWS env vars or ~/.aws files), or a directory.")
 @click.option("--config", "config_path", default=None, metavar="FILE", help="YAML configuration; flags override it.")
 @click.option("--read-only", is_flag=True, default=None, help="Refuse pushes and deletes (405 UNSUPPORTED).")
+@click.option("--enable-delete", is_flag=True, default=None,
+              help="Allow DELETE of manifests, tags and blobs (off by default: 405 UNSUPPORTED).")
 @click.option("--tls-cert", default=None, metavar="FILE", help="Serve HTTPS with this certificate (PEM).")
 @click.option("--tls-key", default=None, metavar="FILE", help="Private key of --tls-cert (PEM).")
 @click.option("--htpasswd", default=None, metavar="FILE", help="Basic auth with this bcrypt htpasswd file.")
 @click.option("--no-fsync", is_flag=True, default=False, help="Skip fsync (faster; unsafe on power loss).")
 @click.option("--seed-sample", is_flag=True, help="Write a small multi-arch sample image (sample/multiarch).")
 @click.option("--quiet", is_flag=True, help="No access log.")
+@click.option("--no-ui", is_flag=True, help="Do not serve the web UI under /ui/.")
 def serve_command(listen: str | None, root: str | None, storage: str | None, config_path: str | None,
-                  read_only: bool | None,
-                  tls_cert: str | None, tls_key: str | None, htpasswd: str | None, no_fsync: bool,
-                  seed_sample: bool, quiet: bool) -> None:
+                  read_only: bool | None, enable_delete: bool | None, tls_cert: str | None, tls_key: str | None,
+                  htpasswd: str | None, no_fsync: bool, seed_sample: bool, quiet: bool, no_ui: bool) -> None:
     """Serve an OCI Distribution v1.1 registry from --root until SIGTERM/SIGINT."""
     from ..server.app import serve
     from ..server.config import ServerConfig, load_config
     from ..server.seed import SAMPLE_REPOSITORY, seed_sample as do_seed, try_commands
 
     cfg = load_config(config_path) if config_path else ServerConfig()
-    cfg = cfg.with_overrides(listen=listen, root=root, read_only=read_only or None, tls_cert=tls_cert,
+    cfg = cfg.with_overrides(listen=listen, root=root, read_only=read_only or None,
+                             delete_enabled=enable_delete or None, tls_cert=tls_cert,
                              tls_key=tls_key).with_storage(storage)
     if no_fsync:
         cfg.fsync = False
     if quiet:
         cfg.access_log = False
+    if no_ui:
+        cfg.ui = False
     if htpasswd:
         cfg.auth.mode = cfg.auth.mode if cfg.auth.mode == "token" else "htpasswd"
         cfg.auth.htpasswd = htpasswd
@@ -67,6 +72,9 @@ def serve_command(listen: str | None, root: str | None, storage: str | None, con
         if seed_sample:
             tags = seeded
             click.echo(f"seeded {host}/{SAMPLE_REPOSITORY} with tags {', '.join(tags)}")
+        if cfg.ui:
+            click.echo(f"web UI: {'https' if cfg.tls_cert else 'http'}://{host}/ui/")
+        if seed_sample:
             click.echo("try:")
             for c in try_commands(host, bool(cfg.tls_cert)):
                 click.echo(f"  {c}")

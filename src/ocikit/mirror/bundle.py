@@ -24,28 +24,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterable
 
-from .. import __version__
-from ..content import DEFAULT_OPTIONS, Options, RawManifest, Store
-from ..digest import Digest
+from .._version import __version__
+from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
+from ..digest import Digest, digest_file
 from ..errors import LayoutInvalid, UsageError
 from ..model import ANNOTATION_REF_NAME, Descriptor
-from ..ops.copy import CopyPlan
+from ..ops.copy_plan import CopyPlan
 from ..platforms import parse_platform
 from ..transports.layout import OCILayout, atomic_write
-from .plan import ImageJob, KIND_IMAGE, MirrorPlan, PlannedImage
+from .bundle_format import (A_KIND, A_MODE, A_PATH, A_PLATFORMS, A_SOURCE, A_SOURCE_DIGEST, A_SUBJECT, A_TAG,
+                            BUNDLE_KEY, CHECKSUM_FILE, METADATA_FILE, METADATA_SCHEMA)
+from .plan_types import KIND_IMAGE, ImageJob, MirrorPlan, PlannedImage, merge_blobs
 
-METADATA_FILE = "ocikit-mirror.json"
-CHECKSUM_FILE = "SHA256SUMS"
-METADATA_SCHEMA = 1
-A_SOURCE = "io.ocikit.mirror.source"
-A_PATH = "io.ocikit.mirror.path"
-A_TAG = "io.ocikit.mirror.tag"
-A_MODE = "io.ocikit.mirror.mode"
-A_PLATFORMS = "io.ocikit.mirror.platforms"
-A_KIND = "io.ocikit.mirror.kind"
-A_SUBJECT = "io.ocikit.mirror.subject"
-A_SOURCE_DIGEST = "io.ocikit.mirror.source-digest"
-BUNDLE_KEY = "bundle"
 
 
 def _ref_name(job: ImageJob) -> str | None:
@@ -59,9 +49,11 @@ def _ref_name(job: ImageJob) -> str | None:
 class BundleImageStore:
     """A Store view of the bundle layout for one image: its root entry gets the mirror annotations."""
 
+    traits = DEFAULT_TRAITS
+    """An OCI layout underneath: keeps whatever it is given."""
+
     def __init__(self, target: "BundleTarget", job: ImageJob, plan: CopyPlan | None) -> None:
         self.target, self.job, self.plan = target, job, plan
-        self.last_link_kind: str | None = None
 
     @property
     def layout(self) -> OCILayout:
@@ -109,10 +101,8 @@ class BundleImageStore:
     async def list_tags(self, opts: Options = DEFAULT_OPTIONS) -> list[str]:
         return await self.layout.list_tags(opts)
 
-    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
-        ok = await self.layout.link_blob_from(source, desc, opts)
-        self.last_link_kind = "linked" if ok else None
-        return ok
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> LinkResult:
+        return await self.layout.link_blob_from(source, desc, opts)
 
     async def close(self) -> None:
         return None
@@ -133,11 +123,13 @@ class BundleTarget:
                              "(with --since to write only what changed)")
         self._layout: OCILayout | None = None
         self.previous: dict[str, Any] | None = load_metadata_file(since) if since else None
-        self.assumed_present: set[Digest] = set()
+        assumed: set[Digest] = set()
         if self.previous is not None:
             for img in self.previous.get("images", []):
-                self.assumed_present.update(Digest(b["digest"]) for b in img.get("blobs", []))
-            self.assumed_present.update(Digest(d) for d in self.previous.get("assumedBlobs", []))
+                assumed.update(Digest(b["digest"]) for b in img.get("blobs", []))
+            assumed.update(Digest(d) for d in self.previous.get("assumedBlobs", []))
+        self.assumed_present = frozenset(assumed)
+        """The blobs the earlier bundle (``since``) carried: planned as present, not written again."""
         self.unchanged: list[dict[str, Any]] = []
 
     @property
@@ -177,7 +169,6 @@ class BundleTarget:
                 self.unchanged.append({**p.job.to_dict(), "digest": str(p.digest)})
             else:
                 keep.append(p)
-        from .plan import merge_blobs
         blobs = merge_blobs(keep, self.key_for)
         present = {(k, d) for (k, d) in plan.present if d in blobs}
         return MirrorPlan(keep, blobs, present, plan.key_paths)
@@ -200,7 +191,6 @@ class BundleTarget:
                                 f"nor in the earlier one, e.g. {sorted(missing)[0]}")
         lines = []
         for name in ("oci-layout", "index.json"):
-            from ..digest import digest_file
             d, _ = digest_file(os.path.join(lay.path, name))
             lines.append(f"{d.encoded}  {name}")
         for alg in sorted(os.listdir(os.path.join(lay.path, "blobs"))):

@@ -16,15 +16,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..content import BlobLinker, Options, Store
+from ..content import BlobLinker, LinkResult, Options, Store
 from ..digest import Digest
 from ..errors import OcikitError
-from ..ops.copy import CopyPlan, CopyResult, execute_plan, transfer_blob
+from ..ops.copy import count_link, execute_plan, gather_or_cancel, transfer_blob
+from ..ops.copy_options import CopyResult
+from ..ops.copy_plan import CopyPlan
 from ..ops.referrers import record_referrer, referrer_descriptor
 from ..progress import ProgressSink
 from .journal import Journal
-from .plan import KIND_REFERRER, MirrorPlan, PlannedImage
-from .places import Limits, SourceSet, Target
+from .places import Limits, SourceSet, Target, registry_of
+from .plan_types import KIND_REFERRER, MirrorPlan, PlannedImage
 
 
 @dataclass
@@ -101,83 +103,52 @@ class ExecuteOptions:
     """Whole-blob retries when a transfer fails on the network (the stores retry requests themselves)."""
 
 
-def _image_store(target: Target, p: PlannedImage) -> Store:
-    image_store = getattr(target, "image_store", None)
-    if image_store is not None:
-        return image_store(p.job, p.plan)
-    return target.store_for(p.job.path)
+class _MirrorRun:
+    """One :func:`execute_mirror`: the plan, where things go, and the futures that order the work.
 
+    ``ready[(key, blob)]`` settles when the blob is at that key (or could not be put there);
+    ``image_done[(path, digest)]`` settles when an image (any of its manifests) is written, so a
+    referrer waits for its subject.
+    """
 
-async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, journal: Journal,
-                         options: ExecuteOptions | None = None) -> MirrorReport:
-    """Transfer what the plan says is missing; return the report (failures inside, not raised)."""
-    options = options or ExecuteOptions()
-    t0 = time.monotonic()
-    opts = Options(progress=options.progress)
-    limits = Limits(options.jobs, options.per_registry)
-    report = MirrorReport(target.location, plan=plan.summary())
-    report.unique_blobs = len(plan.blobs)
-    ready: dict[tuple[str, Digest], asyncio.Future[None]] = {}
-    """(key, blob) -> settled when the blob is at that key (or could not be put there)."""
-    loop = asyncio.get_running_loop()
+    def __init__(self, plan: MirrorPlan, sources: SourceSet, target: Target, journal: Journal,
+                 options: ExecuteOptions) -> None:
+        self.plan, self.sources, self.target, self.journal, self.options = plan, sources, target, journal, options
+        self.opts = Options(progress=options.progress)
+        self.limits = Limits(options.jobs, options.per_registry)
+        self.report = MirrorReport(target.location, plan=plan.summary())
+        self.report.unique_blobs = len(plan.blobs)
+        loop = asyncio.get_running_loop()
+        self.ready: dict[tuple[str, Digest], asyncio.Future[None]] = {
+            (k, d): loop.create_future() for d, need in plan.blobs.items() for k in need.destinations}
+        self.image_done: dict[tuple[str, Digest | None], asyncio.Future[None]] = {}
+        for p in plan.images:
+            if p.plan is not None and p.job.kind != KIND_REFERRER:
+                fut = self.image_done.setdefault((p.job.path, p.source_digest), loop.create_future())
+                for n in p.plan.manifests:
+                    self.image_done.setdefault((p.job.path, n.desc.digest), fut)
 
-    def store_for_key(key: str) -> Store:
-        return target.store_for(plan.key_paths[key])
+    async def run(self) -> MirrorReport:
+        plan, report = self.plan, self.report
+        blob_tasks = [asyncio.create_task(self.place(d))
+                      for d in sorted(plan.blobs, key=lambda x: -plan.blobs[x].desc.size)]
+        for p in plan.images:
+            report.images.append(ImageOutcome(p.job.source, self.target.display(p.job.path, p.job.tag),
+                                              p.job.kind, "failed", error=p.error))
+        image_tasks = [asyncio.create_task(self.write_image(p, out)) for p, out in zip(plan.images, report.images)]
+        await gather_or_cancel([*blob_tasks, *image_tasks])
+        return report
 
-    async def place_at(k: str, d: Digest, sibling: str | None) -> None:
-        """Put blob ``d`` at key ``k``: from the source, or (``sibling`` given) by a mount or link
-        from a key that has it already, streaming from there if the target cannot mount."""
-        need = plan.blobs[d]
-        dst = store_for_key(k)
-        if sibling is not None:
-            src, src_reg = store_for_key(sibling), target.registry
-        else:
-            src, src_reg = sources.store_for(need.source_key), _reg(need.source_key)
-        one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
-        # a placement from a sibling is a mount/link (light) where the target can
-        async with limits.hold(src_reg, target.registry, light=sibling is not None):
-            if sibling is not None and isinstance(dst, BlobLinker) and await dst.link_blob_from(src, need.desc, opts):
-                # the blob is in a sibling repository already: mount (or link) it, no need to ask first
-                if (getattr(dst, "last_link_kind", None) or "linked") == "mounted":
-                    one.blobs_mounted += 1
-                else:
-                    one.blobs_linked += 1
-            else:
-                await transfer_blob(src, dst, need.desc, one, opts, options.progress, options.retries)
-        if one.blobs_copied:
-            report.blobs_moved += 1
-            report.bytes_moved += need.desc.size
-            report.moved_digests.append(str(d))
-            if (k, d) in journal.prior_blobs:
-                report.blobs_resent += 1
-        elif one.blobs_mounted:
-            report.blobs_mounted += 1
-        elif one.blobs_linked:
-            report.blobs_linked += 1
-        elif one.blobs_skipped and sibling is None:
-            report.blobs_already += 1
-            report.bytes_already += need.desc.size
-        journal.blob_done(k, d, need.desc.size)
+    # ---- blobs ---------------------------------------------------------------------------------
 
-    async def place_settled(k: str, d: Digest, sibling: str | None) -> bool:
-        """:func:`place_at`, settling key ``k``'s future either way; True when it succeeded."""
-        fut = ready[(k, d)]
-        try:
-            await place_at(k, d, sibling)
-        except (OcikitError, OSError) as e:
-            msg = str(e) if isinstance(e, OcikitError) else f"{e.strerror or e}"
-            report.blob_failures[str(d)] = msg
-            fut.set_exception(_BlobFailed(d, msg))
-            fut.exception()  # retrieved: images that need it report it
-            return False
-        fut.set_result(None)
-        return True
+    def store_for_key(self, key: str) -> Store:
+        return self.target.store_for(self.plan.key_paths[key])
 
-    async def place(d: Digest) -> None:
+    async def place(self, d: Digest) -> None:
         """Blob ``d`` at every key that needs it: moved once, then mounted or linked at the other
         keys all at once. Each key's image goes on as soon as its own copy is there."""
-        need = plan.blobs[d]
-        done_keys = [k for k in need.destinations if (k, d) in plan.present or (k, d) in journal.blobs]
+        need, journal, report, ready = self.plan.blobs[d], self.journal, self.report, self.ready
+        done_keys = [k for k in need.destinations if (k, d) in self.plan.present or (k, d) in journal.blobs]
         todo = [k for k in need.destinations if k not in done_keys]
         if any((k, d) in journal.prior_blobs for k in need.destinations):
             report.blobs_journaled += 1
@@ -188,55 +159,76 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
             ready[(k, d)].set_result(None)
         if todo and not done_keys:
             first = todo.pop(0)
-            if not await place_settled(first, d, None):
+            if not await self.place_settled(first, d, None):
                 for k in todo:   # nowhere to mount from: every other key fails with it
                     ready[(k, d)].set_exception(ready[(first, d)].exception())  # type: ignore[arg-type]
                     ready[(k, d)].exception()
                 return
             done_keys.append(first)
-        await asyncio.gather(*(place_settled(k, d, done_keys[0]) for k in todo))
+        await asyncio.gather(*(self.place_settled(k, d, done_keys[0]) for k in todo))
 
-    image_done: dict[tuple[str, Digest | None], asyncio.Future[None]] = {}
-
-    async def write_image(p: PlannedImage, out: ImageOutcome) -> None:
-        j = p.job
-        dest = out.destination
-        done = image_done.get((j.path, p.source_digest))
+    async def place_settled(self, k: str, d: Digest, sibling: str | None) -> bool:
+        """:meth:`place_at`, settling key ``k``'s future either way; True when it succeeded."""
+        fut = self.ready[(k, d)]
         try:
-            if p.plan is None:
-                return
-            plan_: CopyPlan = p.plan
-            out.digest, out.source_digest, out.platforms = p.digest, p.source_digest, list(plan_.platforms)
-            if not dest.endswith(f"@{p.digest}") and not j.tag:
-                out.destination = f"{dest}@{p.digest}"
-            key = target.key_for(j.path)
-            for d in plan_.blobs:
-                await ready[(key, d)]
-            if j.kind == KIND_REFERRER and j.subject is not None:
-                sub = image_done.get((j.path, j.subject))
-                if sub is not None:
-                    try:
-                        await asyncio.shield(sub)
-                    except RuntimeError:
-                        out.error = f"its subject {j.subject} could not be mirrored"
-                        return
-            jkey = f"{target.key_for(j.path)}:{j.tag or ''}@{p.digest}"
-            if journal.images.get(jkey) == p.digest:
-                out.status, out.error = "done-earlier", None
-                return
-            dst = _image_store(target, p)
-            src = sources.store_for(j.source_key)
-            result = CopyResult(src.location, dest, plan_.source_root_digest, plan_.root.desc.digest,
-                                plan_.root.manifest.media_type, j.tag, platforms=plan_.platforms)
-            bare = dataclasses.replace(plan_, blobs={})  # the blobs are placed already
-            async with limits.hold(_reg(j.source_key), target.registry, light=True):
-                await execute_plan(src, dst, bare, j.tag, j.copy_options(options.jobs), result, opts)
-            if j.kind == KIND_REFERRER and j.subject is not None and not j.tag and \
-                    getattr(target, "records_referrers", True):
-                # found through the API: keep it discoverable where the target lacks the API
-                await record_referrer(dst, referrer_descriptor(plan_.root.manifest), j.subject, opts)
-            journal.image_done(jkey, p.digest)  # type: ignore[arg-type]
-            out.status, out.error = "ok", None
+            await self.place_at(k, d, sibling)
+        except (OcikitError, OSError) as e:
+            msg = str(e) if isinstance(e, OcikitError) else f"{e.strerror or e}"
+            self.report.blob_failures[str(d)] = msg
+            fut.set_exception(_BlobFailed(d, msg))
+            fut.exception()  # retrieved: images that need it report it
+            return False
+        fut.set_result(None)
+        return True
+
+    async def place_at(self, k: str, d: Digest, sibling: str | None) -> None:
+        """Put blob ``d`` at key ``k``: from the source, or (``sibling`` given) by a mount or link
+        from a key that has it already, streaming from there if the target cannot mount."""
+        need, target = self.plan.blobs[d], self.target
+        dst = self.store_for_key(k)
+        if sibling is not None:
+            src, src_reg = self.store_for_key(sibling), target.registry
+        else:
+            src, src_reg = self.sources.store_for(need.source_key), _reg(need.source_key)
+        one = _counter(target)  # this transfer's own counts (the tasks run concurrently)
+        # a placement from a sibling is a mount/link (light) where the target can
+        async with self.limits.hold(src_reg, target.registry, light=sibling is not None):
+            how = LinkResult.NOT_LINKED
+            if sibling is not None and isinstance(dst, BlobLinker):
+                # the blob is in a sibling repository already: mount (or link) it, no need to ask first
+                how = await dst.link_blob_from(src, need.desc, self.opts)
+            if how is not LinkResult.NOT_LINKED:
+                count_link(one, need.desc, how)
+            else:
+                await transfer_blob(src, dst, need.desc, one, self.opts, self.options.progress, self.options.retries)
+        self.count_placed(k, d, one, sibling)
+        self.journal.blob_done(k, d, need.desc.size)
+
+    def count_placed(self, k: str, d: Digest, one: CopyResult, sibling: str | None) -> None:
+        """Add one placement's counts to the report."""
+        report, size = self.report, self.plan.blobs[d].desc.size
+        if one.blobs_copied:
+            report.blobs_moved += 1
+            report.bytes_moved += size
+            report.moved_digests.append(str(d))
+            if (k, d) in self.journal.prior_blobs:
+                report.blobs_resent += 1
+        elif one.blobs_mounted:
+            report.blobs_mounted += 1
+        elif one.blobs_linked:
+            report.blobs_linked += 1
+        elif one.blobs_skipped and sibling is None:
+            report.blobs_already += 1
+            report.bytes_already += size
+
+    # ---- images --------------------------------------------------------------------------------
+
+    async def write_image(self, p: PlannedImage, out: ImageOutcome) -> None:
+        """An image's manifests once its blobs are placed (and a referrer's subject is written)."""
+        done = self.image_done.get((p.job.path, p.source_digest))
+        try:
+            if p.plan is not None:
+                await self._write_image(p, p.plan, out)
         except _BlobFailed as e:
             out.error = f"blob {e.digest} could not be copied: {e.message}"
         except (OcikitError, OSError) as e:
@@ -249,33 +241,60 @@ async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, j
                 else:
                     done.set_result(None)
 
-    for p in plan.images:
-        if p.plan is not None and p.job.kind != KIND_REFERRER:
-            image_done.setdefault((p.job.path, p.source_digest), loop.create_future())
-            for n in p.plan.manifests:
-                image_done.setdefault((p.job.path, n.desc.digest), image_done[(p.job.path, p.source_digest)])
-    for d, need in plan.blobs.items():
-        for k in need.destinations:
-            ready[(k, d)] = loop.create_future()
-    blob_tasks = [asyncio.create_task(place(d))
-                  for d in sorted(plan.blobs, key=lambda x: -plan.blobs[x].desc.size)]
-    for p in plan.images:
-        report.images.append(ImageOutcome(p.job.source, target.display(p.job.path, p.job.tag), p.job.kind,
-                                          "failed", error=p.error))
-    image_tasks = [asyncio.create_task(write_image(p, out)) for p, out in zip(plan.images, report.images)]
-    try:
-        await asyncio.gather(*blob_tasks, *image_tasks)
-    except BaseException:
-        for t in [*blob_tasks, *image_tasks]:
-            t.cancel()
-        await asyncio.gather(*blob_tasks, *image_tasks, return_exceptions=True)
-        raise
+    async def _write_image(self, p: PlannedImage, plan_: CopyPlan, out: ImageOutcome) -> None:
+        j, target = p.job, self.target
+        dest = out.destination
+        out.digest, out.source_digest, out.platforms = p.digest, p.source_digest, list(plan_.platforms)
+        if not dest.endswith(f"@{p.digest}") and not j.tag:
+            out.destination = f"{dest}@{p.digest}"
+        key = target.key_for(j.path)
+        for d in plan_.blobs:
+            await self.ready[(key, d)]
+        if not await self._subject_written(p, out):
+            return
+        jkey = f"{key}:{j.tag or ''}@{p.digest}"
+        if self.journal.images.get(jkey) == p.digest:
+            out.status, out.error = "done-earlier", None
+            return
+        dst = target.image_store(j, plan_)
+        src = self.sources.store_for(j.source_key)
+        result = CopyResult(src.location, dest, plan_.source_root_digest, plan_.root.desc.digest,
+                            plan_.root.manifest.media_type, j.tag, platforms=plan_.platforms)
+        bare = dataclasses.replace(plan_, blobs={})  # the blobs are placed already
+        async with self.limits.hold(_reg(j.source_key), target.registry, light=True):
+            await execute_plan(src, dst, bare, j.tag, j.copy_options(self.options.jobs), result, self.opts)
+        if j.kind == KIND_REFERRER and j.subject is not None and not j.tag and target.records_referrers:
+            # found through the API: keep it discoverable where the target lacks the API
+            await record_referrer(dst, referrer_descriptor(plan_.root.manifest), j.subject, self.opts)
+        self.journal.image_done(jkey, p.digest)  # type: ignore[arg-type]
+        out.status, out.error = "ok", None
+
+    async def _subject_written(self, p: PlannedImage, out: ImageOutcome) -> bool:
+        """A referrer waits for its subject's image; False (``out`` says why) when that failed."""
+        j = p.job
+        if j.kind != KIND_REFERRER or j.subject is None:
+            return True
+        sub = self.image_done.get((j.path, j.subject))
+        if sub is None:
+            return True
+        try:
+            await asyncio.shield(sub)
+        except RuntimeError:
+            out.error = f"its subject {j.subject} could not be mirrored"
+            return False
+        return True
+
+
+async def execute_mirror(plan: MirrorPlan, sources: SourceSet, target: Target, journal: Journal,
+                         options: ExecuteOptions | None = None) -> MirrorReport:
+    """Transfer what the plan says is missing; return the report (failures inside, not raised)."""
+    t0 = time.monotonic()
+    report = await _MirrorRun(plan, sources, target, journal, options or ExecuteOptions()).run()
     report.seconds = time.monotonic() - t0
     return report
 
 
 def _reg(source_key: str) -> str:
-    from .places import registry_of
     return registry_of(source_key)
 
 

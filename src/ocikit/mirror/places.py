@@ -15,23 +15,46 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
 from ..content import Store
+from ..digest import Digest
 from ..errors import InvalidReference, UsageError
+from ..ops.copy_plan import CopyPlan
 from ..reference import validate_host, validate_repository_name
 from ..transports import OpenOptions
 from ..transports.layout import OCILayout
 from .config import join_prefix
+from .plan_types import ImageJob, registry_of
 
 
 class Target(Protocol):
-    """Where mirrored images land."""
+    """Where mirrored images land. Every member is declared; the mirror looks nothing up by name.
+
+    Planning consults ``assumed_present``, then (unless told not to) asks ``store_for(path)``
+    which blobs it has; execution writes blobs through ``store_for`` and each image's
+    manifests through ``image_store``, and records a referrer found through the API where
+    ``records_referrers``.
+    """
 
     location: str
     registry: str
     """A name for per-registry limits (``host:port``, ``local``)."""
+    records_referrers: bool
+    """A referrer found through a registry's API is recorded at the target (the ``<alg>-<hex>``
+    tag schema where the target lacks the API). False: the target keeps referrers its own way
+    (a bundle: index.json entries annotated with their subject)."""
+    assumed_present: frozenset[Digest]
+    """Blobs taken to be at the target without asking (a bundle written ``--since`` an earlier one)."""
 
-    def store_for(self, path: str) -> Store: ...
+    def store_for(self, path: str) -> Store:
+        """The Store of the repository at ``path`` (blobs go here)."""
+        ...
 
-    def key_for(self, path: str) -> str: ...
+    def image_store(self, job: ImageJob, plan: CopyPlan | None) -> Store:
+        """The Store an image's manifests are written through (a bundle annotates its root entry)."""
+        ...
+
+    def key_for(self, path: str) -> str:
+        """Paths whose blobs land in the same place share a key (blobs are deduplicated by key)."""
+        ...
 
     def display(self, path: str, tag: str | None) -> str: ...
 
@@ -87,12 +110,17 @@ class RegistryTarget:
         self.cache = StoreCache()
         self.registry = host
         self.location = f"docker://{host}/{self.prefix}" if self.prefix else f"docker://{host}"
+        self.records_referrers = True
+        self.assumed_present: frozenset[Digest] = frozenset()
 
     def repository(self, path: str) -> str:
         return join_prefix(self.prefix, path)
 
     def store_for(self, path: str) -> Store:
         return self.cache.repository(self.host, self.repository(path), self.options, write=True)
+
+    def image_store(self, job: ImageJob, plan: CopyPlan | None) -> Store:
+        return self.store_for(job.path)
 
     def key_for(self, path: str) -> str:
         return f"{self.host}/{self.repository(path)}"
@@ -112,12 +140,17 @@ class LayoutTreeTarget:
         self.cache = StoreCache()
         self.registry = "local"
         self.location = f"oci:{self.root}"
+        self.records_referrers = True
+        self.assumed_present: frozenset[Digest] = frozenset()
 
     def _dir(self, path: str) -> str:
         return os.path.join(self.root, *path.split("/"))
 
     def store_for(self, path: str) -> Store:
         return self.cache.get(path, lambda: OCILayout(self._dir(path), create=True))
+
+    def image_store(self, job: ImageJob, plan: CopyPlan | None) -> Store:
+        return self.store_for(job.path)
 
     def key_for(self, path: str) -> str:
         return f"oci:{self._dir(path)}"
@@ -149,15 +182,6 @@ class SourceSet:
 
     async def close(self) -> None:
         await self.cache.close()
-
-
-def registry_of(key: str) -> str:
-    """The name per-registry limits use for a source or target key."""
-    if key.startswith("docker://"):
-        return key[len("docker://"):].split("/", 1)[0]
-    if "://" not in key and "/" in key and not key.startswith(("oci:", "dir:")):
-        return key.split("/", 1)[0]
-    return "local"
 
 
 class Limits:

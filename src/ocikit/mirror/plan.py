@@ -9,63 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 
-from ..content import Options, ReferrersLister, Store
+from ..content import Options, ReferrersAPI, ReferrersLister, Store
 from ..digest import Digest, is_digest
 from ..errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, parse_manifest
-from ..ops.copy import CopyOptions, CopyPlan, Node, plan_copy, resolve_root
+from ..ops.copy_plan import CopyPlan, Node, plan_copy, resolve_root
 from ..ops.referrers import layout_scan
-from ..platforms import Platform
 from ..transports.layout import OCILayout
 from .config import MirrorConfig, destination_path, select_tags
-from .places import Limits, SourceSet, Target, registry_of
+from .places import Limits, SourceSet, Target
+from .plan_types import (KIND_IMAGE, KIND_REFERRER, BlobNeed, ImageJob, MirrorPlan, PlannedImage, merge_blobs,
+                         summarize)
 
-KIND_IMAGE = "image"
-KIND_REFERRER = "referrer"
 _FALLBACK_TAG_RE = re.compile(r"^(sha256|sha512)-([a-f0-9]{64}|[a-f0-9]{128})(\.(sig|att|sbom))?$")
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    """One image to mirror: where it is, which one, and where it goes."""
-
-    source: str
-    """The full source reference, ``docker://quay.io/org/name:tag`` (kept in bundle annotations)."""
-    source_key: str
-    """The source repository: ``docker://quay.io/org/name`` or ``oci:/path``."""
-    repository: str
-    """The source repository's name (``quay.io/org/name``), for mappings and bundle ref names."""
-    selector: str
-    path: str
-    """Where it lands under the target prefix."""
-    tag: str | None
-    mode: str = "all"
-    """``all`` (every platform, byte-exact), ``sparse`` (original index, chosen children) or ``rewrite``."""
-    platforms: tuple[Platform, ...] = ()
-    kind: str = KIND_IMAGE
-    subject: Digest | None = None
-    referrers: bool = True
-
-    def copy_options(self, jobs: int = 6) -> CopyOptions:
-        if self.mode == "all":
-            return CopyOptions(all_platforms=True, jobs=jobs)
-        return CopyOptions(platforms=list(self.platforms), preserve_index_digest=self.mode == "sparse", jobs=jobs)
-
-    @property
-    def registry(self) -> str:
-        return registry_of(self.source_key)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"source": self.source, "repository": self.repository, "path": self.path,
-                             "tag": self.tag, "mode": self.mode, "kind": self.kind}
-        if self.platforms:
-            d["platforms"] = [str(p) for p in self.platforms]
-        if self.subject:
-            d["subject"] = str(self.subject)
-        return d
 
 
 def _source_ref(key: str, repository: str, selector: str) -> str:
@@ -122,96 +80,6 @@ async def jobs_from_config(cfg: MirrorConfig, sources: SourceSet, opts: Options 
     return jobs
 
 
-@dataclass
-class PlannedImage:
-    job: ImageJob
-    plan: CopyPlan | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.plan is not None
-
-    @property
-    def digest(self) -> Digest | None:
-        return self.plan.root.desc.digest if self.plan else None
-
-    @property
-    def source_digest(self) -> Digest | None:
-        return self.plan.source_root_digest if self.plan else None
-
-
-@dataclass
-class BlobNeed:
-    desc: Descriptor
-    source_key: str
-    """A source repository that holds it (the first image that needs it)."""
-    destinations: list[str] = field(default_factory=list)
-    """Target keys that need it, in first-seen order."""
-
-
-@dataclass
-class MirrorPlan:
-    images: list[PlannedImage]
-    blobs: dict[Digest, BlobNeed]
-    present: set[tuple[str, Digest]] = field(default_factory=set)
-    """(target key, digest) already at the target (checked, journaled, or in an earlier bundle)."""
-    key_paths: dict[str, str] = field(default_factory=dict)
-    """Target key -> destination path (to open the store a key names)."""
-    target_checked: bool = True
-    """False when the target was not asked which blobs it holds (a run finds out as it goes)."""
-
-    def summary(self) -> dict[str, Any]:
-        return summarize(self)
-
-
-def merge_blobs(planned: Sequence[PlannedImage], key_for: Any) -> dict[Digest, BlobNeed]:
-    """One :class:`BlobNeed` per unique blob digest across every planned image (pure)."""
-    out: dict[Digest, BlobNeed] = {}
-    for p in planned:
-        if p.plan is None:
-            continue
-        key = key_for(p.job.path)
-        for d, desc in p.plan.blobs.items():
-            need = out.get(d)
-            if need is None:
-                need = out[d] = BlobNeed(desc, p.job.source_key)
-            if key not in need.destinations:
-                need.destinations.append(key)
-    return out
-
-
-def summarize(plan: MirrorPlan) -> dict[str, Any]:
-    """Images, platforms, unique blobs, bytes to move, bytes already at the target (pure)."""
-    to_move = to_mount = already = 0
-    bytes_move = bytes_already = 0
-    for d, need in plan.blobs.items():
-        missing = [k for k in need.destinations if (k, d) not in plan.present]
-        if not missing:
-            already += 1
-            bytes_already += need.desc.size
-            continue
-        if len(missing) < len(need.destinations):
-            to_mount += len(missing)
-            bytes_already += need.desc.size
-            continue
-        to_move += 1
-        bytes_move += need.desc.size
-        to_mount += len(missing) - 1
-    images = [p for p in plan.images if p.job.kind == KIND_IMAGE]
-    platforms = sorted({pl for p in plan.images if p.plan for pl in p.plan.platforms})
-    return {
-        "images": len(images), "referrers": len(plan.images) - len(images),
-        "failed": sum(1 for p in plan.images if not p.ok),
-        "manifests": len({n.desc.digest for p in plan.images if p.plan for n in p.plan.manifests}),
-        "platforms": platforms,
-        "uniqueBlobs": len(plan.blobs), "blobReferences": sum(len(p.plan.blobs) for p in plan.images if p.plan),
-        "blobsToMove": to_move, "bytesToMove": bytes_move, "blobsToMount": to_mount,
-        "blobsAlreadyThere": already, "bytesAlreadyThere": bytes_already,
-        "totalBytes": sum(n.desc.size for n in plan.blobs.values()), "targetChecked": plan.target_checked,
-    }
-
-
 async def _plan_one(job: ImageJob, store: Store, pinned: Digest | None, opts: Options) -> CopyPlan:
     selector = str(pinned) if pinned else job.selector
     if job.source_key.startswith("docker://") and not is_digest(selector):
@@ -234,10 +102,12 @@ async def _referrer_jobs(job: ImageJob, plan: CopyPlan, store: Store, tags_cache
     out: list[ImageJob] = []
     # the API alone (a registry's referrers_api answers None without it; its referrers() would
     # fall back to the tag schema, which the tag scan below covers as whole tagged indexes)
-    api = getattr(store, "referrers_api", None)
-    if api is None and isinstance(store, ReferrersLister):
+    api: Callable[[Digest, str | None, Options], Awaitable[list[Descriptor] | None]] | None = None
+    if isinstance(store, ReferrersAPI):
+        api = store.referrers_api
+    elif isinstance(store, ReferrersLister):
         api = store.referrers
-    if api is None and isinstance(store, OCILayout):
+    elif isinstance(store, OCILayout):
         scan = layout_scan(store)  # a layout keeps referrers as index.json entries with a subject
 
         async def api(d: Digest, _t: str | None, _o: Options) -> list[Descriptor]:
@@ -347,7 +217,7 @@ async def build_plan(jobs: Sequence[ImageJob], sources: SourceSet, target: Targe
     key_paths = {target.key_for(p.job.path): p.job.path for p in planned}
     blobs = merge_blobs(planned, target.key_for)
     present = set(known_present)
-    assumed = getattr(target, "assumed_present", None)
+    assumed = target.assumed_present
     if assumed:
         for d, need in blobs.items():
             if d in assumed:
@@ -358,4 +228,4 @@ async def build_plan(jobs: Sequence[ImageJob], sources: SourceSet, target: Targe
 
 
 __all__ = ["BlobNeed", "ImageJob", "KIND_IMAGE", "KIND_REFERRER", "MirrorPlan", "PlannedImage", "build_plan",
-           "check_present", "jobs_from_config", "merge_blobs", "plan_jobs", "summarize"]
+           "check_present", "jobs_from_config", "merge_blobs", "plan_jobs", "summarize"]  # types from plan_types

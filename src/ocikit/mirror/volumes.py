@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import AsyncIterator, BinaryIO, Iterator
 
 from .. import mediatypes as mt
-from ..content import DEFAULT_OPTIONS, Options, RawManifest
+from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest
 from ..digest import CHUNK, Digest, Verifier, digest_file, is_digest
 from ..errors import ArchiveInvalid, BlobUnknown, ManifestUnknown, UsageError
 from ..model import Descriptor, ImageIndex, parse_manifest
 from ..transports.layout import atomic_write
-from .bundle import CHECKSUM_FILE, METADATA_FILE
+from .bundle_format import CHECKSUM_FILE, METADATA_FILE
 
 VOLUME_FMT = "ocikit-bundle-{:04d}.tar"
 VOLUME_RE = re.compile(r"^ocikit-bundle-(\d{4,})\.tar$")
@@ -153,6 +153,8 @@ class _Part:
 
 class TarVolumesStore:
     """The bundle layout inside tar volumes, read in place (a read-only Store)."""
+
+    traits = DEFAULT_TRAITS
 
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)

@@ -68,16 +68,28 @@ class ImageConfig:
 
 
 def parse_config(raw: bytes, *, what: str = "config", strict: bool = True) -> ImageConfig:
-    """Parse and check an image config. ``strict`` requires the fields image-spec calls REQUIRED."""
+    """Parse and check an image config. ``strict`` requires the fields image-spec calls REQUIRED.
+
+    Either way every field :class:`ImageConfig` exposes has the type it promises when present
+    (``rootfs`` an object, ``variant`` a string, ``os.features`` strings...), so no accessor
+    meets a number where a string belongs: a hostile config fails here with a typed error.
+    """
     doc = decode_object(raw, what, ConfigInvalid)
     c = Checker(what, ConfigInvalid)
     if strict:
         c.string(c.req(doc, "architecture", ""), "architecture")
         c.string(c.req(doc, "os", ""), "os")
-        rootfs = c.obj(c.req(doc, "rootfs", ""), "rootfs")
-        if c.string(c.req(rootfs, "type", "rootfs"), "rootfs.type") != "layers":
+        c.req(c.obj(c.req(doc, "rootfs", ""), "rootfs"), "diff_ids", "rootfs")
+    for key in ("architecture", "os", "variant", "os.version", "created"):
+        c.opt_string(doc, key, "")
+    if doc.get("os.features") is not None:
+        for i, f in enumerate(c.array(doc["os.features"], "os.features")):
+            c.string(f, f"os.features[{i}]")
+    if doc.get("rootfs") is not None:
+        rootfs = c.obj(doc["rootfs"], "rootfs")
+        if strict and c.string(c.req(rootfs, "type", "rootfs"), "rootfs.type") != "layers":
             raise c.fail("rootfs.type", "must be 'layers'")
-        for i, d in enumerate(c.array(c.req(rootfs, "diff_ids", "rootfs"), "rootfs.diff_ids")):
+        for i, d in enumerate(c.array(rootfs.get("diff_ids") or [], "rootfs.diff_ids")):
             c.digest(d, f"rootfs.diff_ids[{i}]")
     if doc.get("config") is not None:
         cfg = c.obj(doc["config"], "config")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 from .. import mediatypes as mt
-from ..content import DEFAULT_OPTIONS, BlobLinker, Options, RawManifest, Store, read_blob
+from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, BlobLinker, Options, RawManifest, Store, read_blob
 from ..digest import CHUNK, Digest, Digester
 from ..errors import LayerInvalid, ManifestUnknown, OcikitError, PlatformNotFound, UsageError
 from ..layers.reader import open_layer_file
@@ -263,6 +263,8 @@ def oci_layer_descriptor(d: Descriptor) -> Descriptor:
 
 class OverlayStore:
     """Reads from ``top`` first, then from ``bottom`` (the base image's store). Read-only."""
+
+    traits = DEFAULT_TRAITS
 
     def __init__(self, top: OCILayout, bottom: Store | None) -> None:
         self.top = top

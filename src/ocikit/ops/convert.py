@@ -20,10 +20,12 @@ import dataclasses
 from typing import Any, Mapping
 
 from .. import mediatypes as mt
+from ..content import Store
 from ..digest import Digest
 from ..errors import ConversionError, Unsupported
 from ..model import Descriptor, canonical_json, parse_manifest
 from ..model.jsonutil import decode_object
+from .copy_plan import Conversion, CopyPlan, Node
 
 FORMATS = ("oci", "v2s2")
 
@@ -155,53 +157,46 @@ def convert_manifest(raw: bytes, media_type: str, fmt: str, children: Mapping[st
     return new_raw
 
 
-@dataclasses.dataclass(frozen=True)
-class Conversion:
-    """One manifest a conversion rewrote: its old and new descriptors."""
-
-    old: Descriptor
-    new: Descriptor
-
-
-def check_target(plan: Any, fmt: str | None, *, preserve_digests: bool = False, target: Any = None) -> None:
+def check_target(plan: CopyPlan, fmt: str | None, *, preserve_digests: bool = False,
+                 target: Store | None = None) -> None:
     """Refuse, before anything moves, what the target cannot store.
 
-    A target declares its limits with optional attributes: ``accepts_index`` (False: single
-    images only), ``manifest_formats`` (the manifest media types it stores),
-    ``rewrites_manifests`` (True: it regenerates manifests, so digests change).
+    Consults the target's :class:`~ocikit.content.StoreTraits` in this order:
+    ``accepts_index`` (False: single images only), ``manifest_formats`` (with ``fmt``: the
+    manifest media types it stores), ``rewrites_manifests`` (with ``preserve_digests``: it
+    regenerates manifests, so digests change).
     """
     if target is None:
         return
-    where = getattr(target, "location", "the target")
-    if getattr(target, "accepts_index", True) is False and mt.is_index(plan.root.manifest.media_type):
+    where, traits = target.location, target.traits
+    if not traits.accepts_index and mt.is_index(plan.root.manifest.media_type):
         raise Unsupported(f"{where} holds single images, not an index ({plan.root.desc.digest}); "
                           "copy one platform's image instead (without --all or --platform, the host's is taken)")
-    formats = getattr(target, "manifest_formats", None)
+    formats = traits.manifest_formats
     if fmt is not None and formats is not None:
         want = MANIFEST_TYPE[fmt][mt.DOCKER_MANIFEST]
         if want not in formats:
             raise ConversionError(f"{where} stores only {', '.join(formats)}; --format {fmt} cannot apply")
-    if preserve_digests and getattr(target, "rewrites_manifests", False):
+    if preserve_digests and traits.rewrites_manifests:
         raise Unsupported(f"--preserve-digests: {where} stores layers uncompressed and regenerates the "
                           "manifest, so the image's digest would change")
 
 
-def convert_plan(plan: Any, fmt: str | None, *, preserve_digests: bool = False, target: Any = None) -> Any:
+def convert_plan(plan: CopyPlan, fmt: str | None, *, preserve_digests: bool = False,
+                 target: Store | None = None) -> CopyPlan:
     """A copy plan with every manifest in format ``fmt`` (``None``: the plan as is), children first.
 
     Also checks the target's limits (:func:`check_target`). With ``preserve_digests`` any
-    manifest that would change is refused. The returned plan's ``conversions`` attribute
-    lists what changed (old and new descriptors).
+    manifest that would change is refused. The returned plan's ``conversions`` lists what
+    changed (old and new descriptors).
     """
     fmt = normalise_format(fmt)
     check_target(plan, fmt, preserve_digests=preserve_digests, target=target)
     if fmt is None:
         return plan
-    if getattr(plan, "sparse", False):
+    if plan.sparse:
         raise ConversionError("--format with --preserve-index-digest: converting an index changes its bytes; "
                               "drop one of them")
-    from .copy import Node
-
     converted: dict[str, Descriptor] = {}
     changes: list[Conversion] = []
     nodes = []
@@ -223,9 +218,7 @@ def convert_plan(plan: Any, fmt: str | None, *, preserve_digests: bool = False, 
         if node is plan.root:
             root = new
     assert root is not None
-    out = dataclasses.replace(plan, root=root, manifests=nodes)
-    out.conversions = changes
-    return out
+    return dataclasses.replace(plan, root=root, manifests=nodes, conversions=changes)
 
 
 __all__ = ["Conversion", "FORMATS", "LAYER_TO_DOCKER", "LAYER_TO_OCI", "check_target", "convert_manifest",

@@ -1,210 +1,52 @@
 """The copy engine: walk an image graph from a source Store and write it to a target Store.
 
-Plan (which manifests, which blobs) -> transfer blobs concurrently (skip what exists, link
-what can be linked, stream and verify the rest) -> write manifests children first -> tag.
+Plan (:mod:`ocikit.ops.copy_plan`: which manifests, which blobs) -> check the target's
+declared :class:`~ocikit.content.StoreTraits` (:func:`ocikit.ops.convert.check_target`, then
+:func:`check_sparse_target`) -> transfer blobs concurrently (skip what exists, link what can be
+linked, stream and verify the rest) -> write manifests children first -> tag. The order in
+which the target's traits and abilities are consulted is listed in :mod:`ocikit.content`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, AsyncGenerator, AsyncIterator
 
-from .. import mediatypes as mt
-from ..content import BlobLinker, Options, RawManifest, Store
-from ..digest import Digest, verify_bytes
-from ..errors import PlatformNotFound, TransportError, Unsupported, UsageError
-from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, filter_index, parse_manifest
-from ..platforms import Platform, best_match, host_platform, select
+from ..content import (DEFAULT_OPTIONS, BlobLinker, LinkResult, Options, RawManifest, SparseIndex, SparseIndexProbe,
+                       Store)
+from ..digest import Digest
+from ..errors import DigestMismatch, TransportError, Unsupported, UsageError
+from ..model import Descriptor
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ManifestWritten, ProgressSink, emit
+from .copy_options import CopyOptions, CopyResult
+from .copy_plan import CopyPlan, Node, check_preserve_digests, fetch_manifest, plan_copy, resolve_root
 from .stores import holding
 
 if TYPE_CHECKING:
     from ..transports import OpenOptions
 
 
-@dataclass
-class CopyOptions:
-    """What to copy and how.
-
-    With an index at the source: by default the host platform's image alone (as skopeo does);
-    ``all_platforms`` copies the index and every child byte-exact; ``platforms`` picks a
-    subset, writing a new filtered index, or with ``preserve_index_digest`` keeping the
-    original index bytes and copying only the chosen children (a sparse index).
-    """
-
-    all_platforms: bool = False
-    platforms: Sequence[Platform] = ()
-    preserve_index_digest: bool = False
-    jobs: int = 6
-    progress: ProgressSink | None = None
-    host: Platform | None = None
-    preserve_digests: bool = False
-    """Refuse any change of digest (a filtered index, a format conversion)."""
-    manifest_format: str | None = None
-    """``oci`` or ``v2s2``: convert manifests and media types (``--format``); None keeps them."""
-    retry_times: int = 3
-    """Whole-blob retries when a transfer fails on the network (stores retry requests themselves)."""
-    referrers: bool = False
-    """Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of every manifest copied, recursively."""
-
-
-@dataclass
-class CopyResult:
-    source: str
-    target: str
-    source_digest: Digest
-    digest: Digest
-    media_type: str
-    tag: str | None
-    manifests: list[Digest] = field(default_factory=list)
-    blobs_copied: int = 0
-    bytes_copied: int = 0
-    blobs_skipped: int = 0
-    bytes_skipped: int = 0
-    blobs_linked: int = 0
-    bytes_linked: int = 0
-    blobs_mounted: int = 0
-    bytes_mounted: int = 0
-    seconds: float = 0.0
-    platforms: list[str] = field(default_factory=list)
-
-    @property
-    def digest_changed(self) -> bool:
-        return self.digest != self.source_digest
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "source": self.source, "target": self.target, "sourceDigest": str(self.source_digest),
-            "digest": str(self.digest), "mediaType": self.media_type, "tag": self.tag,
-            "manifests": [str(d) for d in self.manifests], "platforms": self.platforms,
-            "blobs": {"copied": self.blobs_copied, "skipped": self.blobs_skipped,
-                      "linked": self.blobs_linked, "mounted": self.blobs_mounted},
-            "bytes": {"copied": self.bytes_copied, "skipped": self.bytes_skipped, "linked": self.bytes_linked,
-                      "mounted": self.bytes_mounted},
-            "seconds": round(self.seconds, 3),
-        }
-
-
-@dataclass
-class Node:
-    """A manifest in the copy plan: its descriptor, raw bytes and parsed view."""
-
-    desc: Descriptor
-    raw: bytes
-    manifest: Manifest
-
-
-@dataclass
-class CopyPlan:
-    root: Node
-    source_root_digest: Digest
-    manifests: list[Node]
-    """Every manifest to write, children before parents, the root last."""
-    blobs: dict[Digest, Descriptor]
-    platforms: list[str]
-    sparse: bool = False
-    """The root is the source index kept byte-exact while only some children are copied."""
-
-
-async def fetch_manifest(store: Store, desc: Descriptor, opts: Options) -> Node:
-    """Fetch a manifest by digest and check its bytes against the descriptor."""
-    rm = await store.get_manifest(str(desc.digest), opts)
-    verify_bytes(rm.raw, desc.digest, desc.size, what=f"manifest {desc.digest}")
-    m = parse_manifest(rm.raw, desc.media_type or rm.media_type, what=f"manifest {desc.digest}")
-    return Node(Descriptor(m.media_type, desc.digest, len(rm.raw), platform=desc.platform), rm.raw, m)
-
-
-async def resolve_root(store: Store, selector: str | None, opts: Options) -> Node:
-    desc = await store.resolve(selector, opts)
-    return await fetch_manifest(store, desc, opts)
-
-
-def _platform_names(ps: Sequence[Platform | None]) -> str:
-    return ", ".join(str(p) for p in ps if p is not None) or "none"
-
-
-async def plan_copy(store: Store, root: Node, options: CopyOptions, opts: Options) -> CopyPlan:
-    """Decide which manifests and blobs a copy moves."""
-    source_digest = root.desc.digest
-    platforms: list[str] = []
-    chosen_children: list[Descriptor] | None = None
-    if isinstance(root.manifest, ImageIndex):
-        idx = root.manifest
-        if options.all_platforms:
-            chosen_children = list(idx.manifests)
-        elif options.platforms:
-            keep = select(options.platforms, idx.platforms())
-            if not keep:
-                raise PlatformNotFound(
-                    f"no image for {', '.join(str(p) for p in options.platforms)} in index {root.desc.digest} "
-                    f"(it has {_platform_names(idx.platforms())})")
-            chosen_children = [idx.manifests[i] for i in keep]
-            if not options.preserve_index_digest:
-                new = filter_index(idx, keep)
-                root = Node(new.descriptor(), new.raw, new)
-        else:
-            want = options.host or host_platform()
-            i = best_match(want, idx.platforms())
-            if i is None:
-                raise PlatformNotFound(
-                    f"no image for {want} in index {root.desc.digest} (it has {_platform_names(idx.platforms())}); "
-                    "use --all or --platform")
-            root = await fetch_manifest(store, idx.manifests[i], opts)
-    manifests: list[Node] = []
-    blobs: dict[Digest, Descriptor] = {}
-    seen: set[Digest] = set()
-
-    async def walk(node: Node, children: list[Descriptor] | None) -> None:
-        if node.desc.digest in seen:
-            return
-        seen.add(node.desc.digest)
-        m = node.manifest
-        if isinstance(m, ImageIndex):
-            kids = children if children is not None else list(m.manifests)
-            fetched = await asyncio.gather(*(fetch_manifest(store, c, opts) for c in kids))
-            for child in fetched:
-                await walk(child, None)
-        else:
-            assert isinstance(m, ImageManifest)
-            if node.desc.platform is not None:
-                platforms.append(str(node.desc.platform))
-            for b in m.children():
-                if b.urls and b.media_type in mt.NONDISTRIBUTABLE_TYPES:
-                    continue  # foreign layers stay where their URLs say
-                blobs.setdefault(b.digest, b)
-        manifests.append(node)
-
-    await walk(root, chosen_children)
-    sparse = (isinstance(root.manifest, ImageIndex) and chosen_children is not None
-              and len(chosen_children) < len(root.manifest.manifests))
-    return CopyPlan(root, source_digest, manifests, blobs, platforms, sparse)
-
-
 async def check_sparse_target(dst: Store, plan: CopyPlan, opts: Options) -> None:
     """Fail before moving anything when the target will not store an index with absent children.
 
-    A store may answer ``accepts_sparse_index(raw, media_type, copied, opts)`` (``copied``: the
-    children this copy writes); a store without it is taken to accept (layouts and archives do).
+    Consults ``dst.traits.sparse_index``: ``ACCEPTED`` goes on (layouts and archives),
+    ``REFUSED`` fails, ``PROBE`` asks :meth:`~ocikit.content.SparseIndexProbe.accepts_sparse_index`
+    (``copied``: the children this copy writes).
     """
-    probe = getattr(dst, "accepts_sparse_index", None)
-    if probe is None:
+    policy = dst.traits.sparse_index
+    if policy is SparseIndex.ACCEPTED:
         return
-    copied = [n.desc.digest for n in plan.manifests if n is not plan.root]
-    if not await probe(plan.root.raw, plan.root.manifest.media_type, copied, opts):
-        raise Unsupported(
-            f"{dst.location} refuses a sparse index (it needs every manifest an index lists): "
-            f"--preserve-index-digest cannot keep {plan.root.desc.digest} there; "
-            "copy without it (a filtered index with a new digest) or with --all")
-
-
-def check_preserve_digests(plan: CopyPlan, options: CopyOptions) -> None:
-    """With ``preserve_digests``, refuse a plan whose root digest differs from the source's."""
-    if options.preserve_digests and plan.root.desc.digest != plan.source_root_digest:
-        raise Unsupported(
-            f"--preserve-digests: this copy would write {plan.root.desc.digest} instead of the source's "
-            f"{plan.source_root_digest} (a filtered index); use --all or --preserve-index-digest")
+    if policy is SparseIndex.PROBE and isinstance(dst, SparseIndexProbe):
+        copied = [n.desc.digest for n in plan.manifests if n is not plan.root]
+        if await dst.accepts_sparse_index(plan.root.raw, plan.root.manifest.media_type, copied, opts):
+            return
+    raise Unsupported(
+        f"{dst.location} refuses a sparse index (it needs every manifest an index lists): "
+        f"--preserve-index-digest cannot keep {plan.root.desc.digest} there; "
+        "copy without it (a filtered index with a new digest) or with --all")
 
 
 async def _counted(chunks: AsyncIterator[bytes], desc: Descriptor, sink: ProgressSink | None) -> AsyncIterator[bytes]:
@@ -230,9 +72,8 @@ async def prefetch(chunks: AsyncIterator[bytes], depth: int = 1) -> AsyncIterato
         except BaseException as e:  # handed to the consumer, raised there
             await q.put(_Failed(e))
         finally:
-            aclose = getattr(chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            if isinstance(chunks, AsyncGenerator):  # every Store's blob_chunks is one
+                await chunks.aclose()
 
     task = asyncio.create_task(pump())
     try:
@@ -254,54 +95,73 @@ class _Failed:
     error: BaseException
 
 
-async def transfer_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult, opts: Options,
-                        sink: ProgressSink | None, retries: int = 0) -> None:
-    if await dst.has_blob(desc, opts):
-        result.blobs_skipped += 1
-        result.bytes_skipped += desc.size
-        emit(sink, BlobDone(desc.digest, desc.size, "skipped"))
-        return
-    emit(sink, BlobStarted(desc.digest, desc.size, desc.media_type))
-    if isinstance(dst, BlobLinker) and await dst.link_blob_from(src, desc, opts):
-        how = getattr(dst, "last_link_kind", None) or "linked"
-        if how == "mounted":
-            result.blobs_mounted += 1
-            result.bytes_mounted += desc.size
-        else:
-            result.blobs_linked += 1
-            result.bytes_linked += desc.size
-        emit(sink, BlobDone(desc.digest, desc.size, how))
-        return
+def count_link(result: CopyResult, desc: Descriptor, how: LinkResult) -> None:
+    """Credit one linked (or mounted) blob to ``result``."""
+    if how is LinkResult.MOUNTED:
+        result.blobs_mounted += 1
+        result.bytes_mounted += desc.size
+    else:
+        result.blobs_linked += 1
+        result.bytes_linked += desc.size
+
+
+async def stream_blob(src: Store, dst: Store, desc: Descriptor, opts: Options, sink: ProgressSink | None,
+                      retries: int = 0) -> None:
+    """Stream a blob from ``src`` into ``dst``, starting it again after a network failure."""
     # put_blob verifies what it stores (the Store contract), so the source need not hash too
-    src_opts = Options(progress=opts.progress, extra={**opts.extra, "verified_downstream": True})
+    src_opts = dataclasses.replace(opts, verified_downstream=True)
     attempt = 0
     while True:
         try:
             await dst.put_blob(desc, _counted(prefetch(src.blob_chunks(desc, src_opts)), desc, sink), opts)
-            break
+            return
         except TransportError:
             # the network failed mid-blob (after the stores' own retries): start the blob again
             if attempt >= retries:
                 raise
             attempt += 1
             await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
+
+
+async def transfer_blob(src: Store, dst: Store, desc: Descriptor, result: CopyResult, opts: Options,
+                        sink: ProgressSink | None, retries: int = 0) -> None:
+    """One blob: skipped when ``dst`` has it, else linked where ``dst`` can, else streamed.
+
+    What happened is added to ``result``; the link's own :class:`~ocikit.content.LinkResult`
+    says whether it was a mount, so concurrent transfers never credit each other's.
+    """
+    if await dst.has_blob(desc, opts):
+        result.blobs_skipped += 1
+        result.bytes_skipped += desc.size
+        emit(sink, BlobDone(desc.digest, desc.size, "skipped"))
+        return
+    emit(sink, BlobStarted(desc.digest, desc.size, desc.media_type))
+    if isinstance(dst, BlobLinker):
+        how = await dst.link_blob_from(src, desc, opts)
+        if how is not LinkResult.NOT_LINKED:
+            count_link(result, desc, how)
+            emit(sink, BlobDone(desc.digest, desc.size, how.counted_as))
+            return
+    await stream_blob(src, dst, desc, opts, sink, retries)
     result.blobs_copied += 1
     result.bytes_copied += desc.size
     emit(sink, BlobDone(desc.digest, desc.size, "copied"))
 
 
-async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, options: CopyOptions,
-                       result: CopyResult, opts: Options) -> None:
+async def transfer_blobs(src: Store, dst: Store, plan: CopyPlan, options: CopyOptions, result: CopyResult,
+                         opts: Options) -> None:
+    """Every blob of the plan, largest first, ``options.jobs`` at a time; the first failure cancels the rest."""
     sem = asyncio.Semaphore(max(1, options.jobs))
-    sink = options.progress
-    if plan.sparse:
-        await check_sparse_target(dst, plan, opts)
 
     async def one(desc: Descriptor) -> None:
         async with sem:
-            await transfer_blob(src, dst, desc, result, opts, sink, options.retry_times)
+            await transfer_blob(src, dst, desc, result, opts, options.progress, options.retry_times)
 
-    tasks = [asyncio.create_task(one(d)) for d in sorted(plan.blobs.values(), key=lambda d: -d.size)]
+    await gather_or_cancel([asyncio.create_task(one(d)) for d in sorted(plan.blobs.values(), key=lambda d: -d.size)])
+
+
+async def gather_or_cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for every task; on the first failure (or a cancel) cancel the others, wait for them, raise."""
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -309,6 +169,14 @@ async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, 
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+async def write_manifests(dst: Store, plan: CopyPlan, tag: str | None, result: CopyResult, opts: Options,
+                          sink: ProgressSink | None) -> None:
+    """The plan's manifests, children first (a child the target has is not written again), the root
+    last with ``tag``. A stored digest that differs is an error unless the target's traits say it
+    ``rewrites_manifests``; the root's is then reported, in the target's first manifest format."""
+    traits = dst.traits
     for node in plan.manifests:
         is_root = node is plan.root
         if not is_root and await dst.has_manifest(node.desc, opts):
@@ -317,14 +185,23 @@ async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, 
         digest = await dst.put_manifest(node.raw, node.manifest.media_type, tag if is_root else None, opts,
                                         root=is_root)
         if digest != node.desc.digest:
-            if not getattr(dst, "rewrites_manifests", False):
-                from ..errors import DigestMismatch
+            if not traits.rewrites_manifests:
                 raise DigestMismatch(node.desc.digest, digest, what=f"{dst.location}: stored manifest")
             if is_root:  # the target regenerates manifests (docker-archive): report what it stored
                 result.digest = digest
-                result.media_type = getattr(dst, "manifest_formats", (result.media_type,))[0]
+                if traits.manifest_formats:
+                    result.media_type = traits.manifest_formats[0]
         result.manifests.append(digest)
         emit(sink, ManifestWritten(digest, node.manifest.media_type, tag if is_root else None))
+
+
+async def execute_plan(src: Store, dst: Store, plan: CopyPlan, tag: str | None, options: CopyOptions,
+                       result: CopyResult, opts: Options) -> None:
+    """Check a sparse index against the target, move the blobs, then write the manifests."""
+    if plan.sparse:
+        await check_sparse_target(dst, plan, opts)
+    await transfer_blobs(src, dst, plan, options, result, opts)
+    await write_manifests(dst, plan, tag, result, opts, options.progress)
 
 
 async def copy_between(src: Store, selector: str | None, dst: Store, tag: str | None,
@@ -346,10 +223,46 @@ async def copy_between(src: Store, selector: str | None, dst: Store, tag: str | 
                         plan.root.manifest.media_type, tag, platforms=plan.platforms)
     await execute_plan(src, dst, plan, tag, options, result, opts)
     if options.referrers:
-        from .referrers import copy_referrers
         await copy_referrers(src, dst, plan, options, result, opts)
     result.seconds = time.monotonic() - t0
     return result
+
+
+@dataclass
+class ReferrerCopy:
+    """What :func:`copy_referrers` carried: (subject, referrer) pairs."""
+
+    carried: list[tuple[Digest, Digest]] = field(default_factory=list)
+
+
+async def copy_referrers(src: Store, dst: Store, plan: CopyPlan, options: CopyOptions,
+                         result: CopyResult, opts: Options = DEFAULT_OPTIONS) -> ReferrerCopy:
+    """Copy the referrers of every manifest a copy wrote, recursively, keeping them discoverable.
+
+    Each referrer is copied whole (every platform of an index) with the copy engine, then
+    recorded at the target (tag-schema index where the target lacks the referrers API).
+    Counts are added to ``result``.
+    """
+    from .referrers import find_referrers, record_referrer
+
+    carried = ReferrerCopy()
+    done: set[Digest] = {n.desc.digest for n in plan.manifests}
+    queue: list[Digest] = [n.desc.digest for n in plan.manifests]
+    sub_options = dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
+                                      referrers=False)
+    while queue:
+        subject = queue.pop(0)
+        found = await find_referrers(src, subject, None, opts)
+        for ref in found.referrers:
+            if ref.digest in done:
+                continue
+            done.add(ref.digest)
+            sub = await copy_between(src, str(ref.digest), dst, None, sub_options)
+            result.add(sub)
+            await record_referrer(dst, ref, subject, opts)
+            carried.carried.append((subject, ref.digest))
+            queue.append(ref.digest)  # referrers of referrers (a signature of an SBOM)
+    return carried
 
 
 async def acopy(source: str, target: str, options: CopyOptions | None = None, *,
@@ -377,5 +290,7 @@ def copy(source: str, target: str, options: CopyOptions | None = None, **kw: obj
     return asyncio.run(acopy(source, target, options, **kw))  # type: ignore[arg-type]
 
 
-__all__ = ["CopyOptions", "CopyPlan", "CopyResult", "Node", "acopy", "check_preserve_digests", "check_sparse_target",
-           "copy", "copy_between", "execute_plan", "fetch_manifest", "plan_copy", "resolve_root", "RawManifest"]
+__all__ = ["CopyOptions", "CopyPlan", "CopyResult", "Node", "RawManifest", "ReferrerCopy", "acopy",
+           "check_preserve_digests", "check_sparse_target", "copy", "copy_between", "copy_referrers", "count_link",
+           "execute_plan", "fetch_manifest", "gather_or_cancel", "plan_copy", "resolve_root", "stream_blob", "transfer_blob",
+           "transfer_blobs", "write_manifests"]

@@ -3,7 +3,7 @@
 Three mechanisms, chosen per store:
 
 - ``api``: the registry's ``GET /v2/<name>/referrers/<digest>`` (a store that implements
-  :class:`~ocikit.content.ReferrersLister` and answers it);
+  :class:`~ocikit.content.ReferrersAPI` or :class:`~ocikit.content.ReferrersLister` and answers it);
 - ``tag-schema``: the distribution spec's fallback for registries without the API — an image
   index tagged ``<alg>-<hex>`` listing the referrers, which pushers keep up to date;
 - ``layout``: an OCI layout keeps referrers as ``index.json`` entries; they are found by
@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from dataclasses import dataclass
+from typing import Iterable
 
 from .. import mediatypes as mt
-from ..content import DEFAULT_OPTIONS, Options, ReferrersLister, Store
+from ..content import DEFAULT_OPTIONS, Options, ReferrersAPI, ReferrersLister, Store
 from ..digest import Digest
 from ..errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, build_index, parse_index, parse_manifest
 from ..transports.layout import INDEX_FILE, OCILayout
-
-if TYPE_CHECKING:
-    from .copy import CopyOptions, CopyPlan, CopyResult
 
 FALLBACK_TAG_MAX = 64
 """The spec truncates the encoded digest to this many characters in a fallback tag."""
@@ -81,10 +78,9 @@ async def api_referrers(store: Store, subject: Digest, artifact_type: str | None
     """The registry's referrers API answer, or ``None`` where the store or registry lacks the API."""
     if isinstance(store, OCILayout):
         return None
-    probe = getattr(store, "referrers_api", None)  # a registry store: the API alone, None on a 404
     try:
-        if probe is not None:
-            return await probe(Digest(subject), artifact_type, opts)
+        if isinstance(store, ReferrersAPI):  # a registry store: the API alone, None on a 404
+            return await store.referrers_api(Digest(subject), artifact_type, opts)
         if isinstance(store, ReferrersLister):
             return await store.referrers(Digest(subject), artifact_type, opts)
     except (Unsupported, NotFound):
@@ -206,58 +202,5 @@ async def record_referrer(store: Store, referrer: Descriptor, subject: str,
     return "tag-schema"
 
 
-@dataclass
-class ReferrerCopy:
-    """What :func:`copy_referrers` carried: (subject, referrer) pairs."""
-
-    carried: list[tuple[Digest, Digest]] = field(default_factory=list)
-
-
-async def copy_referrers(src: Store, dst: Store, plan: "CopyPlan", options: "CopyOptions",
-                         result: "CopyResult", opts: Options = DEFAULT_OPTIONS) -> ReferrerCopy:
-    """Copy the referrers of every manifest a copy wrote, recursively, keeping them discoverable.
-
-    Each referrer is copied whole (every platform of an index) with the copy engine, then
-    recorded at the target (tag-schema index where the target lacks the referrers API).
-    Counts are added to ``result``.
-    """
-    from .copy import copy_between
-
-    carried = ReferrerCopy()
-    done: set[Digest] = {n.desc.digest for n in plan.manifests}
-    queue: list[Digest] = [n.desc.digest for n in plan.manifests]
-    while queue:
-        subject = queue.pop(0)
-        found = await find_referrers(src, subject, None, opts)
-        for ref in found.referrers:
-            if ref.digest in done:
-                continue
-            done.add(ref.digest)
-            sub_options = _without_referrers(options)
-            sub = await copy_between(src, str(ref.digest), dst, None, sub_options)
-            _merge(result, sub)
-            await record_referrer(dst, ref, subject, opts)
-            carried.carried.append((subject, ref.digest))
-            queue.append(ref.digest)  # referrers of referrers (a signature of an SBOM)
-    return carried
-
-
-def _without_referrers(options: "CopyOptions") -> "CopyOptions":
-    import dataclasses
-    return dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
-                               referrers=False)
-
-
-def _merge(result: "CopyResult", sub: "CopyResult") -> None:
-    result.manifests.extend(sub.manifests)
-    result.blobs_copied += sub.blobs_copied
-    result.bytes_copied += sub.bytes_copied
-    result.blobs_skipped += sub.blobs_skipped
-    result.bytes_skipped += sub.bytes_skipped
-    result.blobs_linked += sub.blobs_linked
-    result.bytes_linked += sub.bytes_linked
-    result.blobs_mounted += sub.blobs_mounted
-
-
-__all__ = ["LayoutScan", "layout_scan", "ReferrerCopy", "Referrers", "api_referrers", "copy_referrers", "fallback_tag",
-           "find_referrers", "record_referrer", "referrer_descriptor", "tag_schema_index"]
+__all__ = ["LayoutScan", "layout_scan", "Referrers", "api_referrers", "fallback_tag", "find_referrers",
+           "record_referrer", "referrer_descriptor", "tag_schema_index"]

@@ -1,6 +1,6 @@
 """Holding a Store for the length of an operation: close it on success, abort it on failure.
 
-An archive target writes its file on ``close``; on failure ``abort`` (where a store has one)
+An archive target writes its file on ``close``; on failure ``abort`` (where a store is an ``Aborter``)
 discards what was staged, so nothing half-written looks complete.
 """
 
@@ -9,14 +9,14 @@ from __future__ import annotations
 import contextlib
 from typing import AsyncIterator
 
-from ..content import Store
+from ..content import Aborter, Store
 
 
 async def finish(store: Store, ok: bool) -> None:
-    """``close`` after success; ``abort`` (if the store has one, else ``close``) after a failure."""
-    abort = getattr(store, "abort", None)
-    if not ok and abort is not None:
-        await abort()
+    """``close`` after success; after a failure :meth:`~ocikit.content.Aborter.abort` where the
+    store is an :class:`~ocikit.content.Aborter`, else ``close``."""
+    if not ok and isinstance(store, Aborter):
+        await store.abort()
     else:
         await store.close()
 

@@ -59,6 +59,8 @@ def _need(route: Route, method: str) -> Need:
         return Need(None, None)
     if route.kind == "catalog":
         return Need(None, "catalog")
+    if route.kind == "upload":  # cancelling one's own upload is part of pushing
+        return Need(route.name, "pull" if method in ("GET", "HEAD") else "push")
     return Need(route.name, ACTION.get(method, "pull"))
 
 
@@ -80,6 +82,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         else:
             if reg.config.read_only and request.method not in ("GET", "HEAD"):
                 raise Unsupported("the registry is in read-only mode")
+            if request.method == "DELETE" and route.kind != "upload" and not reg.config.delete_enabled:
+                raise Unsupported("deletes are disabled on this registry (ocikit serve --enable-delete)")
             if route.kind == "upload":
                 resp = await uploads.upload_route(request, route.name or "", route.reference or "")
             else:
@@ -112,6 +116,12 @@ async def token_endpoint(request: web.Request) -> web.StreamResponse:
 
 
 async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
+    """Prometheus text; with auth on, only for a logged-in user (as ``GET /v2/``)."""
+    reg = request.app[REGISTRY]
+    try:
+        await reg.auth.authenticate(request.headers, _realm_url(request, reg), Need(None, None))
+    except OcikitError as e:
+        return error_response(e)
     return web.Response(text=request.app[REGISTRY].metrics.render(), content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})
 
@@ -135,6 +145,9 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.router.add_get("/auth/token", token_endpoint)
     app.router.add_get("/metrics", metrics_endpoint)
+    if config.ui:
+        from .ui import setup_ui
+        setup_ui(app, app[REGISTRY])
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

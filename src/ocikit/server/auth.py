@@ -150,10 +150,15 @@ class Authenticator:
         self.users = load_htpasswd(cfg.htpasswd) if cfg.htpasswd else {}
         self.secret = (cfg.token_secret or secrets.token_hex(32)).encode()
         self._verified: dict[tuple[str, bytes], float] = {}
+        # a hash of the same cost as the users' own, checked for unknown names
+        cost = max((int(h[4:6]) for h in self.users.values() if h[4:6].isdigit()), default=10)
+        self._decoy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=min(max(cost, 4), 31)))
 
     async def check_password(self, user: str, password: str) -> bool:
+        """bcrypt check; an unknown user costs the same bcrypt work, so names cannot be told by timing."""
         h = self.users.get(user)
         if h is None:
+            await asyncio.get_running_loop().run_in_executor(None, bcrypt.checkpw, password.encode(), self._decoy)
             return False
         key = (user, hashlib.sha256(password.encode()).digest())
         if self._verified.get(key, 0) > time.monotonic():
@@ -171,6 +176,23 @@ class Authenticator:
         if not self.cfg.rules:
             return principal.user is not None
         return action in rule_actions(self.cfg.rules, principal.user, name)
+
+    def may_list(self, principal: Principal, name: str) -> bool:
+        """Whether ``name`` appears to ``principal`` in a listing (catalog, UI): they may pull it.
+
+        In token mode the token holds the catalog scope, not every repository's, so the rules
+        decide, as they would for a pull token this user asked for.
+        """
+        if self.mode == "none":
+            return True
+        if principal.grants is not None and principal.user is not None:
+            return "pull" in self._granted(principal.user, name)
+        return self.allowed(principal, name, "pull")
+
+    def _granted(self, user: str | None, name: str) -> set[str]:
+        if self.cfg.rules:
+            return rule_actions(self.cfg.rules, user, name)
+        return set(ACTIONS) if user is not None else set()
 
     def may_catalog(self, principal: Principal) -> bool:
         if self.mode == "none":
@@ -256,10 +278,7 @@ class Authenticator:
                 continue
             if typ != "repository":
                 continue
-            if self.cfg.rules:
-                granted = rule_actions(self.cfg.rules, user, name)
-            else:
-                granted = set(ACTIONS) if user is not None else set()
+            granted = self._granted(user, name)
             if "*" in actions:
                 actions = set(ACTIONS)
             ok = sorted(actions & granted)

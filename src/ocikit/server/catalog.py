@@ -15,10 +15,10 @@ async def list_catalog(request: web.Request, _name: str, _ref: str) -> web.Strea
     reg = registry(request)
     who = principal(request)
     n = query_int(request, "n")
-    if reg.auth.mode == "none" or who.catalog:  # no filtering: a page is one listing of the index
+    if reg.auth.mode == "none":  # no filtering: a page is one listing of the index
         page, more = await reg.storage.catalog_page(n, request.query.get("last"))
     else:
-        names = [r for r in await reg.storage.catalog() if reg.auth.allowed(who, r, "pull")]
+        names = [r for r in await reg.storage.catalog() if reg.auth.may_list(who, r)]
         page, more = paginate(names, n, request.query.get("last"))
     headers = {}
     if more and page:

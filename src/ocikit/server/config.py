@@ -4,7 +4,7 @@ Example::
 
     listen: 127.0.0.1:5000
     tls: {cert: /etc/ocikit/cert.pem, key: /etc/ocikit/key.pem}
-    storage: {driver: filesystem, root: /var/lib/ocikit, fsync: true}
+    storage: {driver: filesystem, root: /var/lib/ocikit, fsync: true, delete: {enabled: false}}
     # or, for replicas over one bucket (credentials: AWS env vars / ~/.aws files, or access_key/secret_key):
     # storage: {driver: s3, bucket: registry, prefix: prod, endpoint: "http://127.0.0.1:8333",
     #           region: us-east-1, path_style: true, part_size: 8MiB, redirect: presigned, redirect_expiry: 600}
@@ -20,6 +20,7 @@ Example::
     limits: {manifest_size: 4194304, chunk_min_length: 0}
     manifests: {check_blobs: true, accept_sparse_index: false}
     log: {access: true}
+    ui: {enabled: true}        # the web UI under /ui/ (--no-ui turns it off)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import yaml
 
 from ..errors import UsageError
+from ..uint import parse_uint
 from ..model.manifest import MAX_MANIFEST_SIZE
 from .storage.s3settings import S3Settings, parse_s3_url, settings_from_mapping
 
@@ -72,6 +74,8 @@ class ServerConfig:
     tls_key: str | None = None
     fsync: bool = True
     read_only: bool = False
+    delete_enabled: bool = False
+    """DELETE of manifests, tags and blobs (405 UNSUPPORTED when off, as distribution)."""
     auth: AuthConfig = field(default_factory=AuthConfig)
     manifest_size: int = MAX_MANIFEST_SIZE
     chunk_min_length: int = 0
@@ -79,13 +83,16 @@ class ServerConfig:
     accept_sparse_index: bool = False
     access_log: bool = True
     shutdown_timeout: float = 30.0
+    ui: bool = True
+    """Serve the web UI under ``/ui/``."""
 
     @property
     def host_port(self) -> tuple[str, int]:
         host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit():
-            raise UsageError(f"--listen {self.listen!r}: expected HOST:PORT")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        number = parse_uint(port, max_value=65535) if sep else None
+        if number is None:
+            raise UsageError(f"--listen {self.listen[:80]!r}: expected HOST:PORT")
+        return host.strip("[]") or "127.0.0.1", number
 
     @property
     def storage_description(self) -> str:
@@ -106,69 +113,114 @@ class ServerConfig:
         return dataclasses.replace(self, **{k: v for k, v in kw.items() if v is not None})
 
 
+def _section(doc: Any, key: str, path: str = "") -> dict[str, Any]:
+    """``doc[key]`` as a mapping ({} when absent); a UsageError naming it otherwise."""
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"config: {path}{key}: expected a mapping, got {type(value).__name__}")
+    return value
+
+
+def _number(doc: dict[str, Any], key: str, path: str, default: float, kind: type = int) -> Any:
+    """``doc[key]`` as a non-negative int (or float), from YAML numbers or decimal strings."""
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise UsageError(f"config: {path}{key}: expected a number, got {type(value).__name__}")
+    try:
+        number = kind(value)
+    except (ValueError, OverflowError):
+        raise UsageError(f"config: {path}{key}: {str(value)[:40]!r} is not a number") from None
+    if number < 0 or number != number or number > 2 ** 62:
+        raise UsageError(f"config: {path}{key}: out of range")
+    return number
+
+
+def _text_list(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise UsageError(f"config: {path}: expected a string or a list of strings")
+    return [str(v) for v in value]
+
+
 def _rules(items: Any) -> list[Rule]:
+    if items is not None and not isinstance(items, list):
+        raise UsageError("config: auth.rules: expected a list of rules")
     out = []
     for i, r in enumerate(items or []):
         if not isinstance(r, dict) or "repository" not in r:
             raise UsageError(f"config: auth.rules[{i}]: expected a mapping with 'repository'")
-        users = r.get("users", ["*"])
-        actions = r.get("actions", list(ACTIONS))
-        if isinstance(users, str):
-            users = [users]
-        if isinstance(actions, str):
-            actions = [a.strip() for a in actions.split(",")]
+        users = _text_list(r.get("users", ["*"]), f"auth.rules[{i}].users")
+        raw_actions = r.get("actions", list(ACTIONS))
+        if isinstance(raw_actions, str):
+            raw_actions = [a.strip() for a in raw_actions.split(",")]
+        actions = _text_list(raw_actions, f"auth.rules[{i}].actions")
         bad = [a for a in actions if a not in ACTIONS and a != "*"]
         if bad:
             raise UsageError(f"config: auth.rules[{i}].actions: unknown {bad}; use {', '.join(ACTIONS)}")
         if "*" in actions:
             actions = list(ACTIONS)
-        out.append(Rule(str(r["repository"]), tuple(map(str, users)), tuple(actions)))
+        out.append(Rule(str(r["repository"]), tuple(users), tuple(actions)))
     return out
 
 
+def _optional_text(doc: dict[str, Any], key: str, path: str) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise UsageError(f"config: {path}{key}: expected a string")
+    return str(value)
+
+
 def parse_config(doc: dict[str, Any]) -> ServerConfig:
-    """Build a :class:`ServerConfig` from a parsed YAML document."""
+    """Build a :class:`ServerConfig` from a parsed YAML document (UsageError naming what is wrong)."""
     if not isinstance(doc, dict):
         raise UsageError("config: expected a mapping at the top level")
     cfg = ServerConfig()
-    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout"}
+    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout", "ui"}
     unknown = set(doc) - known
     if unknown:
-        raise UsageError(f"config: unknown keys {sorted(unknown)}")
-    if "listen" in doc:
-        cfg.listen = str(doc["listen"])
-    tls = doc.get("tls") or {}
-    cfg.tls_cert, cfg.tls_key = tls.get("cert"), tls.get("key")
-    storage = doc.get("storage") or {}
+        raise UsageError(f"config: unknown keys {sorted(map(str, unknown))}")
+    if doc.get("listen") is not None:
+        cfg.listen = str(_optional_text(doc, "listen", ""))
+    tls = _section(doc, "tls")
+    cfg.tls_cert, cfg.tls_key = _optional_text(tls, "cert", "tls."), _optional_text(tls, "key", "tls.")
+    storage = _section(doc, "storage")
     driver = storage.get("driver", "filesystem")
     if driver == "s3":
         cfg.s3 = settings_from_mapping(storage)
     elif driver != "filesystem":
-        raise UsageError(f"config: storage.driver {driver!r}: expected filesystem or s3")
-    if "root" in storage:
-        cfg.root = str(storage["root"])
+        raise UsageError(f"config: storage.driver {str(driver)[:40]!r}: expected filesystem or s3")
+    if storage.get("root") is not None:
+        cfg.root = str(_optional_text(storage, "root", "storage."))
     cfg.fsync = bool(storage.get("fsync", True))
+    cfg.delete_enabled = bool(_section(storage, "delete", "storage.").get("enabled", False))
     cfg.read_only = bool(doc.get("read_only", False))
-    a = doc.get("auth") or {}
-    token = a.get("token") or {}
+    a = _section(doc, "auth")
+    token = _section(a, "token", "auth.")
     cfg.auth = AuthConfig(
-        mode=str(a.get("mode", "none")), htpasswd=a.get("htpasswd"), realm=str(a.get("realm", "ocikit")),
-        token_secret=token.get("secret"), token_expiry=int(token.get("expiry", 300)),
-        token_service=str(token.get("service", "ocikit")), token_realm=token.get("realm"),
+        mode=str(a.get("mode", "none")), htpasswd=_optional_text(a, "htpasswd", "auth."),
+        realm=str(a.get("realm", "ocikit")), token_secret=_optional_text(token, "secret", "auth.token."),
+        token_expiry=_number(token, "expiry", "auth.token.", 300),
+        token_service=str(token.get("service", "ocikit")), token_realm=_optional_text(token, "realm", "auth.token."),
         rules=_rules(a.get("rules")))
     if cfg.auth.mode not in ("none", "htpasswd", "token"):
-        raise UsageError(f"config: auth.mode {cfg.auth.mode!r}: expected none, htpasswd or token")
+        raise UsageError(f"config: auth.mode {cfg.auth.mode[:40]!r}: expected none, htpasswd or token")
     if cfg.auth.mode == "htpasswd" and not cfg.auth.htpasswd:
         raise UsageError("config: auth.mode htpasswd needs auth.htpasswd (a bcrypt htpasswd file)")
-    limits = doc.get("limits") or {}
-    cfg.manifest_size = int(limits.get("manifest_size", MAX_MANIFEST_SIZE))
-    cfg.chunk_min_length = int(limits.get("chunk_min_length", 0))
-    manifests = doc.get("manifests") or {}
+    limits = _section(doc, "limits")
+    cfg.manifest_size = _number(limits, "manifest_size", "limits.", MAX_MANIFEST_SIZE)
+    cfg.chunk_min_length = _number(limits, "chunk_min_length", "limits.", 0)
+    manifests = _section(doc, "manifests")
     cfg.check_blobs = bool(manifests.get("check_blobs", True))
     cfg.accept_sparse_index = bool(manifests.get("accept_sparse_index", False))
-    cfg.access_log = bool((doc.get("log") or {}).get("access", True))
+    cfg.access_log = bool(_section(doc, "log").get("access", True))
+    cfg.ui = bool(_section(doc, "ui").get("enabled", True))
     if "shutdown_timeout" in doc:
-        cfg.shutdown_timeout = float(doc["shutdown_timeout"])
+        cfg.shutdown_timeout = _number(doc, "shutdown_timeout", "", 30.0, float)
     return cfg
 
 

@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import BlobUploadInvalid, UsageError
+from ..uint import parse_uint
 from .auth import Authenticator, Principal
 from .config import ServerConfig
 from .metrics import Metrics
@@ -60,9 +61,10 @@ def content_length(request: web.Request) -> int | None:
     value = request.headers.get("Content-Length")
     if value is None:
         return None
-    if not value.isdigit():
-        raise BlobUploadInvalid(f"invalid Content-Length {value!r}")
-    return int(value)
+    n = parse_uint(value)
+    if n is None:
+        raise BlobUploadInvalid(f"invalid Content-Length {value[:40]!r}")
+    return n
 
 
 def has_body(request: web.Request) -> bool:
@@ -76,6 +78,7 @@ def query_int(request: web.Request, key: str) -> int | None:
     value = request.query.get(key)
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise UsageError(f"query parameter {key}={value!r}: expected a non-negative integer")
-    return int(value)
+    n = parse_uint(value)
+    if n is None:
+        raise UsageError(f"query parameter {key}={value[:40]!r}: expected a non-negative integer")
+    return n

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..digest import Digest
 from ..errors import BlobUploadUnknown, NameInvalid, NotFound
 from ..reference import validate_repository_name
+from ..uint import parse_uint
 
 _TAIL = re.compile(
     r"^(?P<name>.+)/(?:"
@@ -75,7 +76,7 @@ def is_tag(ref: str) -> bool:
     return bool(TAG_RE.match(ref))
 
 
-_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
+_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]+)-([0-9]+)$")
 
 
 def parse_content_range(value: str) -> tuple[int, int] | None:
@@ -83,7 +84,9 @@ def parse_content_range(value: str) -> tuple[int, int] | None:
     m = _RANGE.match(value.strip())
     if not m:
         return None
-    start, end = int(m[1]), int(m[2])
+    start, end = parse_uint(m[1]), parse_uint(m[2])
+    if start is None or end is None:
+        return None
     return (start, end) if end >= start else None
 
 

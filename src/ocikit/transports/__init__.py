@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
-
 from ..content import Store
 from ..errors import UsageError
 from ..transportref import TransportReference, parse_transport_reference
 from .layout import OCILayout
-
-
-@dataclass(frozen=True)
-class OpenOptions:
-    """How to reach a place: credentials, TLS, retries. Unused fields are ignored by local stores."""
-
-    creds: tuple[str, str] | None = None
-    tls_verify: bool = True
-    cert_dir: str | None = None
-    auth_file: str | None = None
-    retry_times: int = 3
-    extra: Mapping[str, Any] = field(default_factory=dict)
+from .open_options import OpenOptions
 
 
 def open_store(ref: TransportReference | str, *, write: bool = False,

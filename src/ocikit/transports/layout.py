@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterator
 
 from .. import mediatypes as mt
-from ..content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
 from ..digest import CHUNK, Digest, Verifier, digest_file, is_digest
 from ..errors import (
     BlobUnknown,
@@ -161,6 +161,9 @@ def parse_index_file(raw: bytes, where: str, error: type[OcikitError]) -> ImageI
 
 class OCILayout:
     """An OCI image layout directory. ``create=True`` makes it if missing."""
+
+    traits = DEFAULT_TRAITS
+    """Keeps whatever it is given byte for byte: indexes (sparse too), any manifest format."""
 
     def __init__(self, path: str, *, create: bool = False, sync: bool = True) -> None:
         self.path = os.path.abspath(path)
@@ -502,13 +505,13 @@ class OCILayout:
         else:
             self.untag(reference)
 
-    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
-        """Hardlink, else reflink, else kernel copy, a blob from another layout on this machine."""
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> LinkResult:
+        """Hardlink, else reflink, else copy, a blob from another layout on this machine."""
         if not isinstance(source, OCILayout):
-            return False
+            return LinkResult.NOT_LINKED
         return await _to_thread(self._link_sync, source, desc)
 
-    def _link_sync(self, source: "OCILayout", desc: Descriptor) -> bool:
+    def _link_sync(self, source: "OCILayout", desc: Descriptor) -> LinkResult:
         src = source.blob_path(desc.digest)
         try:
             st = os.stat(src)
@@ -523,11 +526,14 @@ class OCILayout:
         tmp = os.path.join(d, f"{TMP_PREFIX}{secrets.token_hex(8)}")
         try:
             verified = False
+            how = LinkResult.HARDLINKED
             try:
                 os.link(src, tmp)
             except OSError:
+                how = LinkResult.REFLINKED
                 with open(src, "rb") as fi, open(tmp, "wb") as fo:
                     if not _ficlone(fi.fileno(), fo.fileno()):
+                        how = LinkResult.COPIED
                         v = Verifier(desc.digest, desc.size, what=f"{source.location}: blob")
                         while chunk := fi.read(CHUNK):
                             v.update(chunk)
@@ -558,7 +564,7 @@ class OCILayout:
             if isinstance(e, OSError) and e.errno == errno.ENOSPC:
                 raise StorageFull(f"no space left writing blob {desc.digest} to {self.location}") from None
             raise
-        return True
+        return how
 
     # ---- maintenance -----------------------------------------------------------------------
 

@@ -153,7 +153,7 @@ def test_upload_modes(reg, tmp_path, mode):
     from ocikit.transports import OpenOptions
     lay = OCILayout(str(tmp_path / "big"), create=True)
     d = write_image(lay, "x", layers=(LayerSpec(random_bytes=3_000_000),), seed=hash(mode) & 0xff)
-    opts = OpenOptions(extra={"upload_mode": mode, "chunk_size": 1 << 20})
+    opts = OpenOptions(upload_mode=mode, chunk_size=1 << 20)
     res = run(acopy(f"oci:{lay.path}:x", f"docker://{reg.host}/modes/{mode}:x", dst_options=opts))
     assert res.digest == d.digest and res.bytes_copied > 3_000_000
     assert skopeo_digest(f"docker://{reg.host}/modes/{mode}:x") == d.digest

@@ -385,6 +385,10 @@ class RegistryStorage:
             got = [r for r in await self.catalog() if not last or r > last]
         return (got, False) if n is None else (got[:n], len(got) > n)
 
+    async def tag_modified(self, name: str, tag: str) -> float | None:
+        """When ``tag`` was last pushed (its link's modification time), ``None`` if absent."""
+        return await self.driver.mtime(repo_key(name, "_manifests", "tags", tag))
+
     async def list_manifests(self, name: str) -> list[Digest]:
         out = []
         for alg in await self.driver.list(repo_key(name, "_manifests", "revisions")):

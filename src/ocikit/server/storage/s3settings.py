@@ -67,7 +67,7 @@ def _bool(value: Any) -> bool:
 
 def settings_from_mapping(doc: dict[str, Any]) -> S3Settings:
     """The YAML form: ``storage: {driver: s3, bucket: ..., prefix: ..., endpoint: ...}``."""
-    known = {"driver", "bucket", "prefix", "endpoint", "region", "path_style", "access_key", "secret_key",
+    known = {"driver", "delete", "fsync", "bucket", "prefix", "endpoint", "region", "path_style", "access_key", "secret_key",
              "profile", "part_size", "redirect", "redirect_expiry", "ca_bundle"}
     unknown = set(doc) - known
     if unknown:

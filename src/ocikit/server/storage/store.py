@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
-from ...content import DEFAULT_OPTIONS, Options, RawManifest
+from ...content import DEFAULT_OPTIONS, Options, RawManifest, SparseIndex, StoreTraits
 from ...digest import Digest
 from ...errors import ManifestUnknown
 from ...model import Descriptor
@@ -21,6 +21,9 @@ class RepositoryStore:
     def __init__(self, storage: RegistryStorage, name: str) -> None:
         self.storage = storage
         self.name = name
+        self.traits = StoreTraits(
+            sparse_index=SparseIndex.ACCEPTED if storage.accept_sparse_index else SparseIndex.REFUSED)
+        """An index must list only manifests already here, unless the server accepts sparse indexes."""
 
     @property
     def location(self) -> str:

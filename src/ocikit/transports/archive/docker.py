@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Iterator
 
 from ... import mediatypes as mt
-from ...content import DEFAULT_OPTIONS, Options, RawManifest
+from ...content import DEFAULT_OPTIONS, Options, RawManifest, StoreTraits
 from ...digest import CHUNK, Digest, Digester, Verifier, is_digest
 from ...errors import (
     ArchiveInvalid,
@@ -96,8 +96,16 @@ def _plain_chunks(tar: TarIndex, li: LayerInfo) -> Iterator[bytes]:
         f.close()
 
 
+DOCKER_ARCHIVE_TRAITS = StoreTraits(accepts_index=False, manifest_formats=(mt.DOCKER_MANIFEST,),
+                                    rewrites_manifests=True)
+"""A docker-archive holds single images as ``docker save`` writes them: the v2s2 manifest is
+regenerated from what is stored (layers uncompressed), so its digest differs from the source's."""
+
+
 class DockerArchiveReader(ReadOnly):
     """A docker-archive opened for reading."""
+
+    traits = DOCKER_ARCHIVE_TRAITS
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
@@ -285,14 +293,12 @@ class NewImage:
 class DockerArchiveWriter:
     """A docker-archive opened for writing one or more images (``tag``: ``name:tag``).
 
-    Traits the copy engine checks: the manifest it stores is regenerated, so its digest
-    differs from the source's (``rewrites_manifests``); it holds single images, not indexes
-    (``accepts_index``); the only manifest format it stores is Docker v2s2.
+    Its traits (:data:`DOCKER_ARCHIVE_TRAITS`): the manifest it stores is regenerated, so its
+    digest differs from the source's; it holds single images, not indexes; the only manifest
+    format it stores is Docker v2s2.
     """
 
-    rewrites_manifests = True
-    accepts_index = False
-    manifest_formats = (mt.DOCKER_MANIFEST,)
+    traits = DOCKER_ARCHIVE_TRAITS
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
         self.path = os.path.abspath(path)

@@ -13,7 +13,7 @@ import os
 from typing import AsyncIterator, Iterable
 
 from ... import mediatypes as mt
-from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
 from ...digest import Digest, Verifier, is_digest
 from ...errors import ArchiveInvalid, BlobUnknown, ManifestUnknown
 from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest, canonical_json, parse_manifest
@@ -53,6 +53,8 @@ def resolve_entry(entries: list[Descriptor], reference: str | None, where: str) 
 
 class OCIArchiveReader(ReadOnly):
     """An oci-archive opened for reading."""
+
+    traits = DEFAULT_TRAITS
 
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
@@ -144,6 +146,9 @@ class OCIArchiveReader(ReadOnly):
 class OCIArchiveWriter:
     """An oci-archive opened for writing: blobs stream into the new tar (or are linked into staging
     from a layout), manifests are staged; the tar is completed and renamed into place at close()."""
+
+    traits = DEFAULT_TRAITS
+    """An OCI layout inside a tar: keeps whatever it is given byte for byte."""
 
     def __init__(self, path: str, *, sync: bool = True) -> None:
         self.path = os.path.abspath(path)
@@ -237,10 +242,10 @@ class OCIArchiveWriter:
             raise
         self.direct[desc.digest] = (offset, desc.size)
 
-    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> LinkResult:
         """Hardlink (else reflink/copy) a blob from a layout on this filesystem into the staging area."""
         if not isinstance(source, OCILayout):
-            return False
+            return LinkResult.NOT_LINKED
         self.dirty = True
         return await self.inflight(self.stage.link_blob_from(source, desc, opts))
 

@@ -20,7 +20,7 @@ from .retry import RetryPolicy
 from .store import RegistryStore
 
 if TYPE_CHECKING:
-    from .. import OpenOptions
+    from ..open_options import OpenOptions
 
 
 def client_for(host: str, opts: "OpenOptions") -> RegistryClient:
@@ -36,9 +36,8 @@ def open_repository(tref: TransportReference, opts: "OpenOptions", *, write: boo
     assert tref.image is not None
     validate_repository_name(tref.image.path)
     client = client_for(tref.image.domain, opts)
-    extra = dict(opts.extra or {})
-    return RegistryStore(client, tref.image.path, upload_mode=str(extra.get("upload_mode", "auto")),
-                         chunk_size=int(extra.get("chunk_size", 16 << 20)), write=write)
+    return RegistryStore(client, tref.image.path, upload_mode=opts.upload_mode, chunk_size=opts.chunk_size,
+                         write=write)
 
 
 __all__ = ["Credentials", "RegistryClient", "RegistryStore", "RetryPolicy", "client_for", "open_repository"]

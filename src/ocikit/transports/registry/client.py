@@ -105,8 +105,8 @@ async def error_from_response(resp: aiohttp.ClientResponse, what: str,
                               not_found: type[OcikitError] | None = None) -> OcikitError:
     """The ocikit error a registry's error answer means, with the registry's own message."""
     try:
-        body = await resp.content.read(65536)
-    except NETWORK_ERRORS:
+        body = await read_body(resp, what, ERROR_BODY_LIMIT)
+    except (OcikitError, *NETWORK_ERRORS):
         body = b""
     code, message, detail = None, "", None
     try:
@@ -243,8 +243,12 @@ class RegistryClient:
 
     async def _fetch_token(self, ch: Challenge, scopes: tuple[Scope, ...],
                            creds: Credentials | None) -> tuple[str, float]:
-        realm = URL(ch.params["realm"])
-        if realm.scheme not in ("http", "https"):
+        try:
+            realm = URL(ch.params["realm"])
+            realm.origin()
+        except ValueError:
+            raise Unauthorized(f"{self.host}: token realm {ch.params['realm']!r} is not a valid URL") from None
+        if realm.scheme not in ("http", "https") or not realm.host:
             raise Unauthorized(f"{self.host}: token realm {realm} is not an http(s) URL")
         query: list[tuple[str, str]] = []
         if ch.params.get("service"):
@@ -270,7 +274,8 @@ class RegistryClient:
                                        f"credentials{who}")
                 if resp.status != 200:
                     raise Unauthorized(f"{self.host}: token server {realm.origin()} answered HTTP {resp.status}")
-                body = await resp.content.read(1 << 20)
+                body = await read_body(resp, f"{self.host}: token server {realm.origin()}", 1 << 20,
+                                       Unauthorized)
         except NETWORK_ERRORS as e:
             raise TransportError(f"{self.host}: cannot reach token server {realm.origin()}: {_describe(e)}") from None
         try:
@@ -299,7 +304,10 @@ class RegistryClient:
         need = tuple(scopes)
         what = what or f"{self.host}: {method} {url.path}"
         resendable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
-        authz = await self.auth.header_for(need)
+        # Credentials go only to the registry's own origin: a pagination Link or an upload
+        # Location naming another host is followed without them, as redirects are.
+        home = _origin(url) == _origin(await self.base())
+        authz = await self.auth.header_for(need) if home else None
         attempt = 0
         auth_rounds = 0
         while True:
@@ -319,7 +327,7 @@ class RegistryClient:
                     await asyncio.sleep(delay)
                     continue
                 raise TransportError(f"{what}: {_describe(e)}") from None
-            if resp.status == 401 and auth_rounds < 2 and resendable:
+            if resp.status == 401 and auth_rounds < 2 and resendable and home:
                 challenge = resp.headers.get("WWW-Authenticate")
                 resp.release()
                 authz = await self.auth.on_challenge(challenge, need, authz)
@@ -393,10 +401,37 @@ class RegistryClient:
             path, params = (await self.url(nxt)), None
 
 
-async def read_json(resp: aiohttp.ClientResponse, what: str, limit: int = 16 << 20) -> dict[str, Any]:
-    body = await resp.content.read(limit + 1)
-    if len(body) > limit:
-        raise RegistryError(f"{what}: answer larger than {limit} bytes")
+#: The most ocikit reads of a JSON answer (tag lists, catalogs, referrers, token bodies).
+JSON_LIMIT = 16 << 20
+#: The most ocikit reads of a registry's error body.
+ERROR_BODY_LIMIT = 64 << 10
+
+
+async def read_body(resp: aiohttp.ClientResponse, what: str, limit: int,
+                    error: type[OcikitError] = RegistryError) -> bytes:
+    """The whole body of an answer, at most ``limit`` bytes; past it ``error`` saying "too large".
+
+    ``StreamReader.read(n)`` returns what happens to be buffered, so a body is read to its end
+    here, in one loop, everywhere a whole answer (a manifest, a tag list, a token) is needed.
+    """
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise error(f"{what}: answer too large ({declared} bytes; the limit is {limit})")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await resp.content.read(READ_BUFSIZE)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise error(f"{what}: answer too large (more than {limit} bytes)")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def read_json(resp: aiohttp.ClientResponse, what: str, limit: int = JSON_LIMIT) -> dict[str, Any]:
+    body = await read_body(resp, what, limit)
     try:
         doc = json.loads(body)
     except ValueError:
@@ -462,4 +497,4 @@ def _describe(e: BaseException | None) -> str:
 
 
 __all__ = ["RegistryClient", "build_ssl_context", "error_from_response", "is_loopback_host", "next_link",
-           "read_json"]
+           "read_json", "read_body", "JSON_LIMIT"]

@@ -7,6 +7,8 @@ import random
 import time
 from dataclasses import dataclass
 
+from ...uint import parse_uint
+
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -34,8 +36,9 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     v = value.strip()
-    if v.isdigit():
-        return float(int(v))
+    seconds = parse_uint(v)
+    if seconds is not None:
+        return float(seconds)
     try:
         dt = email.utils.parsedate_to_datetime(v)
     except (TypeError, ValueError):

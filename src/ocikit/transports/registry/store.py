@@ -16,7 +16,7 @@ from ..._aiohttp import aiohttp
 from yarl import URL
 
 from ... import mediatypes as mt
-from ...content import DEFAULT_OPTIONS, Options, RawManifest, Store
+from ...content import DEFAULT_OPTIONS, LinkResult, Options, RawManifest, SparseIndex, Store, StoreTraits
 from ...digest import Digest, Verifier, is_digest
 from ...errors import (
     BlobUnknown,
@@ -31,8 +31,9 @@ from ...errors import (
     Unsupported,
 )
 from ...model import Descriptor, ImageIndex, parse_manifest
+from ...uint import parse_uint
 from .auth import Scope, repository_scope
-from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_json
+from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_body, read_json
 from .retry import backoff_delay
 
 log = logging.getLogger("ocikit.registry")
@@ -50,11 +51,12 @@ class RegistryStore:
 
     ``upload_mode``: ``auto`` (small blobs in one PUT of bytes, large ones streamed in one PUT),
     ``monolithic``, ``streamed`` (one PATCH) or ``chunked`` (PATCHes of ``chunk_size``).
-    Options ``extra["verified_downstream"]``: the consumer of :meth:`blob_chunks` verifies, so
-    it need not hash the bytes itself.
+    ``Options.verified_downstream``: the consumer of :meth:`blob_chunks` verifies, so it need
+    not hash the bytes itself.
     """
 
-    last_link_kind = "mounted"
+    traits = StoreTraits(sparse_index=SparseIndex.PROBE)
+    """Whether an index may lack children is the registry's own policy: :meth:`accepts_sparse_index` asks."""
 
     def __init__(self, client: RegistryClient, repository: str, *, upload_mode: str = "auto",
                  chunk_size: int = DEFAULT_CHUNK_SIZE, own_client: bool = True, write: bool = False) -> None:
@@ -102,10 +104,11 @@ class RegistryStore:
             length = resp.headers.get("Content-Length")
         if is_digest(ref) and digest and digest != ref:
             raise DigestMismatch(ref, digest, what=what)
-        if not digest or not is_digest(digest) or not length or not mt.is_manifest(ctype):
+        size = parse_uint(length)
+        if not digest or not is_digest(digest) or size is None or not mt.is_manifest(ctype):
             rm = await self.get_manifest(ref, opts)
             return Descriptor(rm.media_type, rm.digest, len(rm.raw))
-        return Descriptor(ctype, Digest(digest), int(length))
+        return Descriptor(ctype, Digest(digest), size)
 
     async def get_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> RawManifest:
         what = f"{self.location}: manifest {reference}"
@@ -114,11 +117,9 @@ class RegistryStore:
                                        not_found=ManifestUnknown) as resp:
             ctype = (resp.headers.get("Content-Type") or "").split(";")[0].strip()
             try:
-                raw = await resp.content.read(MANIFEST_LIMIT + 1)
+                raw = await read_body(resp, what, MANIFEST_LIMIT, ManifestInvalid)
             except NETWORK_ERRORS as e:
                 raise TransportError(f"{what}: {_describe(e)}") from None
-        if len(raw) > MANIFEST_LIMIT:
-            raise ManifestInvalid(f"{what}: larger than {MANIFEST_LIMIT} bytes")
         if is_digest(reference):
             v = Verifier(reference, what=what)
             v.update(raw)
@@ -221,7 +222,7 @@ class RegistryStore:
         async with self.client.request("GET", self._path("referrers", digest), scopes=self._pull(), params=params,
                                        ok=(200, 404), what=what) as resp:
             if resp.status == 200 and "json" in (resp.headers.get("Content-Type") or ""):
-                raw = await resp.content.read(MANIFEST_LIMIT)
+                raw = await read_body(resp, what, MANIFEST_LIMIT, ManifestInvalid)
                 idx = parse_manifest(raw, mt.OCI_INDEX, what=what)
                 assert isinstance(idx, ImageIndex)
                 filtered = resp.headers.get("OCI-Filters-Applied", "")
@@ -239,11 +240,11 @@ class RegistryStore:
             if resp.status != 200:
                 return False
             length = resp.headers.get("Content-Length")
-            return length is None or int(length) == desc.size
+            return length is None or parse_uint(length) == desc.size
 
     async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
         """Stream a blob; a dropped connection resumes at the byte it stopped with ``Range``."""
-        verify = not (opts.extra or {}).get("verified_downstream")
+        verify = not opts.verified_downstream
         v = Verifier(desc.digest, desc.size, what=f"{self.location}: blob") if verify else None
         offset = 0
         failures = 0
@@ -343,7 +344,7 @@ class RegistryStore:
         async with self.client.request("POST", self._path("blobs", "uploads/"), scopes=scopes or self._push(),
                                        params=params, ok=(201, 202), what=what,
                                        headers={"Content-Length": "0"}) as resp:
-            return await self._location(resp, what), int(resp.headers.get("OCI-Chunk-Min-Length") or 0)
+            return await self._location(resp, what), (parse_uint(resp.headers.get("OCI-Chunk-Min-Length")) or 0)
 
     async def _location(self, resp: aiohttp.ClientResponse, what: str) -> URL:
         loc = resp.headers.get("Location")
@@ -364,7 +365,8 @@ class RegistryStore:
             rng = resp.headers.get("Range")
             if start is not None and rng:
                 end = rng.split("-")[-1]
-                if end.isdigit() and int(end) != start + len(body) - 1:
+                reported = parse_uint(end)
+                if reported is not None and reported != start + len(body) - 1:
                     raise BlobUploadInvalid(f"{what}: the registry has bytes {rng}, expected up to "
                                             f"{start + len(body) - 1}")
             return await self._location(resp, what) if resp.headers.get("Location") else location
@@ -384,11 +386,11 @@ class RegistryStore:
         if got and is_digest(got) and got != desc.digest:
             raise DigestMismatch(desc.digest, got, what=f"{what}: the registry stored")
 
-    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
+    async def link_blob_from(self, source: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> LinkResult:
         """Mount a blob from another repository of the same registry (``mount=`` and ``from=``)."""
         if not isinstance(source, RegistryStore) or source.host != self.host or \
                 source.repository == self.repository:
-            return False
+            return LinkResult.NOT_LINKED
         scopes = (*self._push(), repository_scope(source.repository, "pull"))
         try:
             async with self.client.request("POST", self._path("blobs", "uploads/"), scopes=scopes,
@@ -399,9 +401,9 @@ class RegistryStore:
                 loc = resp.headers.get("Location")
                 url = resp.url
         except (Unsupported, RegistryError):
-            return False
+            return LinkResult.NOT_LINKED
         if status == 201:
-            return True
+            return LinkResult.MOUNTED
         if loc:  # the registry opened an upload instead: cancel it, stream the blob
             try:
                 async with self.client.request("DELETE", url.join(URL(loc, encoded=True)), scopes=self._push(),
@@ -409,7 +411,7 @@ class RegistryStore:
                     pass
             except Exception:  # noqa: BLE001 - cancelling is a courtesy
                 pass
-        return False
+        return LinkResult.NOT_LINKED
 
     async def close(self) -> None:
         if self.own_client:

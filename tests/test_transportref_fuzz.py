@@ -1,0 +1,21 @@
+"""Fuzzing ``transportref``'s parsers with outside input: only ocikit's typed errors may escape."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from ocikit.errors import OcikitError
+
+from helpers.fuzzing import grammar_text
+
+pytestmark = pytest.mark.fuzz
+
+
+@given(grammar_text)
+def test_transportref_parse_transport_reference(text):
+    from ocikit.transportref import parse_transport_reference
+    try:
+        parse_transport_reference(text)
+    except OcikitError:
+        pass
