@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ...digest import Digester
 from ...errors import StorageUnavailable, UsageError
@@ -39,6 +39,24 @@ for _name in ("aiobotocore.credentials", "botocore.credentials"):
 READ_CHUNK = 1024 * 1024
 META_DATA = "ocikit-data"
 META_SIZE = "ocikit-size"
+
+
+OPERATIONS: dict[str, Callable[[Any], Callable[..., Awaitable[Any]]]] = {
+    "head_bucket": lambda c: c.head_bucket,
+    "head_object": lambda c: c.head_object,
+    "get_object": lambda c: c.get_object,
+    "put_object": lambda c: c.put_object,
+    "copy_object": lambda c: c.copy_object,
+    "delete_object": lambda c: c.delete_object,
+    "delete_objects": lambda c: c.delete_objects,
+    "list_objects_v2": lambda c: c.list_objects_v2,
+    "create_multipart_upload": lambda c: c.create_multipart_upload,
+    "upload_part": lambda c: c.upload_part,
+    "complete_multipart_upload": lambda c: c.complete_multipart_upload,
+    "abort_multipart_upload": lambda c: c.abort_multipart_upload,
+    "list_multipart_uploads": lambda c: c.list_multipart_uploads,
+}
+"""Every S3 operation the driver uses, by name (what :meth:`S3Driver._call` may be asked for)."""
 
 
 def _code(e: Exception) -> tuple[str, int]:
@@ -127,7 +145,7 @@ class S3Driver(StorageDriver):
 
         c = await self.client()
         try:
-            return await getattr(c, op)(Bucket=self.settings.bucket, **kw)
+            return await OPERATIONS[op](c)(Bucket=self.settings.bucket, **kw)
         except ClientError as e:
             code, status = _code(e)
             if status >= 500 or status in (401, 403) or code in ("SlowDown", "NoSuchBucket", "AccessDenied",
