@@ -37,6 +37,8 @@ for _name in ("aiobotocore.credentials", "botocore.credentials"):
     logging.getLogger(_name).setLevel(logging.WARNING)  # "Found credentials in ..." at every start
 
 READ_CHUNK = 1024 * 1024
+PREFETCH = 8
+"""Chunks of a streamed blob read ahead from S3 (memory per GET: PREFETCH x READ_CHUNK at most)."""
 META_DATA = "ocikit-data"
 META_SIZE = "ocikit-size"
 
@@ -336,9 +338,27 @@ class S3Driver(StorageDriver):
         r = await self._read(full, f"bytes={offset}-{end - 1}")
         if r is None:
             raise FileNotFoundError(key)
-        async with r["Body"] as body:
-            async for chunk in body.iter_chunks(READ_CHUNK):
-                yield chunk
+        # a reader task keeps up to PREFETCH chunks coming from S3 while the caller writes the
+        # previous ones to its client: the two transfers overlap instead of taking turns
+        queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(PREFETCH)
+
+        async def pump() -> None:
+            try:
+                async with r["Body"] as body:
+                    async for chunk in body.iter_chunks(READ_CHUNK):
+                        await queue.put(chunk)
+                await queue.put(None)
+            except Exception as e:  # noqa: BLE001 - handed to the reader, which raises it
+                await queue.put(e)
+
+        task = asyncio.ensure_future(pump())
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            task.cancel()
 
     async def redirect_url(self, key: str) -> str | None:
         if self.settings.redirect != "presigned":
