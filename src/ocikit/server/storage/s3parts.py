@@ -1,5 +1,5 @@
 """Streaming one object into S3: a single PUT when it fits in a part, else a multipart upload
-whose parts go through two reused buffers (memory per upload: two parts, whatever the size)."""
+whose parts go through three reused buffers (memory per upload: three parts, whatever the size)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from ...digest import Digester
 
 log = logging.getLogger("ocikit.server.s3")
 
+IN_FLIGHT = 2
+"""Parts of one upload on their way to S3 at once (memory per upload: IN_FLIGHT + 1 parts)."""
+
 Call = Callable[..., Awaitable[Any]]
 """``call(operation, **params)``: one S3 request on the driver's bucket (errors already mapped)."""
 
@@ -20,9 +23,9 @@ async def write_object(call: Call, full: str, chunks: AsyncIterator[bytes], dige
     """Stream ``chunks`` into ``full``: one PUT if they fit in a part, else a multipart upload.
 
     Chunks are gathered in a list until a part's worth has come (most blobs are smaller: one
-    PUT). Then two ``part_size`` buffers are used in turn: one fills while the other is being
-    sent, so a replica holds at most two parts per upload, and reuses them (no allocation per
-    part). Hashing runs in a worker thread. On any error the multipart upload is aborted:
+    PUT). Then IN_FLIGHT + 1 ``part_size`` buffers are used in turn: one fills while the others
+    are being sent, so a replica holds at most three parts per upload and reuses them (no
+    allocation per part). Hashing runs in a worker thread. On any error the multipart upload is aborted:
     nothing becomes visible.
     """
     loop = asyncio.get_running_loop()
@@ -30,7 +33,7 @@ async def write_object(call: Call, full: str, chunks: AsyncIterator[bytes], dige
     filled = total = number = 0
     upload_id: str | None = None
     parts: list[dict[str, Any]] = []
-    sending: asyncio.Task[None] | None = None
+    sending: list[asyncio.Task[None]] = []
     buffers: list[bytearray] = []
     current: bytearray | None = None
 
@@ -39,25 +42,25 @@ async def write_object(call: Call, full: str, chunks: AsyncIterator[bytes], dige
         parts.append({"PartNumber": n, "ETag": r["ETag"]})
 
     async def flush(data: bytearray) -> None:
-        """Hash a full part and start sending it, once the part before it has gone."""
-        nonlocal upload_id, sending, number, total
+        """Hash a full part and start sending it, once fewer than IN_FLIGHT parts are on their way."""
+        nonlocal upload_id, number, total
         if digester is not None:
             await loop.run_in_executor(None, digester.update, data)
         total += len(data)
         if upload_id is None:
             upload_id = (await call("create_multipart_upload", Key=full))["UploadId"]
-        if sending is not None:
-            await sending
+        if len(sending) >= IN_FLIGHT:
+            await sending.pop(0)
         number += 1
-        sending = asyncio.ensure_future(send(number, data))
+        sending.append(asyncio.ensure_future(send(number, data)))
 
     def next_buffer() -> bytearray:
-        """A free buffer: a new one for the first two parts, then the one of the part before the
-        part in flight (``flush`` waited for it to be sent)."""
-        if len(buffers) < 2:
+        """A free buffer: a new one for each of the first IN_FLIGHT + 1 parts, then the one of the
+        part IN_FLIGHT + 1 before (``flush`` waited for it to be sent)."""
+        if len(buffers) <= IN_FLIGHT:
             buffers.append(bytearray(part_size))
             return buffers[-1]
-        return buffers[number % 2]
+        return buffers[number % (IN_FLIGHT + 1)]
 
     async def feed(piece: bytes) -> None:
         nonlocal current, filled
@@ -88,9 +91,8 @@ async def write_object(call: Call, full: str, chunks: AsyncIterator[bytes], dige
                 await loop.run_in_executor(None, digester.update, data)
             await call("put_object", Key=full, Body=data)
             return len(data)
-        if sending is not None:
-            await sending
-            sending = None
+        while sending:
+            await sending.pop(0)
         if filled:
             last = current[:filled]
             if digester is not None:
@@ -102,10 +104,10 @@ async def write_object(call: Call, full: str, chunks: AsyncIterator[bytes], dige
                          MultipartUpload={"Parts": parts})
         return total
     except BaseException:
-        if sending is not None:
-            sending.cancel()
+        for task in sending:
+            task.cancel()
             try:
-                await sending
+                await task
             except BaseException:  # noqa: BLE001 - the original error is the one to report
                 pass
         if upload_id is not None:
