@@ -113,6 +113,27 @@ class ConfigInvalid(ManifestInvalid):
     pass
 
 
+class ManifestUnreadable(OcikitError):
+    """A walk of an image graph met a manifest it could not read, verify or parse.
+
+    Names where the walk ran (``where``: a layout, a repository), the manifest's ``digest``,
+    and the ``parent`` that pointed at it (``None`` for a root) at ``path`` (``manifests[2]``).
+    A sweep stops on it rather than treat what hangs under the manifest as garbage.
+    """
+
+    code = "MANIFEST_INVALID"
+
+    def __init__(self, message: str, *, where: str, digest: str, parent: str | None, path: str,
+                 cause: BaseException) -> None:
+        super().__init__(message, detail={"digest": str(digest), "parent": str(parent) if parent else None,
+                                          "path": path})
+        self.where = where
+        self.digest = digest
+        self.parent = parent
+        self.path = path
+        self.cause = cause
+
+
 # --- content that is not there -----------------------------------------------------------
 
 
@@ -182,6 +203,10 @@ class TooManyRequests(OcikitError):
     status = 429
 
 
+class ScopeInvalid(UsageError, ValueError):
+    """A token scope that is not ``type:name:actions`` (a ``ValueError`` too, as it always was)."""
+
+
 # --- places ------------------------------------------------------------------------------
 
 
@@ -212,9 +237,74 @@ class LayerInvalid(OcikitError):
     code = "LAYER_INVALID"
 
 
-class StorageFull(OcikitError):
-    code = "STORAGE_FULL"
-    status = 507
+class LayerLimitExceeded(LayerInvalid):
+    """A layer past one of the bounds of :class:`~ocikit.layers.limits.LayerLimits` (expansion,
+    extended-header state); ``limit`` names the bound, ``value`` what was reached."""
+
+    def __init__(self, message: str, *, limit: str, value: int) -> None:
+        super().__init__(message, detail={"limit": limit, "value": value})
+        self.limit = limit
+        self.value = value
+
+
+class DiskFull(OcikitError):
+    """No room left: the disk, or the quota on it, is full (``ENOSPC``/``EDQUOT``).
+
+    Raised the same way by every writer (:mod:`ocikit.durable`), which leaves no temp file and
+    no half-written final name behind. The server answers it with **503 Service Unavailable**:
+    the Distribution spec has no error code for a full disk (507 Insufficient Storage is
+    WebDAV's, and clients do not expect it), and 503 says what is true — this registry cannot
+    take the write now, the request was fine, and it may succeed once space is freed. On the
+    wire the body's code is the spec's catch-all ``UNKNOWN`` with ``detail`` ``{"reason":
+    "DISK_FULL"}``, which ocikit's client turns back into this error.
+    """
+
+    code = "DISK_FULL"
+    status = 503
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail if detail is not None else {"reason": self.code})
+
+
+StorageFull = DiskFull
+"""The former name of :class:`DiskFull`."""
+
+
+# --- trust: keys, signatures, policy --------------------------------------------------------
+
+
+class TrustError(OcikitError):
+    """Base of the signing and verification errors."""
+
+    code = "TRUST"
+
+
+class KeyInvalid(TrustError):
+    """A key file that cannot be read: not PEM, not the expected format, an unsupported algorithm."""
+
+
+class PassphraseInvalid(KeyInvalid):
+    """The passphrase does not open the encrypted private key."""
+
+
+class SignatureInvalid(TrustError):
+    """A signature that does not verify, or whose payload names another digest or identity."""
+
+
+class SignatureMissing(SignatureInvalid):
+    """No signature that the keys or policy in force accept was found."""
+
+
+class PolicyInvalid(TrustError):
+    """A containers-policy.json or registries.d file that does not parse (an unknown requirement type, ...)."""
+
+
+class PolicyRejected(TrustError):
+    """The policy in force refuses the image."""
+
+
+class SigningFailed(TrustError):
+    """Making a signature failed (gpg refused, no such key, ...)."""
 
 
 class StorageUnavailable(OcikitError):

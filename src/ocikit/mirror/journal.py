@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..digest import Digest, DigestInvalid
+from ..durable import append_line
 from ..errors import UsageError
 
 
@@ -90,9 +91,7 @@ class Journal:
             return
         line = json.dumps(rec, separators=(",", ":")) + "\n"
         with self._lock:
-            self._f.write(line)
-            self._f.flush()
-            os.fsync(self._f.fileno())
+            append_line(self._f, line, self.path or "the mirror journal")
 
     def blob_done(self, key: str, digest: Digest, size: int) -> None:
         if (key, digest) in self.blobs:

@@ -40,6 +40,7 @@ from ...errors import (
     RangeInvalid,
 )
 from ...model import ImageIndex, ImageManifest, Manifest, parse_manifest
+from ...model.referrer import referrer_descriptor
 from .base import StorageDriver
 
 MANIFEST_CACHE_BYTES = 64 * 1024 * 1024
@@ -330,7 +331,7 @@ class RegistryStorage:
                     m.media_type.encode())
         subject = m.subject.digest if m.subject is not None else None
         if m.subject is not None:
-            entry = referrer_descriptor(m, digest)
+            entry = referrer_descriptor(m, digest).to_dict()
             await d.put(repo_key(name, "_referrers", subject.algorithm, subject.encoded,  # type: ignore[union-attr]
                                  f"{digest.algorithm}-{digest.encoded}"), json.dumps(entry).encode())
         if not isinstance(reference, Digest):
@@ -448,16 +449,3 @@ async def _exactly(chunks: AsyncIterator[bytes], length: int) -> AsyncIterator[b
         yield chunk
     if seen != length:
         raise BlobUploadInvalid(f"body of {seen} bytes, shorter than its Content-Length {length}")
-
-
-def referrer_descriptor(m: Manifest, digest: Digest) -> dict[str, Any]:
-    """The descriptor a referrers response lists for manifest ``m``."""
-    out: dict[str, Any] = {"mediaType": m.media_type, "digest": str(digest), "size": len(m.raw)}
-    artifact_type = m.artifact_type
-    if artifact_type is None and isinstance(m, ImageManifest):
-        artifact_type = m.config.media_type
-    if artifact_type:
-        out["artifactType"] = artifact_type
-    if m.annotations:
-        out["annotations"] = dict(m.annotations)
-    return out

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ...digest import Digest
-from ...errors import DigestInvalid, InvalidReference, NotFound, OcikitError
+from ...errors import DigestInvalid, InvalidReference, ManifestUnreadable, NotFound, OcikitError
 from ...model import ImageIndex, ImageManifest
 from ...reference import validate_repository_name
 from ..auth import Principal
@@ -31,7 +31,7 @@ from ..storage.registry import RegistryStorage
 from . import session
 from .commands import registry_host
 from .graphsvg import render_svg
-from .inventory import Inventory, ManifestView
+from .inventory import ConfigView, Inventory, ManifestView
 from .markup import Safe, page
 from .pages import (
     blob_body,
@@ -82,6 +82,8 @@ class GcPreview:
             try:
                 self.report = await collect_garbage(storage, dry_run=True, untagged=untagged)
                 self.finished, self.error = time.time(), None
+            except ManifestUnreadable as e:  # gc itself would refuse: say so, as the CLI does
+                self.error = f"gc refuses to sweep: {e}"
             except Exception as e:  # noqa: BLE001 - shown on the page, logged
                 log.exception("gc dry run failed")
                 self.error = f"the dry run failed: {e}"
@@ -342,7 +344,7 @@ def _parse_image(text: str) -> tuple[str, str | Digest]:
     return name, _reference(tag)
 
 
-async def _compare_side(inv: Inventory, viewer: Viewer, text: str, platform: str) -> tuple[ManifestView, object]:
+async def _compare_side(inv: Inventory, viewer: Viewer, text: str, platform: str) -> tuple[ManifestView, ConfigView]:
     name, ref = _parse_image(text)
     viewer.require(name)
     view = await inv.manifest(name, ref)
@@ -371,12 +373,12 @@ async def compare(request: web.Request, viewer: Viewer) -> tuple[str, Safe, str]
     (va, ca), (vb, cb) = [await _compare_side(inv, viewer, t, platform) for t in (a, b)]
     ma, mb = va.manifest, vb.manifest
     assert isinstance(ma, ImageManifest) and isinstance(mb, ImageManifest)
-    da, db = getattr(ca, "doc", None) or {}, getattr(cb, "doc", None) or {}
+    da, db = ca.doc or {}, cb.doc or {}
 
     def ids(doc: dict) -> list[str]:  # type: ignore[type-arg]
         return [str(x) for x in ((doc.get("rootfs") or {}).get("diff_ids") or [])]
     layers = compare_layers(ma.layers, ids(da), mb.layers, ids(db))
-    return "Compare", compare_body(a, b, platform, [(va, ca), (vb, cb)], layers,  # type: ignore[list-item]
+    return "Compare", compare_body(a, b, platform, [(va, ca), (vb, cb)], layers,
                                    compare_configs(da, db)), "compare"
 
 
