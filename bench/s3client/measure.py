@@ -28,6 +28,28 @@ async def chunks():
         yield block
 
 
+async def timed_get(out: dict[str, float], stream) -> None:
+    """Read a GET's body (an async iterator of chunks) to the end: GET MB/s into ``out``."""
+    t = time.perf_counter()
+    got = 0
+    async for chunk in stream:
+        got += len(chunk)
+    assert got == SIZE
+    out["get_MBps"] = SIZE / 1e6 / (time.perf_counter() - t)
+
+
+async def small_latency(out: dict[str, float], put_get) -> None:
+    """p50/p99 of ``put_get(i)`` (a 300-byte PUT and its GET) over SMALL objects."""
+    lat = []
+    for i in range(SMALL):
+        t = time.perf_counter()
+        await put_get(i)
+        lat.append(time.perf_counter() - t)
+    lat.sort()
+    out["small_put_get_ms_p50"] = lat[len(lat) // 2] * 1e3
+    out["small_put_get_ms_p99"] = lat[int(len(lat) * 0.99)] * 1e3
+
+
 async def run_aiobotocore(endpoint: str, bucket: str) -> dict[str, float]:
     t = time.perf_counter()
     from aiobotocore.session import get_session
@@ -50,22 +72,14 @@ async def run_aiobotocore(endpoint: str, bucket: str) -> dict[str, float]:
         await c.complete_multipart_upload(Bucket=bucket, Key="big", UploadId=mp["UploadId"],
                                           MultipartUpload={"Parts": parts})
         out["put_MBps"] = SIZE / 1e6 / (time.perf_counter() - t)
-        t = time.perf_counter()
         r = await c.get_object(Bucket=bucket, Key="big")
-        got = 0
-        async for chunk in r["Body"].iter_chunks(1024 * 1024):
-            got += len(chunk)
-        assert got == SIZE
-        out["get_MBps"] = SIZE / 1e6 / (time.perf_counter() - t)
-        lat = []
-        for i in range(SMALL):
-            t = time.perf_counter()
+        await timed_get(out, r["Body"].iter_chunks(1024 * 1024))
+
+        async def put_get(i: int) -> None:
             await c.put_object(Bucket=bucket, Key=f"small/{i}", Body=b"x" * 300)
             await (await c.get_object(Bucket=bucket, Key=f"small/{i}"))["Body"].read()
-            lat.append(time.perf_counter() - t)
-        lat.sort()
-        out["small_put_get_ms_p50"] = lat[len(lat) // 2] * 1e3
-        out["small_put_get_ms_p99"] = lat[int(len(lat) * 0.99)] * 1e3
+
+        await small_latency(out, put_get)
         t = time.perf_counter()
         p = c.get_paginator("list_objects_v2")
         async for page in p.paginate(Bucket=bucket, Prefix="small/"):
@@ -86,22 +100,14 @@ async def run_obstore(endpoint: str, bucket: str) -> dict[str, float]:
     t = time.perf_counter()
     await obstore.put_async(s, "big", chunks(), chunk_size=PART, max_concurrency=2)
     out["put_MBps"] = SIZE / 1e6 / (time.perf_counter() - t)
-    t = time.perf_counter()
     r = await obstore.get_async(s, "big")
-    got = 0
-    async for chunk in r.stream(min_chunk_size=1024 * 1024):
-        got += len(chunk)
-    assert got == SIZE
-    out["get_MBps"] = SIZE / 1e6 / (time.perf_counter() - t)
-    lat = []
-    for i in range(SMALL):
-        t = time.perf_counter()
+    await timed_get(out, r.stream(min_chunk_size=1024 * 1024))
+
+    async def put_get(i: int) -> None:
         await obstore.put_async(s, f"small/{i}", b"x" * 300)
         await (await obstore.get_async(s, f"small/{i}")).bytes_async()
-        lat.append(time.perf_counter() - t)
-    lat.sort()
-    out["small_put_get_ms_p50"] = lat[len(lat) // 2] * 1e3
-    out["small_put_get_ms_p99"] = lat[int(len(lat) * 0.99)] * 1e3
+
+    await small_latency(out, put_get)
     t = time.perf_counter()
     async for page in obstore.list(s, "small/"):
         pass
