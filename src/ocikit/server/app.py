@@ -26,7 +26,7 @@ from .errors import error_response, simple_error
 from .metrics import Metrics
 from .pullthrough import PULLTHROUGH
 from .routes import Route, parse_route
-from .storage.fs import FilesystemDriver
+from .storage.drivers import open_driver
 from .storage.registry import RegistryStorage
 
 log = logging.getLogger("ocikit.server")
@@ -148,7 +148,7 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 
 def build_registry(config: ServerConfig) -> Registry:
-    driver = FilesystemDriver(config.root, fsync=config.fsync)
+    driver = open_driver(config)
     storage = RegistryStorage(driver, accept_sparse_index=config.accept_sparse_index,
                               check_blobs=config.check_blobs)
     return Registry(storage, Authenticator(config.auth), config, Metrics())
@@ -194,6 +194,11 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
     """
     tune_malloc()
     registry = build_registry(config)
+    try:
+        await registry.storage.driver.check()  # wrong credentials, no bucket: one line, before listening
+    except BaseException:
+        await registry.storage.driver.close()
+        raise
     if before_listen is not None:
         await before_listen(registry)
     app = create_app(config, registry)
@@ -213,7 +218,7 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
             pass
     url = f"{'https' if tls else 'http'}://{host}:{port}"
-    log.info("ocikit serve: listening on %s, storage %s", url, config.root)
+    log.info("ocikit serve: listening on %s, storage %s", url, config.storage_description)
     try:
         if on_ready is not None:
             await on_ready(registry, f"{host}:{port}")
@@ -227,3 +232,4 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
         while registry.metrics.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await runner.cleanup()
+        await registry.storage.driver.close()

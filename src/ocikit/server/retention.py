@@ -25,7 +25,8 @@ from ..digest import Digest
 from ..errors import ManifestInvalid, ManifestUnknown, UsageError
 from ..model import ImageIndex, parse_manifest
 from .cache_config import RetentionRule, parse_cache
-from .config import load_config
+from .config import ServerConfig, load_config
+from .storage.drivers import open_driver
 from .storage.registry import RegistryStorage, repo_key
 
 log = logging.getLogger("ocikit.server.retention")
@@ -165,10 +166,15 @@ async def apply_retention(storage: RegistryStorage, rules: list[RetentionRule], 
     return report
 
 
-async def apply_retention_file(storage: RegistryStorage, config_path: str, *, dry_run: bool = False,
+async def apply_retention_file(config: ServerConfig, config_path: str, *, dry_run: bool = False,
                                now: float | None = None) -> RetentionReport:
-    """Apply the ``retention:`` rules of the server configuration at ``config_path``."""
+    """Apply the ``retention:`` rules of the server configuration at ``config_path`` to the
+    storage ``config`` names (a directory or a bucket)."""
     rules = parse_cache(load_config(config_path).extra_sections).retention
     if not rules:
         raise UsageError(f"{config_path}: no retention: rules")
-    return await apply_retention(storage, rules, dry_run=dry_run, now=now)
+    driver = open_driver(config)
+    try:
+        return await apply_retention(RegistryStorage(driver), rules, dry_run=dry_run, now=now)
+    finally:
+        await driver.close()

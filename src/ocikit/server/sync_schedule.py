@@ -77,12 +77,15 @@ def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
 
 
 def job_for(entry: SyncEntry, listen: str, root: str) -> MirrorJob:
-    """The mirror job of one run: this server (plain HTTP on its own address) as the target."""
+    """The mirror job of one run: this server (plain HTTP on its own address) as the target,
+    journaled under ``root/sync/`` (a filesystem root) or where ``ocikit mirror`` keeps journals."""
     host, _, port = listen.rpartition(":")
     host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
     target = f"docker://{host}:{port}" + (f"/{entry.prefix}" if entry.prefix else "")
-    journal = os.path.join(root, "sync", f"{entry.name}.journal")
-    os.makedirs(os.path.dirname(journal), exist_ok=True)
+    journal = None  # with storage in a bucket: the default journal place of `ocikit mirror`
+    if root and os.path.isdir(root):
+        journal = os.path.join(root, "sync", f"{entry.name}.journal")
+        os.makedirs(os.path.dirname(journal), exist_ok=True)
     return MirrorJob(to=target, config=entry.mirror, journal=journal,
                      src_options=OpenOptions(tls_verify=entry.tls_verify, cert_dir=entry.cert_dir,
                                              auth_file=entry.auth_file),
