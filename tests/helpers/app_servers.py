@@ -135,7 +135,8 @@ def token_server(issuer: TokenIssuer, users: dict[str, str], *, service: str = "
 # ---- faulty proxies ----------------------------------------------------------------------------
 
 
-def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0) -> web.Application:
+def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0,
+               seen: Callable[[web.Request], None] | None = None) -> web.Application:
     """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs."""
     state: dict[str, Any] = {}
 
@@ -146,6 +147,8 @@ def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: 
         await state["session"].close()
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        if seen is not None:
+            seen(request)
         sess: ClientSession = state["session"]
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
@@ -241,4 +244,18 @@ def counting_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
         return None
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
+        yield host, counts
+
+
+@contextlib.contextmanager
+def manifest_counting_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """Proxy that counts manifest requests by method and reference (``counts["GET v1"]``)."""
+    counts: dict[str, int] = {}
+
+    def seen(request: web.Request) -> None:
+        if "/manifests/" in request.path:
+            key = f"{request.method} {request.path.rsplit('/', 1)[-1]}"
+            counts[key] = counts.get(key, 0) + 1
+
+    with serve_app(_proxy_app(upstream, lambda request, status: None, seen=seen)) as host:
         yield host, counts

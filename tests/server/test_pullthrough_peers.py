@@ -16,7 +16,7 @@ from ocikit.digest import Digest
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
-from helpers.app_servers import counting_proxy, lying_proxy
+from helpers.app_servers import counting_proxy, lying_proxy, manifest_counting_proxy
 from helpers.cli import expect_failure
 from helpers.rawhttp import error_code
 from helpers.peers import require, sh, skopeo_digest, skopeo_raw
@@ -250,3 +250,24 @@ def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
                             h.update(chunk)
                         return fast, f"sha256:{h.hexdigest()}"
             assert asyncio.run(run()) == (digest, digest)
+
+
+def test_concurrent_pulls_of_one_tag_make_one_upstream_manifest_get(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{up.host}/lib/m:v1")
+        with manifest_counting_proxy(up.host) as (counted, counts), \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(counted)) as srv:
+            async def ten() -> set[str]:
+                async with aiohttp.ClientSession() as s:
+                    async def one() -> str:
+                        async with s.get(f"{srv.url}/v2/hub/lib/m/manifests/v1",
+                                         headers={"Accept": "application/vnd.oci.image.index.v1+json"}) as r:
+                            assert r.status == 200
+                            return r.headers["Docker-Content-Digest"]
+                    return set(await asyncio.gather(*(one() for _ in range(10))))
+            assert len(asyncio.run(ten())) == 1
+            assert counts == {"GET v1": 1}

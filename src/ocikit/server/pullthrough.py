@@ -89,6 +89,7 @@ class PullThrough:
         self.storage = storage
         self.emit = emit
         self.fetches: dict[Digest, asyncio.Future[BlobFetch]] = {}
+        self._manifest_flights: dict[tuple[str, str, str | None], asyncio.Future[None]] = {}
         self.sizes: collections.OrderedDict[Digest, int] = collections.OrderedDict()
         self.upstream_blob_gets = 0
         """Blob fetches started upstream (a metric; single-flight keeps it at one per blob)."""
@@ -143,7 +144,25 @@ class PullThrough:
             self.sizes.popitem(last=False)
 
     async def _fetch_manifest(self, up: Upstream, repo: str, name: str, ref: str, tag: str | None) -> None:
-        """Fetch ``ref`` (a digest: verified against it; or the tag itself) and store it, tagged ``tag``."""
+        """Fetch ``ref`` (a digest: verified against it; or the tag itself) and store it, tagged ``tag``.
+
+        Concurrent requests for the same manifest share one upstream GET (registries count them)."""
+        key = (name, ref, tag)
+        flight = self._manifest_flights.get(key)
+        if flight is None:
+            flight = self._manifest_flights[key] = asyncio.ensure_future(self._fetch_manifest_once(up, repo, name,
+                                                                                                   ref, tag))
+            flight.add_done_callback(self._landed)
+        await asyncio.shield(flight)
+
+    def _landed(self, flight: "asyncio.Future[None]") -> None:
+        for k, f in list(self._manifest_flights.items()):
+            if f is flight:
+                del self._manifest_flights[k]
+        if not flight.cancelled():
+            flight.exception()  # retrieved here; every waiter gets it too
+
+    async def _fetch_manifest_once(self, up: Upstream, repo: str, name: str, ref: str, tag: str | None) -> None:
         rm = await up.store(repo).get_manifest(ref)
         digest = rm.digest
         await self.storage.put_manifest(name, tag if tag is not None else digest, rm.raw, rm.media_type,
