@@ -196,6 +196,16 @@ def test_tags_list_merges_cache_and_upstream(tmp_path):
                         return r.headers["Ocikit-Cache"]
             assert asyncio.run(local_tag_state()) == "stale"
 
+            async def uncached_while_down() -> list[int]:
+                async with aiohttp.ClientSession() as s:
+                    out = []
+                    for path in (f"blobs/sha256:{'2' * 64}", "manifests/never-fetched", "/v2/"):
+                        url = f"{srv.url}{path}" if path.startswith("/") else f"{srv.url}/v2/hub/lib/x/{path}"
+                        async with s.get(url) as r:
+                            out.append(r.status)
+                    return out
+            assert asyncio.run(uncached_while_down()) == [502, 502, 200]  # a bad gateway; the server stays up
+
 
 def test_proxy_to_itself_is_refused(tmp_path):
     port = free_port()
