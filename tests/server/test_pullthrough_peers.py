@@ -8,15 +8,17 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from ocikit.digest import Digest
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
-from helpers.app_servers import counting_proxy, lying_proxy, manifest_counting_proxy
+from helpers.app_servers import counting_proxy, lying_proxy, manifest_counting_proxy, serve_app
 from helpers.cli import expect_failure
 from helpers.rawhttp import error_code
 from helpers.peers import require, sh, skopeo_digest, skopeo_raw
@@ -281,3 +283,32 @@ def test_concurrent_pulls_of_one_tag_make_one_upstream_manifest_get(tmp_path):
                     return set(await asyncio.gather(*(one() for _ in range(10))))
             assert len(asyncio.run(ten())) == 1
             assert counts == {"GET v1": 1}
+
+
+def test_proxy_fetch_and_pull_events(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    got: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    with docker_registry(str(tmp_path)) as up, serve_app(app) as receiver:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{up.host}/lib/e:v1")
+        cfg = proxy_config(up.host) + f"notifications:\n  - url: http://{receiver}/hook\n    events: [proxy.fetch, pull]\n"
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            raw = skopeo_raw(f"docker://{srv.host}/hub/lib/e:v1")  # fetched upstream, then pulled
+            skopeo_raw(f"docker://{srv.host}/hub/lib/e:v1")  # pulled from the cache
+            digest = str(Digest.of(raw))
+            deadline = time.monotonic() + 30
+            while len(got) < 3:
+                assert time.monotonic() < deadline, got
+                time.sleep(0.05)
+    kinds = [(e["type"].removeprefix("dev.ocikit.registry."), e["data"]["digest"]) for e in got]
+    assert kinds == [("proxy.fetch", digest), ("pull", digest), ("pull", digest)]
+    assert got[0]["data"]["upstream"] == up.host and got[0]["data"]["tag"] == "v1"
