@@ -126,5 +126,12 @@ def run_s3(b: SimpleNamespace, args: Any, work: str) -> None:
     for label, key, target in rows:
         ratio = o[key] / d[key] if d[key] else float("nan")
         print(f"{label:<52}{d[key]:>11.3f}{o[key]:>9.3f}{ratio:>7.2f}x  {target}")
+    # The ceiling of a streamed pull: no registry that streams from the bucket can deliver faster
+    # than the bucket delivers the same object straight to the client (a presigned GET is that).
+    direct = max(d["get_redirect"], o["get_redirect"])
+    ceiling = direct / d["get"] if d["get"] else float("nan")
+    print(f"\nceiling of a streamed pull: the bucket's own GET of the blob, {direct:.3f} GB/s, is {ceiling:.2f}x "
+          f"docker-registry's streamed pull; ocikit streamed reaches {o['get'] / direct if direct else 0:.2f} of it"
+          + ("" if ceiling >= 1.5 else " — the >= 1.5x target is above what this bucket allows"))
     print("\nthroughput on a shared, loaded machine follows the CPU share each process gets (SeaweedFS included);"
           " the CPU per GB rows are the load-independent view")
