@@ -9,7 +9,7 @@ The rule, checked on every module of ``src/ocikit/ops``, ``src/ocikit/mirror`` a
   field, class attribute or enum member) of one of its classes — the Store protocol, its
   traits and the ability protocols;
 - the one exception: ``obj`` is an exception object, which is not a store — a parameter
-  annotated with an exception class (one of ``ocikit.errors``, or a builtin ``*Error`` /
+  annotated with an exception class (one of ``ocikit.core.errors``, or a builtin ``*Error`` /
   ``*Exception``) or a name bound by ``except ... as obj``.
 
 An ability a store may or may not have is a protocol in ``content.py`` tested with
@@ -45,8 +45,8 @@ def declared_in_content(path: str = os.path.join(ROOT, "content.py")) -> set[str
     return names
 
 
-def exception_classes(path: str = os.path.join(ROOT, "errors.py")) -> set[str]:
-    """The exception classes of ``ocikit.errors`` (every class there derives from OcikitError)."""
+def exception_classes(path: str = os.path.join(ROOT, "core/errors.py")) -> set[str]:
+    """The exception classes of ``ocikit.core.errors`` (every class there derives from OcikitError)."""
     return {n.name for n in ast.walk(_parse(path)) if isinstance(n, ast.ClassDef)}
 
 

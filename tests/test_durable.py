@@ -21,8 +21,8 @@ from typing import Iterator
 import pytest
 
 from ocikit import durable
-from ocikit.digest import Digest, digest_file
-from ocikit.errors import DiskFull
+from ocikit.core.digest import Digest, digest_file
+from ocikit.core.errors import DiskFull
 from ocikit.ops.artifacts import apull, apush
 from ocikit.ops.build import BuildRequest, build
 from ocikit.ops.copy import acopy
@@ -125,7 +125,7 @@ def test_lock_serialises_writers(tmp_path) -> None:
 
 
 def test_write_stream_hashes_writes_and_reports_a_background_flush_error(tmp_path, monkeypatch) -> None:
-    from ocikit.digest import Digester
+    from ocikit.core.digest import Digester
 
     monkeypatch.setattr(durable, "BATCH", 1 << 16)
     parts = [os.urandom(n) for n in (1, 70_000, 0, 200_000, 5)]
@@ -190,7 +190,7 @@ async def _serve_in_process(root: str, port: int):  # type: ignore[no-untyped-de
     from aiohttp import web
 
     from ocikit.server.app import create_app
-    from ocikit.server.config import ServerConfig
+    from ocikit.server.serve_config import ServerConfig
 
     runner = web.AppRunner(create_app(ServerConfig(listen=f"127.0.0.1:{port}", root=root, fsync=True,
                                                    access_log=False)))

@@ -14,7 +14,7 @@ import ocikit
 
 SRC = os.path.dirname(ocikit.__file__)
 TESTS = os.path.dirname(os.path.abspath(__file__))
-TREE_WIDE = {"architecture", "import_graph", "public_api", "tree"}
+TREE_WIDE = {"architecture", "import_graph", "layering", "public_api", "tree"}
 """Root test modules that check the whole tree rather than one module."""
 
 

@@ -36,7 +36,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, Protocol, runtime_checkable
 
-from .digest import Digest
+from .core.digest import Digest
 from .model import Descriptor
 
 
@@ -90,7 +90,7 @@ class StoreTraits:
     rewrites_manifests: bool = False
     """It regenerates manifests, so a stored digest differs from the source's (docker-archive);
     ``--preserve-digests`` is refused. Without it a changed digest is a
-    :class:`~ocikit.errors.DigestMismatch`."""
+    :class:`~ocikit.core.errors.DigestMismatch`."""
     sparse_index: SparseIndex = SparseIndex.ACCEPTED
     """Whether an index whose children are not all copied (``--preserve-index-digest``) can be
     stored; checked before any blob moves."""
@@ -142,7 +142,7 @@ class Store(Protocol):
     async def resolve(self, reference: str | None, opts: Options = DEFAULT_OPTIONS) -> Descriptor:
         """The descriptor of a tag or digest (``None``: the store's only/default image).
 
-        Raises :class:`~ocikit.errors.ManifestUnknown` when there is no such manifest.
+        Raises :class:`~ocikit.core.errors.ManifestUnknown` when there is no such manifest.
         """
         ...
 
@@ -239,8 +239,8 @@ class ReferrersAPI(Protocol):
 async def read_blob(store: Store, desc: Descriptor, opts: Options = DEFAULT_OPTIONS,
                     limit: int = 64 * 1024 * 1024) -> bytes:
     """Read a small blob (a config) whole, verified. Refuses blobs larger than ``limit``."""
-    from .digest import Verifier
-    from .errors import SizeInvalid
+    from .core.digest import Verifier
+    from .core.errors import SizeInvalid
 
     if desc.size > limit:
         raise SizeInvalid(f"blob {desc.digest} is {desc.size} bytes, too large to read into memory")

@@ -14,7 +14,7 @@ layer, a credentials file, a journal line) goes through this module. The rules:
   (a layout's blobs, then ``index.json``), once before the file that names them;
 - **cleanup**: on any failure, the temp file is removed and the final name never appears
   (:func:`publishing`, :func:`removing_on_error`);
-- **disk full**: ``ENOSPC`` and ``EDQUOT`` become :class:`~ocikit.errors.DiskFull`, from every
+- **disk full**: ``ENOSPC`` and ``EDQUOT`` become :class:`~ocikit.core.errors.DiskFull`, from every
   writer alike (:func:`disk_full_guard`);
 - **locks**: an exclusive ``flock`` on a directory or lock file (:func:`lock`) serialises
   read-modify-write in any number of processes.
@@ -41,12 +41,12 @@ import secrets
 import time
 from typing import TYPE_CHECKING, AsyncIterator, Iterator, Sequence
 
-from .errors import DiskFull
+from .core.errors import DiskFull
 
 if TYPE_CHECKING:  # pragma: no cover
     import concurrent.futures
 
-    from .digest import Digester
+    from .core.digest import Digester
 
 TMP_PREFIX = ".tmp-"
 """Every temp file ocikit writes on its way to a final name starts with this."""

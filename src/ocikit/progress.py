@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .digest import Digest
+from .core.digest import Digest
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def test_layout_ls_gc_validate(multi_layout: OCILayout, ocikit) -> None:  # type
 def test_malformed_content_in_a_layout_is_one_line(layout: OCILayout, ocikit) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
-    from ocikit import mediatypes as mt
+    from ocikit.core import mediatypes as mt
     from ocikit.model import build_manifest
 
     schema1 = b'{"schemaVersion": 1, "name": "x", "tag": "y", "fsLayers": []}'

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ocikit import mediatypes as mt
+from ocikit.core import mediatypes as mt
 from ocikit.content import Store
 from ocikit.model import Descriptor, build_index, build_manifest
 from ocikit.testing.images import FileEntry, LayerSpec, put_bytes, write_image_async

@@ -12,8 +12,8 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import build_manifest, canonical_json
 from ocikit.transports.layout import OCILayout
 

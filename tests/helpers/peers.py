@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 
 
 def require(tool: str) -> str:

@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_index, build_manifest, canonical_json
 
 
@@ -98,7 +98,7 @@ class Client:
         return PushedImage(name, tag, m.raw, m.digest, m.media_type, blobs)
 
     async def push_index(self, name: str, tag: str, children: list[PushedImage], *, docker: bool = False) -> PushedImage:
-        from ocikit.platforms import parse_platform
+        from ocikit.core.platforms import parse_platform
         plats = ["linux/amd64", "linux/arm64/v8", "linux/ppc64le", "linux/s390x"]
         descs = [Descriptor(c.media_type, c.digest, len(c.raw), platform=parse_platform(plats[i % 4]))
                  for i, c in enumerate(children)]

@@ -11,13 +11,13 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_manifest
 from ocikit.server.seed import seed_sample
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key, repo_key
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import FileEntry, LayerSpec, write_image_async
 
 XSS = '<script>window.__xss=1</script>"onerror="window.__xss=2" <img src=x onerror="window.__xss=3">'

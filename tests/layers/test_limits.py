@@ -13,7 +13,7 @@ import os
 import pytest
 import zstandard
 
-from ocikit.errors import LayerInvalid, LayerLimitExceeded
+from ocikit.core.errors import LayerInvalid, LayerLimitExceeded
 from ocikit.layers import DEFAULT_LIMITS, LayerLimits, open_layer_chunks
 from ocikit.layers.limits import GiB, MiB
 from ocikit.ops.unpack import MARKER, UnpackOptions, unpack

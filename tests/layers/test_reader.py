@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocikit.content import Options
-from ocikit.digest import Digest
-from ocikit.errors import DigestMismatch, LayerInvalid, SizeInvalid
+from ocikit.core.digest import Digest
+from ocikit.core.errors import DigestMismatch, LayerInvalid, SizeInvalid
 from ocikit.layers import open_layer, open_layer_chunks
 from ocikit.model import Descriptor
 from ocikit.ops.unpack import unpack_image
@@ -258,7 +258,7 @@ def test_unpack_from_an_async_only_store(tmp_path) -> None:
 
 
 def test_missing_layer_blob(tmp_path) -> None:
-    from ocikit.errors import BlobUnknown
+    from ocikit.core.errors import BlobUnknown
     from ocikit.ops.unpack import unpack
     tar = tar_bytes([F("a", b"a")])
     lay = image_from_tars(str(tmp_path / "l"), "t", [tar])

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ocikit.errors import LayerInvalid
+from ocikit.core.errors import LayerInvalid
 from ocikit.layers.rootless import NOOP_ID, ROOTLESS_XATTR, parse_rootless_payload, rootless_payload
 from ocikit.ops.unpack import UnpackOptions, unpack
 

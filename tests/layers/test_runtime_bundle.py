@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from ocikit.errors import ConfigInvalid
+from ocikit.core.errors import ConfigInvalid
 from ocikit.layers.runtime_bundle import parse_group, parse_passwd, read_rootfs_file, resolve_user, runtime_config
 from ocikit.ops.unpack import UnpackOptions, unpack
 

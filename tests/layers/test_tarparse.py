@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocikit.errors import LayerInvalid, LayerLimitExceeded
+from ocikit.core.errors import LayerInvalid, LayerLimitExceeded
 from ocikit.layers import LayerLimits
 from ocikit.layers.tarparse import MAX_ID, parse_pax, pax_time_ns
 

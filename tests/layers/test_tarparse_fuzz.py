@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import LayerInvalid, OcikitError
+from ocikit.core.errors import LayerInvalid, OcikitError
 from ocikit.layers.tarparse import MAX_ID, TarMember, apply_pax, parse_pax
 
 from helpers.hostile_layers import END, members, pax, regular

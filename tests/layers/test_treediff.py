@@ -9,8 +9,8 @@ import tarfile
 
 import pytest
 
-from ocikit.errors import UsageError
-from ocikit.layers.tarwriter import TarOptions
+from ocikit.core.errors import UsageError
+from ocikit.layers.layertar import TarOptions
 from ocikit.layers.treediff import change_order, diff_entries, with_hardlink_peers, write_diff_layer
 
 from helpers.cli import expect_failure

@@ -14,7 +14,7 @@ import stat
 
 import pytest
 
-from ocikit.errors import DigestMismatch, LayerInvalid, OcikitError, UsageError
+from ocikit.core.errors import DigestMismatch, LayerInvalid, OcikitError, UsageError
 from ocikit.ops.unpack import UnpackOptions, unpack
 
 from helpers.layers import D, E, F, H, S, compress, image_from_tars, snapshot, tar_bytes
@@ -350,7 +350,7 @@ def test_corrupted_blob_is_refused(box) -> None:
     blob = bytearray(good)
     image_from_tars(box.layout, "t", [tar])
     # flip a byte of the stored blob (its name still says the good digest)
-    from ocikit.digest import Digest
+    from ocikit.core.digest import Digest
     path = os.path.join(box.layout, "blobs", "sha256", Digest.of(good).encoded)
     assert os.path.exists(path)
     blob[len(blob) // 2] ^= 0x01

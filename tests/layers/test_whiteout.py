@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import LayerInvalid
+from ocikit.core.errors import LayerInvalid
 from ocikit.layers.safepath import clean
 from ocikit.layers.whiteout import UpperSet, Whiteout, classify, plan_removal
 

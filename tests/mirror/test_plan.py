@@ -9,8 +9,8 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-from ocikit.digest import Digest
-from ocikit.errors import UsageError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import UsageError
 from ocikit.mirror.journal import Journal
 from ocikit.mirror.outputs import (image_content_source_policy, image_digest_mirror_set, image_tag_mirror_set,
                                    mapping_txt, registries_conf, repository_pairs, write_outputs)
@@ -62,7 +62,7 @@ def test_dedupe_and_summary_invariants(images, present_pairs):
 
 KILLED_RUN = """
 import os, sys
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 from ocikit.mirror.journal import Journal
 d = lambda n: Digest.of(str(n).encode())
 j = Journal.open(sys.argv[1], "job1")

@@ -11,7 +11,7 @@ from asyncio import run as arun
 import pytest
 
 from ocikit.mirror.bundle import A_SOURCE, METADATA_FILE
-from ocikit.mirror.config import parse_config
+from ocikit.mirror.mirror_config import parse_config
 from ocikit.mirror.run import MirrorJob, prepare, run_mirror
 from ocikit.mirror.verify import verify_plan
 from ocikit.testing import write_index

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
-from ocikit.errors import ManifestInvalid, OcikitError, Schema1Unsupported, UnsupportedMediaType
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ManifestInvalid, OcikitError, Schema1Unsupported, UnsupportedMediaType
 from ocikit.model import Descriptor, build_index, build_manifest
 from ocikit.model.graph import (
     BLOB,
@@ -25,7 +25,7 @@ from ocikit.model.graph import (
     is_node_type,
     links,
 )
-from ocikit.platforms import Platform
+from ocikit.core.platforms import Platform
 
 
 def _d(media_type: str, data: bytes, **kw: Any) -> Descriptor:

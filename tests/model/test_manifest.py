@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
-from ocikit.errors import ConfigInvalid, ManifestInvalid, Schema1Unsupported, UnsupportedMediaType
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ConfigInvalid, ManifestInvalid, Schema1Unsupported, UnsupportedMediaType
 from ocikit.model import (
     Descriptor,
     ImageIndex,
@@ -26,7 +26,7 @@ from ocikit.model import (
     parse_manifest,
 )
 from ocikit.model.manifest import MAX_MANIFEST_SIZE
-from ocikit.platforms import Platform
+from ocikit.core.platforms import Platform
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -383,7 +383,7 @@ def test_filter_index_property(extra: dict[str, Any], keep: list[int]) -> None:
 
 
 def test_filter_index_out_of_range() -> None:
-    from ocikit.errors import UsageError
+    from ocikit.core.errors import UsageError
     with pytest.raises(UsageError, match="no entry 5"):
         filter_index(parse_index(enc(index_doc())), [0, 5])
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocikit.errors import OcikitError
+from ocikit.core.errors import OcikitError
 
 pytestmark = pytest.mark.fuzz
 

@@ -6,14 +6,14 @@ import asyncio
 
 import pytest
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_index, build_manifest
 from ocikit.model.referrer import referrer_descriptor
 from ocikit.ops.referrers import find_referrers
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async
 from ocikit.transports.layout import OCILayout
 

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import ScopeInvalid, Unauthorized, UsageError
+from ocikit.core.errors import ScopeInvalid, Unauthorized, UsageError
 from ocikit.model.scope import CATALOG, Scope, covers_all, merge_scopes, parse_scope, repository_scope
-from ocikit.server.auth import Authenticator, Need, verify_token
-from ocikit.server.config import AuthConfig, Rule
+from ocikit.server.access import Authenticator, Need, verify_token
+from ocikit.server.serve_config import AuthConfig, Rule
 from ocikit.transports.registry.auth import Authenticator as ClientAuth
 from ocikit.transports.registry.auth import Challenge
 

@@ -13,10 +13,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from ocikit import mediatypes as mt
+from ocikit.core import mediatypes as mt
 from ocikit.content import Options
-from ocikit.digest import Digest
-from ocikit.errors import DigestMismatch, LayoutInvalid, ManifestUnknown, ManifestUnreadable, TransportError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import DigestMismatch, LayoutInvalid, ManifestUnknown, ManifestUnreadable, TransportError
 from ocikit.model import Descriptor, build_index, build_manifest, parse_manifest
 from ocikit.model import walk as walk_mod
 from ocikit.model.graph import LAYER, MANIFEST, ROOT

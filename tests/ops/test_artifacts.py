@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
-from ocikit.errors import LayerInvalid, ManifestUnknown, UsageError
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
+from ocikit.core.errors import LayerInvalid, ManifestUnknown, UsageError
 from ocikit.model import Descriptor, build_manifest, parse_manifest
 from ocikit.ops import artifacts as art
 from ocikit.ops.copy import CopyOptions, copy_between
@@ -139,7 +139,7 @@ def test_copy_referrers_between_layouts_and_tree(multi_layout, files, tmp_path) 
     assert sbom.digest not in res2.manifests and arun(find_referrers(dst2, idx.digest)).referrers == []
     # a single-platform copy carries the child's referrers, not the index's
     dst3 = OCILayout(str(tmp_path / "dst3"), create=True)
-    from ocikit.platforms import parse_platform
+    from ocikit.core.platforms import parse_platform
     arun(copy_between(multi_layout, "multi", dst3, "arm", CopyOptions(host=parse_platform("linux/arm64"),
                                                                       referrers=True)))
     assert [e.digest for e in dst3.entries() if not e.ref_name] == [att.digest]
@@ -206,7 +206,7 @@ def test_cli_artifacts_and_referrers(multi_layout, files, tmp_path, ocikit) -> N
     ("oci:/tmp/x:t", "t"),
 ])
 def test_explicit_tag(text: str, tag: str | None) -> None:
-    from ocikit.transportref import parse_transport_reference
+    from ocikit.core.transportref import parse_transport_reference
     assert art.explicit_tag(text, parse_transport_reference(text)) == tag
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocikit.errors import LayerInvalid, UsageError
+from ocikit.core.errors import LayerInvalid, UsageError
 from ocikit.layers.merge import MergedTree
 from ocikit.layers.reader import TarMember
 from ocikit.ops.build import (
@@ -20,7 +20,7 @@ from ocikit.ops.build import (
     parse_port,
     rfc3339,
 )
-from ocikit.platforms import Platform
+from ocikit.core.platforms import Platform
 
 
 def test_parse_flags():

@@ -9,12 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocikit import CopyOptions, copy
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
-from ocikit.errors import ConversionError, Unsupported
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ConversionError, Unsupported
 from ocikit.model import Descriptor, build_index, build_manifest, parse_manifest
 from ocikit.ops.convert import DOCKER_LAYER, convert_manifest, normalise_format
-from ocikit.platforms import parse_platform
+from ocikit.core.platforms import parse_platform
 from ocikit.testing import write_image, write_index
 from ocikit.testing.images import LayerSpec
 from ocikit.transports.layout import OCILayout

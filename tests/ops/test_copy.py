@@ -8,10 +8,10 @@ import os
 import pytest
 
 from ocikit import CopyOptions, copy
-from ocikit.digest import Digest
-from ocikit.errors import DigestMismatch, PlatformNotFound, UsageError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import DigestMismatch, PlatformNotFound, UsageError
 from ocikit.model import ImageIndex, ImageManifest, parse_manifest
-from ocikit.platforms import Platform, best_match, host_platform, parse_platform
+from ocikit.core.platforms import Platform, best_match, host_platform, parse_platform
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 

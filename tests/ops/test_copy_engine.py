@@ -10,16 +10,16 @@ import asyncio
 
 import pytest
 
-from ocikit import mediatypes as mt
+from ocikit.core import mediatypes as mt
 from ocikit.content import LinkResult, Options, SparseIndex, StoreTraits
-from ocikit.digest import Digest
-from ocikit.errors import ConversionError, DigestMismatch, ManifestBlobUnknown, Unsupported
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ConversionError, DigestMismatch, ManifestBlobUnknown, Unsupported
 from ocikit.model import Descriptor, ImageIndex, parse_manifest
 from ocikit.ops.copy import CopyOptions, copy_between, transfer_blobs
 from ocikit.ops.copy_options import CopyResult
 from ocikit.ops.copy_plan import plan_copy, resolve_root
 from ocikit.ops.stores import holding
-from ocikit.platforms import parse_platform
+from ocikit.core.platforms import parse_platform
 from ocikit.progress import BlobDone
 from ocikit.testing import FileEntry, LayerSpec
 from ocikit.testing.images import write_image_async, write_index_async

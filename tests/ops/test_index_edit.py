@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
-from ocikit.errors import DuplicatePlatform, ManifestInvalid, ManifestUnknown, UsageError
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
+from ocikit.core.errors import DuplicatePlatform, ManifestInvalid, ManifestUnknown, UsageError
 from ocikit.model import Descriptor, parse_index
 from ocikit.ops.index_edit import (
     PlatformFields,
@@ -21,7 +21,7 @@ from ocikit.ops.index_edit import (
     remove_entry,
     set_index_annotations,
 )
-from ocikit.platforms import Platform
+from ocikit.core.platforms import Platform
 
 
 def desc(n: int, platform: Platform | None = None, media_type: str = mt.OCI_MANIFEST) -> Descriptor:

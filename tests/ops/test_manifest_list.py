@@ -9,12 +9,12 @@ import subprocess
 
 import pytest
 
-from ocikit import mediatypes as mt
-from ocikit.errors import (DuplicatePlatform, LayoutInvalid, ManifestInvalid, ManifestUnknown, PlatformNotFound,
+from ocikit.core import mediatypes as mt
+from ocikit.core.errors import (DuplicatePlatform, LayoutInvalid, ManifestInvalid, ManifestUnknown, PlatformNotFound,
                            UsageError)
 from ocikit.ops import index_edit as ie
 from ocikit.ops import manifest_list as ml
-from ocikit.platforms import Platform, parse_platform
+from ocikit.core.platforms import Platform, parse_platform
 from ocikit.testing import write_image
 from ocikit.transports.layout import OCILayout
 from helpers.cli import invoke, OCIKIT, run_ocikit

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from ocikit import mediatypes as mt
+from ocikit.core import mediatypes as mt
 from ocikit.testing import write_image
 from ocikit.transports.layout import OCILayout
 from helpers.cli import invoke as ocikit

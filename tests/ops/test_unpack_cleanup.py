@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from ocikit.errors import LayerInvalid, OcikitError
+from ocikit.core.errors import LayerInvalid, OcikitError
 from ocikit.ops.unpack import MARKER, UnpackOptions, unpack
 
 from helpers.hostile_layers import bait, deep_chain

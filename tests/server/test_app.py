@@ -9,8 +9,8 @@ import socket
 import pytest
 from yarl import URL
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_index, build_manifest, canonical_json
 
 from helpers.rawhttp import error_code

@@ -9,7 +9,7 @@ import signal
 import aiohttp
 import pytest
 
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 from ocikit.model import parse_manifest
 
 from helpers.cli import run_json

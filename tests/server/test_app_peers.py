@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 from ocikit.testing import write_image, write_index
 from ocikit.transports.layout import OCILayout
 

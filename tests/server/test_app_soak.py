@@ -16,8 +16,8 @@ import sys
 
 import aiohttp
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_manifest, canonical_json
 
 from helpers.servers import start_ocikit_serve

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocikit.errors import UsageError
+from ocikit.core.errors import UsageError
 from ocikit.server.cache_config import ProxyEntry, parse_cache, parse_duration, points_at_self
 
 

@@ -8,13 +8,13 @@ import time
 
 import pytest
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_manifest, parse_index, parse_manifest
 from ocikit.server.gc import collect_garbage
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
 
 

@@ -14,13 +14,13 @@ import urllib.request
 
 import pytest
 
-from ocikit.digest import Digest
-from ocikit.errors import ManifestUnreadable
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ManifestUnreadable
 from ocikit.model import parse_index, parse_manifest
 from ocikit.server.gc import collect_garbage
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
 
 from helpers.cli import expect_failure, run_ocikit

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 

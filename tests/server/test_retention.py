@@ -12,13 +12,13 @@ import pytest
 import yaml
 from aiohttp import web
 
-from ocikit.digest import Digest
-from ocikit.errors import UsageError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import UsageError
 from ocikit.server.cache_config import parse_cache
 from ocikit.server.retention import apply_retention
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, repo_key
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
 
 from helpers.app_servers import serve_app

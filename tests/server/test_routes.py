@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocikit.digest import Digest
-from ocikit.errors import BlobUploadUnknown, NameInvalid, NotFound, ScopeInvalid, UsageError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import BlobUploadUnknown, NameInvalid, NotFound, ScopeInvalid, UsageError
 from ocikit.model.scope import CATALOG, Scope, parse_scope
-from ocikit.server.auth import Need, parse_basic, rule_actions, sign_token, verify_token
-from ocikit.server.config import Rule, parse_config
-from ocikit.server.errors import error_body
+from ocikit.server.access import Need, parse_basic, rule_actions, sign_token, verify_token
+from ocikit.server.serve_config import Rule, parse_config
+from ocikit.server.error_body import error_body
 from ocikit.server.routes import is_tag, parse_content_range, parse_route
 from ocikit.server.tags import paginate
 

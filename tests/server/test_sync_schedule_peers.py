@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ocikit import mediatypes as mt
+from ocikit.core import mediatypes as mt
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from ocikit import durable
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 
 MIB = 1 << 20
 
@@ -90,7 +90,7 @@ async def test_streamed_body_in_many_uneven_pieces(client):
 
 async def test_spool_is_flushed_in_the_background_while_it_grows(tmp_path, monkeypatch):
     """With fsync on, fdatasync runs every SYNC_EVERY bytes during the append (not only at commit)."""
-    from ocikit.digest import Digester
+    from ocikit.core.digest import Digester
     from ocikit.server.storage import fs
 
     monkeypatch.setattr(fs, "SYNC_EVERY", 2 * MIB)

@@ -13,10 +13,10 @@ from typing import AsyncIterator
 
 import pytest
 
-from ocikit import mediatypes as mt
+from ocikit.core import mediatypes as mt
 from ocikit.content import read_blob
-from ocikit.digest import Digest
-from ocikit.errors import (
+from ocikit.core.digest import Digest
+from ocikit.core.errors import (
     BlobUnknown,
     DigestMismatch,
     LayoutInvalid,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocikit.errors import PolicyInvalid, SignatureInvalid
-from ocikit.reference import parse_reference
+from ocikit.core.errors import PolicyInvalid, SignatureInvalid
+from ocikit.core.reference import parse_reference
 from ocikit.trust.identity import matches, parse_rule, remap
 from ocikit.trust.payload import ATOMIC_TYPE, COSIGN_TYPE, build_payload, parse_payload
 

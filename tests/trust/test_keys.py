@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from ocikit.errors import KeyInvalid, PassphraseInvalid
+from ocikit.core.errors import KeyInvalid, PassphraseInvalid
 from ocikit.trust import keys
 from helpers.cli import expect_failure, run_ocikit
 

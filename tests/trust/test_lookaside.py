@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ocikit.errors import PolicyInvalid, UsageError
-from ocikit.reference import parse_reference
+from ocikit.core.errors import PolicyInvalid, UsageError
+from ocikit.core.reference import parse_reference
 from ocikit.trust.lookaside import RegistriesD, add_signature, put_signatures, read_signatures_sync, signature_url
 
 D = "sha256:" + "b" * 64

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from ocikit.errors import PolicyInvalid
-from ocikit.transportref import parse_transport_reference
+from ocikit.core.errors import PolicyInvalid
+from ocikit.core.transportref import parse_transport_reference
 from ocikit.trust.policy import parse_policy, policy_scopes
 from helpers.cli import expect_failure, run_ocikit
 

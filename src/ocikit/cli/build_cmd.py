@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from ..layers.tarwriter import COMPRESSIONS, MTIME_POLICIES, TarOptions
+from ..layers.layertar import COMPRESSIONS, MTIME_POLICIES, TarOptions
 from ..ops.build import SCRATCH, BuildRequest, BuildResult, abuild
 from ..ops.buildconfig import ConfigChanges, parse_command, parse_env, parse_key_value, parse_port
 from .main import run
@@ -242,7 +242,7 @@ def diff_command(image_a: str, image_b: str, files: bool, platform: str | None, 
     """Compare IMAGE_A with IMAGE_B: shared and different layers, config changes, and with --files
     the file-level changes."""
     from ..ops.imagediff import DiffOptions, ImageDiff, adiff
-    from ..platforms import parse_platform
+    from ..core.platforms import parse_platform
 
     d: ImageDiff = run(adiff(image_a, image_b, DiffOptions(
         files=files, platform=parse_platform(platform) if platform else None, open_options=open_options(**transport))))

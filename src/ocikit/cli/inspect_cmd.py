@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from ..digest import Digest
+from ..core.digest import Digest
 from ..model import parse_manifest
 from ..ops.inspect import inspect_image, tree
-from ..transportref import parse_transport_reference
+from ..core.transportref import parse_transport_reference
 from ..transports import open_store
 from .main import run
 from .registry_cmds import open_options, transport_options

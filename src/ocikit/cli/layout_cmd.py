@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import LayoutInvalid
+from ..core.errors import LayoutInvalid
 from ..transports.layout import OCILayout
 from .output import echo, emit_json, format_option, human_size
 from .output import output_format as current_format

@@ -10,7 +10,7 @@ from typing import Any, Coroutine, TypeVar
 import click
 
 from .. import __version__
-from ..errors import OcikitError
+from ..core.errors import OcikitError
 from .output import FORMATS
 
 T = TypeVar("T")

@@ -9,12 +9,12 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..ops import artifacts as art
 from ..ops import index_edit as ie
 from ..ops import manifest_list as ml
 from ..ops.referrers import find_referrers
-from ..transportref import parse_transport_reference
+from ..core.transportref import parse_transport_reference
 from .copy_cmd import report as report_copy
 from .main import run
 from .options import parse_platforms
@@ -200,7 +200,7 @@ def push_command(list_name: str, destination: str, all_images: bool, index_forma
 @transport_options
 def exists_command(list_name: str, **transport: Any) -> None:
     """Exit 0 if LIST exists and is a manifest list, 1 otherwise (podman's `manifest exists`)."""
-    from ..errors import ManifestInvalid, NotFound
+    from ..core.errors import ManifestInvalid, NotFound
 
     try:
         run(ml.inspect_list(list_name, options=open_options(**transport)))

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from ..mirror.config import load_config
+from ..mirror.mirror_config import load_config
 from ..mirror.execute import MirrorReport
 from ..mirror.outputs import write_outputs
 from ..mirror.plan import KIND_REFERRER, MirrorPlan

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from ..platforms import Platform, parse_platform
+from ..core.platforms import Platform, parse_platform
 
 
 def parse_platforms(values: tuple[str, ...]) -> list[Platform]:
@@ -29,7 +29,7 @@ def platform_override_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def override_platform(os_: str | None, arch: str | None, variant: str | None) -> Platform | None:
     if not (os_ or arch or variant):
         return None
-    from ..platforms import host_platform
+    from ..core.platforms import host_platform
     host = host_platform()
     return Platform(os_ or host.os, arch or host.architecture,
                     variant if variant else (None if arch else host.variant)).normalized()

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import Unsupported, UsageError
-from ..transportref import parse_transport_reference
+from ..core.errors import Unsupported, UsageError
+from ..core.transportref import parse_transport_reference
 from ..transports import OpenOptions, open_store
 from .main import run
 from .output import echo

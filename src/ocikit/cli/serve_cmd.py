@@ -44,7 +44,7 @@ def serve_command(listen: str | None, root: str | None, storage: str | None, con
                   htpasswd: str | None, no_fsync: bool, seed_sample: bool, quiet: bool, no_ui: bool) -> None:
     """Serve an OCI Distribution v1.1 registry from --root until SIGTERM/SIGINT."""
     from ..server.app import serve
-    from ..server.config import ServerConfig, load_config
+    from ..server.serve_config import ServerConfig, load_config
     from ..server.seed import SAMPLE_REPOSITORY, seed_sample as do_seed, try_commands
 
     cfg = load_config(config_path) if config_path else ServerConfig()
@@ -105,8 +105,8 @@ def registry_group() -> None:
 def gc_command(root: str | None, storage: str | None, dry_run: bool, untagged: bool, grace: str, upload_grace: str,
                retention_config: str | None, output_format: str | None) -> None:
     """Mark and sweep: remove unreferenced blobs, links, stale uploads (and untagged manifests)."""
-    from ..errors import UsageError
-    from ..server.config import ServerConfig
+    from ..core.errors import UsageError
+    from ..server.serve_config import ServerConfig
     from ..server.gc import GcLock
     from ..server.gclease import collect_with_lease
     from ..server.retention import apply_retention_file

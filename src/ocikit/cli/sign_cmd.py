@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .main import run
 from .output import echo, emit_json, output_format
 from .registry_cmds import open_options, transport_options

@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 TRUST_KEYS = ("policy", "registries_d", "remove_signatures", "sign_by", "sign_by_sigstore_private_key",
               "sign_passphrase_file", "sign_identity")
@@ -35,7 +35,7 @@ def trust_copy_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def trust_hook(source: str, destination: str, kw: dict[str, Any]) -> Any:
     """The :class:`~ocikit.trust.carry.TrustHook` for a copy; pops the trust flags out of ``kw``."""
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..trust.carry import TrustHook
     from ..trust.lookaside import RegistriesD
 

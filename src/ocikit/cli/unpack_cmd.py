@@ -6,7 +6,7 @@ import re
 
 import click
 
-from ..platforms import parse_platform
+from ..core.platforms import parse_platform
 from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..errors import PolicyRejected, SignatureMissing
+from ..core.errors import PolicyRejected, SignatureMissing
 from .main import run
 from .output import echo, emit_json, output_format
 from .registry_cmds import open_options, transport_options
@@ -44,7 +44,7 @@ def verify_command(images: tuple[str, ...], keys: tuple[str, ...], keyrings: tup
         _verify_policy(images, policy_path, regd, kw)
         return
     from ..trust.identity import DEFAULT_RULE, IdentityRule
-    from ..trust.verify import TrustedKeys, verify_image
+    from ..trust.verification import TrustedKeys, verify_image
 
     rule = IdentityRule("exactReference", docker_reference=identity) if identity else DEFAULT_RULE
     trusted = TrustedKeys.from_files(keys, keyrings)

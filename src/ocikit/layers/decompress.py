@@ -16,8 +16,8 @@ import queue
 import threading
 from typing import Any, Callable, Iterator
 
-from ..digest import Digest
-from ..errors import DigestMismatch, LayerInvalid, SizeInvalid
+from ..core.digest import Digest
+from ..core.errors import DigestMismatch, LayerInvalid, SizeInvalid
 from .limits import DEFAULT_LIMITS, LayerLimits
 
 READ_CHUNK = 1 << 20

@@ -13,14 +13,14 @@ trip on a real image (real layers compress 2-10x, and a layer mostly made of zer
   ``max_extended_header`` bytes; the global PAX records (``g``), which apply to every later
   member, at most ``max_global_pax`` bytes and ``max_global_pax_records`` keywords in all.
 
-Past a bound, reading stops with :class:`~ocikit.errors.LayerLimitExceeded`.
+Past a bound, reading stops with :class:`~ocikit.core.errors.LayerLimitExceeded`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import LayerLimitExceeded
+from ..core.errors import LayerLimitExceeded
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from ..errors import LayerInvalid
+from ..core.errors import LayerInvalid
 from .tarparse import TarMember
 from .safepath import clean
 from .whiteout import Whiteout, classify

@@ -14,9 +14,9 @@ file's data:
 The blob is read, hashed and decompressed in a background thread
 (:class:`~ocikit.layers.decompress.Decompressor`), which hands fixed-size chunks of the tar
 stream to this reader through a small bounded queue. When the archive ends, the rest of the
-stream is drained and both digests are checked: :class:`~ocikit.errors.DigestMismatch` if
-either is wrong, :class:`~ocikit.errors.LayerInvalid` for a stream that is not a tar archive
-or is truncated, :class:`~ocikit.errors.LayerLimitExceeded` past the bounds of
+stream is drained and both digests are checked: :class:`~ocikit.core.errors.DigestMismatch` if
+either is wrong, :class:`~ocikit.core.errors.LayerInvalid` for a stream that is not a tar archive
+or is truncated, :class:`~ocikit.core.errors.LayerLimitExceeded` past the bounds of
 :class:`~ocikit.layers.limits.LayerLimits`. A consumer acting on members must treat its work
 as unverified until iteration has finished without an error.
 
@@ -34,8 +34,8 @@ from zlib import adler32 as _adler32
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ..content import DEFAULT_OPTIONS, Options, Store
-from ..digest import Digest
-from ..errors import LayerInvalid, OcikitError
+from ..core.digest import Digest
+from ..core.errors import LayerInvalid, OcikitError
 from ..model import Descriptor
 from .blobsource import file_source, store_source
 from .decompress import END, Decompressor, Failure, detect_compression

@@ -6,7 +6,7 @@ An unpack that may not ``chown`` records an owner other than root in this xattr,
 
 from __future__ import annotations
 
-from ..errors import LayerInvalid
+from ..core.errors import LayerInvalid
 
 ROOTLESS_XATTR = "user.rootlesscontainers"
 NOOP_ID = 0xFFFFFFFF
@@ -16,7 +16,7 @@ NOOP_ID = 0xFFFFFFFF
 def rootless_payload(uid: int, gid: int) -> bytes:
     """The ``user.rootlesscontainers`` protobuf (``Resource{uint32 uid = 1; uint32 gid = 2}``)
     umoci writes for an owner other than root; 0 is written as the no-op id 2^32-1. An id outside
-    0..2^32-1 is :class:`~ocikit.errors.LayerInvalid` (a uint32 cannot hold it)."""
+    0..2^32-1 is :class:`~ocikit.core.errors.LayerInvalid` (a uint32 cannot hold it)."""
     for n in (uid, gid):
         if not 0 <= n <= NOOP_ID:
             raise LayerInvalid(f"owner id {n} out of range (0..{NOOP_ID})")
@@ -36,7 +36,7 @@ def rootless_payload(uid: int, gid: int) -> bytes:
 
 def parse_rootless_payload(data: bytes) -> tuple[int, int]:
     """(uid, gid) from a ``user.rootlesscontainers`` value (no-op ids read as 0; a truncated value
-    is :class:`~ocikit.errors.LayerInvalid`)."""
+    is :class:`~ocikit.core.errors.LayerInvalid`)."""
     uid = gid = NOOP_ID
     pos = 0
     while pos < len(data):

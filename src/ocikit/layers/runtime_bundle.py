@@ -18,7 +18,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import ConfigInvalid
+from ..core.errors import ConfigInvalid
 from .safepath import SafeRoot, clean
 
 RUNTIME_SPEC_VERSION = "1.0.2"

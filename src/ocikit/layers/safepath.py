@@ -18,7 +18,7 @@ import errno
 import os
 import stat
 
-from ..errors import LayerInvalid
+from ..core.errors import LayerInvalid
 
 MAX_SYMLINKS = 40
 """Symlinks followed while resolving one path (Linux's own limit), then ELOOP."""

@@ -8,7 +8,7 @@ PAX records (``path``, ``linkpath``, ``size``, ``uid``/``gid``, ``mtime``, ``una
 :class:`~ocikit.layers.limits.LayerLimits`.
 
 Everything a hostile header can say that the filesystem cannot take is refused here with
-:class:`~ocikit.errors.LayerInvalid`: owner and device ids outside 0..2^32-1, times outside
+:class:`~ocikit.core.errors.LayerInvalid`: owner and device ids outside 0..2^32-1, times outside
 what a 64-bit ``time_t`` holds, NUL bytes in names, link targets and xattr names.
 """
 
@@ -18,7 +18,7 @@ import base64
 import struct
 from dataclasses import dataclass, field
 
-from ..errors import LayerInvalid, LayerLimitExceeded
+from ..core.errors import LayerInvalid, LayerLimitExceeded
 
 # tar type flags
 REGULAR = "0"

@@ -28,8 +28,8 @@ import stat
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from ..errors import UsageError
-from .tarwriter import LayerResult, LayerWriter, TarOptions, join_name, walk_tree
+from ..core.errors import UsageError
+from .layertar import LayerResult, LayerWriter, TarOptions, join_name, walk_tree
 
 
 @dataclass(frozen=True)

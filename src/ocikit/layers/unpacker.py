@@ -20,7 +20,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import LayerInvalid
+from ..core.errors import LayerInvalid
 from .dirmeta import DirMeta, apply_all
 from .reader import LayerReader
 from .rmtree import remove_at
@@ -256,7 +256,7 @@ class Unpacker:
         if e.errno == errno.ENAMETOOLONG:
             return LayerInvalid(f"{layer.what}: {m.name[:100]!r}...: file name too long")
         if e.errno == errno.ENOSPC:
-            from ..errors import StorageFull
+            from ..core.errors import StorageFull
             return StorageFull(f"no space left unpacking {m.name!r}")
         return LayerInvalid(f"{layer.what}: {m.name!r}: {e.strerror or e}")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..errors import LayerInvalid
+from ..core.errors import LayerInvalid
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"

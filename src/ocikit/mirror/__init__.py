@@ -13,7 +13,7 @@
 - :mod:`.run` — a job end to end (what the CLI calls).
 """
 
-from .config import MirrorConfig, load_config, parse_config
+from .mirror_config import MirrorConfig, load_config, parse_config
 from .execute import MirrorReport
 from .run import MirrorJob, execute, prepare, run_mirror
 from .verify import VerifyReport, verify_plan

@@ -26,11 +26,11 @@ from typing import Any, AsyncIterator, Iterable
 
 from .._version import __version__
 from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
-from ..digest import Digest, digest_file
-from ..errors import LayoutInvalid, UsageError
+from ..core.digest import Digest, digest_file
+from ..core.errors import LayoutInvalid, UsageError
 from ..model import ANNOTATION_REF_NAME, Descriptor
 from ..ops.copy_plan import CopyPlan
-from ..platforms import parse_platform
+from ..core.platforms import parse_platform
 from ..durable import atomic_write
 from ..transports.layout import OCILayout
 from .bundle_format import (A_KIND, A_MODE, A_PATH, A_PLATFORMS, A_SOURCE, A_SOURCE_DIGEST, A_SUBJECT, A_TAG,

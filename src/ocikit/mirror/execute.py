@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..content import BlobLinker, LinkResult, Options, Store
-from ..digest import Digest
-from ..errors import OcikitError
+from ..core.digest import Digest
+from ..core.errors import OcikitError
 from ..ops.copy import count_link, execute_plan, gather_or_cancel, transfer_blob
 from ..ops.copy_options import CopyResult
 from ..ops.copy_plan import CopyPlan

@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..digest import Digest, DigestInvalid
+from ..core.digest import Digest, DigestInvalid
 from ..durable import append_line
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 
 def default_journal_path(job_id: str) -> str:

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
 from ..content import Store
-from ..digest import Digest
-from ..errors import InvalidReference, UsageError
+from ..core.digest import Digest
+from ..core.errors import InvalidReference, UsageError
 from ..ops.copy_plan import CopyPlan
-from ..reference import validate_host, validate_repository_name
+from ..core.reference import validate_host, validate_repository_name
 from ..transports import OpenOptions
 from ..transports.layout import OCILayout
-from .config import join_prefix
+from .mirror_config import join_prefix
 from .plan_types import ImageJob, registry_of
 
 
@@ -70,7 +70,7 @@ class StoreCache:
         self.clients: dict[str, Any] = {}
 
     def repository(self, host: str, repo: str, options: OpenOptions, *, write: bool) -> Store:
-        from ..reference import validate_repository_name as _check
+        from ..core.reference import validate_repository_name as _check
         from ..transports.registry import RegistryStore, client_for
 
         def opener() -> Store:

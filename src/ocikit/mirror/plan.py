@@ -12,13 +12,13 @@ import re
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 
 from ..content import Options, ReferrersAPI, ReferrersLister, Store
-from ..digest import Digest, is_digest
-from ..errors import NotFound, OcikitError, Unsupported
+from ..core.digest import Digest, is_digest
+from ..core.errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, parse_manifest
 from ..ops.copy_plan import CopyPlan, Node, plan_copy, resolve_root
 from ..ops.referrers import layout_scan
 from ..transports.layout import OCILayout
-from .config import MirrorConfig, destination_path, select_tags
+from .mirror_config import MirrorConfig, destination_path, select_tags
 from .places import Limits, SourceSet, Target
 from .plan_types import (KIND_IMAGE, KIND_REFERRER, BlobNeed, ImageJob, MirrorPlan, PlannedImage, merge_blobs,
                          summarize)

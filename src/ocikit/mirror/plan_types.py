@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..digest import Digest
+from ..core.digest import Digest
 from ..model import Descriptor
 from ..ops.copy_options import CopyOptions
 from ..ops.copy_plan import CopyPlan
-from ..platforms import Platform
+from ..core.platforms import Platform
 
 KIND_IMAGE = "image"
 KIND_REFERRER = "referrer"

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..content import Options
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..progress import ProgressSink
 from ..transports import OpenOptions
 from .bundle import BundleSource, BundleTarget
-from .config import MirrorConfig
+from .mirror_config import MirrorConfig
 from .execute import ExecuteOptions, MirrorReport, execute_mirror
 from .journal import Journal, default_journal_path
 from .places import Limits, SourceSet, Target, parse_target

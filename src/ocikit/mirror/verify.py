@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..content import Options, Store
-from ..digest import Verifier, verify_bytes
-from ..errors import NotFound, OcikitError
+from ..core.digest import Verifier, verify_bytes
+from ..core.errors import NotFound, OcikitError
 from ..model import Descriptor, ImageManifest
 from ..ops.referrers import find_referrers
 from .places import Limits, Target

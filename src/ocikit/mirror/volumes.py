@@ -21,10 +21,10 @@ import tarfile
 from dataclasses import dataclass
 from typing import AsyncIterator, BinaryIO, Iterator
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest
-from ..digest import CHUNK, Digest, Verifier, digest_file, is_digest
-from ..errors import ArchiveInvalid, BlobUnknown, ManifestUnknown, UsageError
+from ..core.digest import CHUNK, Digest, Verifier, digest_file, is_digest
+from ..core.errors import ArchiveInvalid, BlobUnknown, ManifestUnknown, UsageError
 from ..model import Descriptor, ImageIndex, parse_manifest
 from ..durable import atomic_write
 from .bundle_format import CHECKSUM_FILE, METADATA_FILE

@@ -1,6 +1,6 @@
 """The OCI data model: descriptors, manifests, indexes and configs, each with its raw bytes."""
 
-from .config import ImageConfig, parse_config
+from .image_config import ImageConfig, parse_config
 from .descriptor import ANNOTATION_CREATED, ANNOTATION_REF_NAME, Descriptor
 from .jsonutil import canonical_json
 from .manifest import (

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..digest import Digest
-from ..errors import DigestInvalid, ManifestInvalid
-from ..platforms import Platform
+from ..core.digest import Digest
+from ..core.errors import DigestInvalid, ManifestInvalid
+from ..core.platforms import Platform
 
 # image-spec: media types follow RFC 6838
 MEDIA_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")

@@ -10,7 +10,7 @@
 Each edge is a :class:`Link`: the descriptor, its role and the JSON path it sits at, so a
 walker can say which parent pointed at a node it could not read. Bytes that are not such a
 document, or a media type that names something else, raise a typed
-:class:`~ocikit.errors.ManifestInvalid` (:class:`~ocikit.errors.UnsupportedMediaType` for
+:class:`~ocikit.core.errors.ManifestInvalid` (:class:`~ocikit.core.errors.UnsupportedMediaType` for
 an unknown type); nothing else escapes. :func:`embedded_links` is the best-effort search of
 a JSON document of an unknown type for descriptor-shaped objects (layout gc keeps their
 blobs). Pure functions over bytes: no I/O.
@@ -21,9 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import mediatypes as mt
-from ..digest import Digest, is_digest
-from ..errors import ManifestInvalid, OcikitError, UnsupportedMediaType
+from ..core import mediatypes as mt
+from ..core.digest import Digest, is_digest
+from ..core.errors import ManifestInvalid, OcikitError, UnsupportedMediaType
 from .descriptor import Checker, Descriptor
 from .jsonutil import decode_object
 from .manifest import MAX_MANIFEST_SIZE, ImageIndex, parse_manifest

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from ..errors import ManifestInvalid
+from ..core.errors import ManifestInvalid
 
 _decoder = msgspec.json.Decoder()
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Mapping, Sequence, Union
 
-from .. import mediatypes as mt
-from ..digest import Digest
-from ..errors import ManifestInvalid, Schema1Unsupported, UnsupportedMediaType, UsageError
-from ..platforms import Platform
+from ..core import mediatypes as mt
+from ..core.digest import Digest
+from ..core.errors import ManifestInvalid, Schema1Unsupported, UnsupportedMediaType, UsageError
+from ..core.platforms import Platform
 from .descriptor import Checker, Descriptor
 from .jsonutil import canonical_json, decode_object
 

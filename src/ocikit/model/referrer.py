@@ -7,7 +7,7 @@ layout's scan: ``mediaType``, ``digest`` and ``size`` of the manifest itself; it
 
 from __future__ import annotations
 
-from ..digest import Digest
+from ..core.digest import Digest
 from .descriptor import Descriptor
 from .manifest import ImageManifest, Manifest
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from ..errors import ScopeInvalid
+from ..core.errors import ScopeInvalid
 
 REPOSITORY = "repository"
 CATALOG = "registry:catalog:*"
@@ -34,7 +34,7 @@ class Scope:
 
 
 def parse_scope(text: str) -> Scope:
-    """Parse ``type:name:actions``; :class:`~ocikit.errors.ScopeInvalid` when it is not one."""
+    """Parse ``type:name:actions``; :class:`~ocikit.core.errors.ScopeInvalid` when it is not one."""
     if not isinstance(text, str):
         raise ScopeInvalid(f"invalid scope {text!r}: expected a string")
     typ, sep, rest = text.partition(":")

@@ -12,9 +12,9 @@ and the copy planner all share one set of rules:
   a manifest, index or artifact manifest); the rest are leaves, recorded as such;
 - a visited node's bytes are verified against the descriptor that led to it, then parsed
   by :func:`~ocikit.model.graph.links`; bytes that do not verify or parse, or a fetch that
-  fails with ``OSError``, raise :class:`~ocikit.errors.ManifestUnreadable` naming the node,
+  fails with ``OSError``, raise :class:`~ocikit.core.errors.ManifestUnreadable` naming the node,
   the parent that pointed at it and where the walk ran;
-- a fetch that raises :class:`~ocikit.errors.NotFound` makes the node *missing* (recorded
+- a fetch that raises :class:`~ocikit.core.errors.NotFound` makes the node *missing* (recorded
   with its parent, or re-raised with ``missing_ok=False``); any other error of the fetch
   (a network failure, a refusal) propagates unchanged;
 - with ``scan_unknown_json``, a JSON document of an unknown type is searched for
@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Iterator, Protocol, Union
 
-from .. import mediatypes as mt
-from ..digest import Digest, verify_bytes
-from ..errors import ManifestUnreadable, NotFound, OcikitError
+from ..core import mediatypes as mt
+from ..core.digest import Digest, verify_bytes
+from ..core.errors import ManifestUnreadable, NotFound, OcikitError
 from .descriptor import Descriptor
 from .graph import MANIFEST, ROOT, SUBJECT, Link, embedded_links, is_node_type, links
 from .manifest import MAX_MANIFEST_SIZE

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator, Mapping, Sequence
 
 from .. import durable
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store
-from ..digest import CHUNK, Digest, Verifier, digest_file
-from ..errors import LayerInvalid, ManifestInvalid, UsageError
+from ..core.digest import CHUNK, Digest, Verifier, digest_file
+from ..core.errors import LayerInvalid, ManifestInvalid, UsageError
 from ..model import Descriptor, ImageManifest, build_manifest
-from ..transportref import TransportReference, parse_transport_reference
+from ..core.transportref import TransportReference, parse_transport_reference
 from .copy import fetch_manifest
 from .referrers import record_referrer
 from .stores import holding

@@ -8,7 +8,7 @@ deterministically (:func:`~ocikit.model.canonical_json`, ``created`` from ``SOUR
 then the copy engine moves the image from an overlay of (staging, base) to the target, so
 every transport works and nothing is tagged before every blob is there.
 
-Same inputs, same digest: tar entries are normalised (see :mod:`ocikit.layers.tarwriter`),
+Same inputs, same digest: tar entries are normalised (see :mod:`ocikit.layers.layertar`),
 history entries carry no paths or host names, and key order is fixed.
 """
 
@@ -20,13 +20,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, BlobLinker, Options, Store, read_blob
-from ..digest import Digest
-from ..errors import OcikitError, PlatformNotFound, UsageError
-from ..layers.tarwriter import LayerResult, TarOptions, source_date_epoch
+from ..core.digest import Digest
+from ..core.errors import OcikitError, PlatformNotFound, UsageError
+from ..layers.layertar import LayerResult, TarOptions, source_date_epoch
 from ..model import Descriptor, ImageIndex, ImageManifest, build_index, build_manifest, canonical_json, parse_config
-from ..platforms import Platform, host_platform, matches
+from ..core.platforms import Platform, host_platform, matches
 from ..progress import Message, ProgressSink, emit
 from ..transports.layout import OCILayout
 from .buildconfig import (
@@ -232,7 +232,7 @@ def _input_layers(req: BuildRequest, tar_options: TarOptions) -> LayerMaker:
 
 async def abuild(req: BuildRequest) -> BuildResult:
     """Build an image (or an index, with several platforms) and write it to ``req.target``."""
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store, target_tag
 
     for p in req.layers:

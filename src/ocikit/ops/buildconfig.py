@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from ..errors import UsageError
-from ..platforms import Platform
+from ..core.errors import UsageError
+from ..core.platforms import Platform
 
 
 @dataclass(frozen=True)

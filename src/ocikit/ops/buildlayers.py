@@ -3,25 +3,25 @@
 Each is written into the staging layout through the layout's checked path
 (:meth:`~ocikit.transports.layout.OCILayout.staged_blob`): a temp file among its blobs, the
 digest and size computed while writing, the size checked, then renamed in; on any failure
-(a full disk raises :class:`~ocikit.errors.DiskFull`) nothing is left behind.
+(a full disk raises :class:`~ocikit.core.errors.DiskFull`) nothing is left behind.
 """
 
 from __future__ import annotations
 
 import os
 
-from .. import mediatypes as mt
-from ..digest import CHUNK, Digest, Digester
-from ..errors import LayerInvalid, UsageError
+from ..core import mediatypes as mt
+from ..core.digest import CHUNK, Digest, Digester
+from ..core.errors import LayerInvalid, UsageError
 from ..layers.reader import open_layer_file
-from ..layers.tarwriter import LayerResult, LayerSink, TarOptions, write_tree_layer
+from ..layers.layertar import LayerResult, LayerSink, TarOptions, write_tree_layer
 from ..transports.layout import OCILayout
 
 
 def read_tarball(path: str) -> tuple[str | None, Digest, int, Digest, int]:
     """Read a tarball through the layer reader: (compression, digest, size, diff_id, tar size).
 
-    Raises :class:`~ocikit.errors.LayerInvalid` when it is not a (compressed) tar archive.
+    Raises :class:`~ocikit.core.errors.LayerInvalid` when it is not a (compressed) tar archive.
     """
     try:
         with open_layer_file(path) as r:

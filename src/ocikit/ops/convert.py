@@ -3,7 +3,7 @@
 OCI image manifest <-> Docker v2s2 manifest, OCI index <-> Docker manifest list: media types
 of the manifest, its config and its layers change; blobs stay byte-identical (a config is the
 same JSON under either media type; gzip and plain tar layers exist in both worlds). What v2s2
-cannot say is refused with :class:`~ocikit.errors.ConversionError` (zstd layers, artifacts,
+cannot say is refused with :class:`~ocikit.core.errors.ConversionError` (zstd layers, artifacts,
 subjects, index entries without a platform); annotations are dropped, as skopeo does.
 
 A converted document keeps the source's key order and unknown fields and is encoded
@@ -19,10 +19,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import Store
-from ..digest import Digest
-from ..errors import ConversionError, Unsupported
+from ..core.digest import Digest
+from ..core.errors import ConversionError, Unsupported
 from ..model import Descriptor, canonical_json, parse_manifest
 from ..model.jsonutil import decode_object
 from .copy_plan import Conversion, CopyPlan, Node

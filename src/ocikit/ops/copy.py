@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, AsyncGenerator, AsyncIterator
 
 from ..content import (DEFAULT_OPTIONS, BlobLinker, LinkResult, Options, RawManifest, SparseIndex, SparseIndexProbe,
                        Store)
-from ..digest import Digest
-from ..errors import DigestMismatch, TransportError, Unsupported, UsageError
+from ..core.digest import Digest
+from ..core.errors import DigestMismatch, TransportError, Unsupported, UsageError
 from ..model import Descriptor
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ManifestWritten, ProgressSink, emit
 from .copy_options import CopyOptions, CopyResult
@@ -276,7 +276,7 @@ async def acopy(source: str, target: str, options: CopyOptions | None = None, *,
     The target is closed after success and aborted after a failure (an archive then keeps
     nothing of this copy).
     """
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store, target_tag
 
     sref = parse_transport_reference(source)

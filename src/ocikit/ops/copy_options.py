@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, Sequence
 
-from ..digest import Digest
-from ..platforms import Platform
+from ..core.digest import Digest
+from ..core.platforms import Platform
 from ..progress import ProgressSink
 
 if TYPE_CHECKING:

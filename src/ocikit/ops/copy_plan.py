@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..content import Options, RawManifest, Store
-from ..digest import Digest, verify_bytes
-from ..errors import PlatformNotFound, Unsupported
+from ..core.digest import Digest, verify_bytes
+from ..core.errors import PlatformNotFound, Unsupported
 from ..model import Descriptor, ImageIndex, ImageManifest, filter_index, parse_manifest
 from ..model.graph import CONTENT_ROLES, MANIFEST, ROOT, Link
 from ..model.walk import awalk
-from ..platforms import Platform, best_match, host_platform, select
+from ..core.platforms import Platform, best_match, host_platform, select
 from .copy_options import CopyOptions
 from .copy_types import Conversion, CopyPlan, Node
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..digest import Digest
+from ..core.digest import Digest
 from ..model import Descriptor, Manifest
 
 

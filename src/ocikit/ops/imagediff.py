@@ -23,7 +23,7 @@ from ..content import Options
 from ..layers.merge import MergedTree
 from ..layers.reader import LayerReader, TarMember
 from ..model import Descriptor, ImageManifest
-from ..platforms import Platform
+from ..core.platforms import Platform
 from .inspect import InspectedImage, inspect_image
 from .mutate import merge_layers
 
@@ -274,7 +274,7 @@ class DiffOptions:
 
 
 async def _open(name: str, platform: Platform | None, opts: Options, open_options: Any) -> tuple[Any, InspectedImage]:
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store
 
     ref = parse_transport_reference(name)

@@ -15,15 +15,15 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store, read_blob
-from ..digest import Digest
-from ..errors import DuplicatePlatform, ManifestInvalid, ManifestUnknown, PlatformNotFound, UsageError
+from ..core.digest import Digest
+from ..core.errors import DuplicatePlatform, ManifestInvalid, ManifestUnknown, PlatformNotFound, UsageError
 from ..model import Descriptor, ImageIndex, ImageManifest, canonical_json, parse_config, parse_index
 from ..model.jsonutil import decode_object
-from ..platforms import Platform, best_match, host_platform, select
+from ..core.platforms import Platform, best_match, host_platform, select
 from ..progress import ProgressSink
-from ..transportref import TransportReference, parse_transport_reference
+from ..core.transportref import TransportReference, parse_transport_reference
 from ..transports.layout import OCILayout
 from .copy import CopyOptions, CopyResult, Node, copy_between, fetch_manifest, resolve_root
 from .stores import finish, holding

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..content import Options, Store, read_blob
 from ..model import Descriptor, ImageConfig, ImageIndex, ImageManifest, parse_config
-from ..platforms import Platform, image_for
+from ..core.platforms import Platform, image_for
 from .copy import Node, fetch_manifest, resolve_root
 
 

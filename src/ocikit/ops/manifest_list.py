@@ -18,14 +18,14 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Store
-from ..digest import Digest
+from ..core.digest import Digest
 from ..durable import lock
-from ..errors import InvalidReference, LayoutInvalid, ManifestInvalid, ManifestUnknown, NameUnknown, UsageError
+from ..core.errors import InvalidReference, LayoutInvalid, ManifestInvalid, ManifestUnknown, NameUnknown, UsageError
 from ..model import Descriptor, ImageIndex, parse_index
 from ..progress import ProgressSink
-from ..transportref import TRANSPORTS, TransportReference, parse_transport_reference
+from ..core.transportref import TRANSPORTS, TransportReference, parse_transport_reference
 from ..transports.layout import OCILayout
 from .copy import CopyOptions, CopyResult, copy_between
 from .stores import holding
@@ -214,7 +214,7 @@ async def add_to_list(name: str, image: str, *, all_platforms: bool = False,
 
     An index: with ``all_platforms`` all its images, else the one for ``--os/--arch`` or the host.
     A missing image raises :class:`ManifestUnknown`; a platform already listed for another
-    image raises :class:`~ocikit.errors.DuplicatePlatform`, and the list is left unchanged.
+    image raises :class:`~ocikit.core.errors.DuplicatePlatform`, and the list is left unchanged.
     """
     ref = parse_list_ref(name)
     with _list_lock(ref):

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Sequence
 
 from ..content import Store
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..layers.merge import MergedTree
 from ..layers.reader import LayerReader, TarMember, open_layer
-from ..layers.tarwriter import LayerResult, LayerWriter, TarOptions
+from ..layers.layertar import LayerResult, LayerWriter, TarOptions
 from ..model import ImageManifest
-from ..platforms import Platform
+from ..core.platforms import Platform
 from ..progress import ProgressSink
 from ..transports.layout import OCILayout
 from .build import BaseImage, BuildRequest, BuildResult, ConfigChanges, abuild
@@ -156,7 +156,7 @@ async def amutate(req: MutateRequest) -> BuildResult:
 
 async def _retag(req: MutateRequest, target: str) -> BuildResult:
     """Nothing to change: copy the image as it is (digest kept) and add the tags."""
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store, target_tag
     from .copy import CopyOptions, copy_between
 

@@ -14,8 +14,8 @@ import tempfile
 from typing import AsyncIterator, Iterator
 
 from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest, Store
-from ..digest import Digest
-from ..errors import ManifestUnknown, UsageError
+from ..core.digest import Digest
+from ..core.errors import ManifestUnknown, UsageError
 from ..model import Descriptor
 from ..transports.layout import OCILayout
 

@@ -17,10 +17,10 @@ import os
 from dataclasses import dataclass
 from typing import Iterable
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, ReferrersAPI, ReferrersLister, Store
-from ..digest import Digest
-from ..errors import NotFound, OcikitError, Unsupported
+from ..core.digest import Digest
+from ..core.errors import NotFound, OcikitError, Unsupported
 from ..model import Descriptor, ImageIndex, build_index, parse_index, parse_manifest
 from ..model.referrer import referrer_descriptor
 from ..transports.layout import INDEX_FILE, OCILayout

@@ -19,16 +19,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..content import Options, Store
-from ..digest import Digest
+from ..core.digest import Digest
 from ..durable import atomic_write
-from ..errors import ConfigInvalid, OcikitError, UsageError
+from ..core.errors import ConfigInvalid, OcikitError, UsageError
 from ..layers.limits import DEFAULT_LIMITS, LayerLimits
 from ..layers.reader import LayerReader, open_layer
 from ..layers.rmtree import remove_tree
 from ..layers.tarparse import TarMember
 from ..layers.unpacker import Unpacker, UnpackStats
 from ..model import Descriptor, ImageConfig, ImageManifest
-from ..platforms import Platform
+from ..core.platforms import Platform
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ProgressSink, emit
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def _progress(digest: Digest, sink: ProgressSink) -> Callable[[LayerReader, TarM
 async def aunpack(source: str, target: str, options: UnpackOptions | None = None, *,
                   open_options: Any = None) -> UnpackResult:
     """Unpack a transport reference (``oci:``, ``docker://``, archives) into ``target``."""
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import OpenOptions, open_store
 
     tref = parse_transport_reference(source)
@@ -260,7 +260,7 @@ async def aunpack(source: str, target: str, options: UnpackOptions | None = None
 def unpack(source: str, target: str, options: UnpackOptions | None = None, **kw: Any) -> UnpackResult:
     """Synchronous :func:`aunpack`. An ``oci:`` layout is unpacked in this thread with no event
     loop (nothing in it waits on the network); other transports run :func:`aunpack`."""
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
 
     tref = parse_transport_reference(source)
     if tref.transport != "oci":
@@ -285,10 +285,10 @@ def _inspect_layout(layout: "OCILayout", selector: str | None,
     """What :func:`~.inspect.inspect_image` finds, read from a local layout synchronously: the
     manifest ``selector`` names (through an index, the image for ``platform``) and its config,
     every byte checked against its descriptor."""
-    from ..digest import Verifier, verify_bytes
-    from ..errors import SizeInvalid
+    from ..core.digest import Verifier, verify_bytes
+    from ..core.errors import SizeInvalid
     from ..model import ImageIndex, parse_config, parse_manifest
-    from ..platforms import image_for
+    from ..core.platforms import image_for
 
     desc = layout.resolve_sync(selector)
     while True:
@@ -307,7 +307,7 @@ def _inspect_layout(layout: "OCILayout", selector: str | None,
         with open(layout.blob_path(cfg.digest), "rb") as f:
             data = f.read(CONFIG_LIMIT + 1)
     except FileNotFoundError:
-        from ..errors import BlobUnknown
+        from ..core.errors import BlobUnknown
         raise BlobUnknown(f"{layout.location}: blob {cfg.digest} is missing from blobs/") from None
     v.update(data)
     v.verify()

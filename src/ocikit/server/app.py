@@ -15,14 +15,14 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import NotFound, OcikitError, Unsupported
+from ..core.errors import NotFound, OcikitError, Unsupported
 from ..memtune import tune_malloc
-from . import blobs, catalog, manifests, referrers, tags, uploads
-from .auth import Authenticator, Need
-from .config import ServerConfig
+from . import blobs, catalog, manifests, referrers_api, tags, uploads
+from .access import Authenticator, Need
+from .serve_config import ServerConfig
 from .cache import OBSERVER, cache_metrics, install_cache
 from .context import REGISTRY, Registry
-from .errors import error_response, simple_error
+from .error_body import error_response, simple_error
 from .metrics import Metrics
 from .pullthrough import PULLTHROUGH
 from .routes import Route, parse_route
@@ -44,8 +44,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("blob", "DELETE"): blobs.delete_blob,
     ("tags", "GET"): tags.list_tags,
     ("tags", "HEAD"): tags.list_tags,
-    ("referrers", "GET"): referrers.list_referrers,
-    ("referrers", "HEAD"): referrers.list_referrers,
+    ("referrers", "GET"): referrers_api.list_referrers,
+    ("referrers", "HEAD"): referrers_api.list_referrers,
     ("catalog", "GET"): catalog.list_catalog,
 }
 ACTION = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT": "push", "DELETE": "delete"}

@@ -23,7 +23,7 @@ from typing import AsyncIterator, Callable
 
 from aiohttp import web
 
-from ..digest import Digest
+from ..core.digest import Digest
 from .storage.registry import RegistryStorage
 
 log = logging.getLogger("ocikit.server.proxy")

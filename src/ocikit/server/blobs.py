@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..digest import Digest
+from ..core.digest import Digest
 from .context import registry
 
 

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from .cache_config import CacheConfig, parse_cache
-from .config import ServerConfig
+from .serve_config import ServerConfig
 from .context import Registry
 from .events import Notifier
 from .pullthrough import PULLTHROUGH, PullThrough

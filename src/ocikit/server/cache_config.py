@@ -25,7 +25,7 @@ Example::
         retries: 3
         timeout: 5s
 
-Parsing is pure: a bad entry is a one-line :class:`~ocikit.errors.UsageError` naming it.
+Parsing is pure: a bad entry is a one-line :class:`~ocikit.core.errors.UsageError` naming it.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import UsageError
-from ..reference import validate_repository_name
-from .config import _number, _optional_text
+from ..core.errors import UsageError
+from ..core.reference import validate_repository_name
+from .serve_config import _number, _optional_text
 
 EVENT_KINDS = ("push", "delete", "pull", "proxy.fetch", "sync.done", "gc.done")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

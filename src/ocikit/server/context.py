@@ -8,10 +8,10 @@ from typing import AsyncIterator
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..errors import BlobUploadInvalid, UsageError
-from ..uint import parse_uint
-from .auth import Authenticator, Principal
-from .config import ServerConfig
+from ..core.errors import BlobUploadInvalid, UsageError
+from ..core.uint import parse_uint
+from .access import Authenticator, Principal
+from .serve_config import ServerConfig
 from .metrics import Metrics
 from .storage.registry import RegistryStorage
 

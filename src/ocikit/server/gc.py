@@ -9,7 +9,7 @@ blobs no repository keeps, upload spools idle longer than the upload grace.
 
 Every manifest of a repository is read once by the graph walker every walk shares
 (:mod:`ocikit.model.walk`); one whose bytes do not verify or parse stops the collection with
-:class:`~ocikit.errors.ManifestUnreadable` naming the repository and the digest, before
+:class:`~ocikit.core.errors.ManifestUnreadable` naming the repository and the digest, before
 anything of that repository and any blob is swept: what hangs under a manifest that cannot
 be read is never taken for garbage. A manifest deleted meanwhile (its revision or bytes
 gone) is simply not kept.
@@ -25,8 +25,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ..digest import Digest
-from ..errors import DigestInvalid, ManifestUnknown, UsageError
+from ..core.digest import Digest
+from ..core.errors import DigestInvalid, ManifestUnknown, UsageError
 from ..model import Descriptor
 from ..model.graph import CONTENT_ROLES
 from ..model.walk import Graph, awalk

@@ -17,13 +17,13 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .gc import GcReport, collect_garbage
 from .storage.drivers import open_driver
 from .storage.registry import RegistryStorage
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import ServerConfig
+    from .serve_config import ServerConfig
     from .storage.s3 import S3Driver
 
 LEASE_KEY = "gc.lease"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..digest import Digest
-from ..errors import ManifestInvalid, ManifestUnknown, SizeInvalid
+from ..core.digest import Digest
+from ..core.errors import ManifestInvalid, ManifestUnknown, SizeInvalid
 from .context import content_length, registry
 from .routes import is_tag, parse_reference
 

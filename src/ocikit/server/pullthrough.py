@@ -22,8 +22,8 @@ from typing import Any, Callable
 from aiohttp import web
 
 from ..content import Options
-from ..digest import Digest
-from ..errors import (
+from ..core.digest import Digest
+from ..core.errors import (
     BlobUnknown,
     Denied,
     ManifestUnknown,

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..digest import Digest
-from ..errors import ManifestInvalid, ManifestUnknown, UsageError
+from ..core.digest import Digest
+from ..core.errors import ManifestInvalid, ManifestUnknown, UsageError
 from ..model import ImageIndex, parse_manifest
 from .cache_config import RetentionRule, parse_cache
-from .config import ServerConfig, load_config
+from .serve_config import ServerConfig, load_config
 from .storage.drivers import open_driver
 from .storage.registry import RegistryStorage, repo_key
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..digest import Digest
-from ..errors import BlobUploadUnknown, NameInvalid, NotFound
-from ..reference import validate_repository_name
-from ..uint import parse_uint
+from ..core.digest import Digest
+from ..core.errors import BlobUploadUnknown, NameInvalid, NotFound
+from ..core.reference import validate_repository_name
+from ..core.uint import parse_uint
 
 _TAIL = re.compile(
     r"^(?P<name>.+)/(?:"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..model import parse_index
 from ..testing.images import LayerSpec, write_index_async
 from .storage.registry import RegistryStorage
-from .storage.store import RepositoryStore
+from .storage.repo_store import RepositoryStore
 
 SAMPLE_REPOSITORY = "sample/multiarch"
 SAMPLE_PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/ppc64le")

@@ -26,10 +26,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import OcikitError, UsageError
-from ..mirror.config import MirrorConfig, parse_config
+from ..core.errors import OcikitError, UsageError
+from ..mirror.mirror_config import MirrorConfig, parse_config
 from ..mirror.run import MirrorJob, run_mirror
-from ..reference import validate_repository_name
+from ..core.reference import validate_repository_name
 from ..transports.open_options import OpenOptions
 from .cache_config import parse_duration
 

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..errors import NameUnknown
+from ..core.errors import NameUnknown
 from .context import query_int, registry
 
 

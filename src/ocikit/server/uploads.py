@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..digest import Digest
-from ..errors import BlobUploadInvalid, DigestInvalid, NameInvalid, RangeInvalid
-from ..reference import validate_repository_name
+from ..core.digest import Digest
+from ..core.errors import BlobUploadInvalid, DigestInvalid, NameInvalid, RangeInvalid
+from ..core.reference import validate_repository_name
 from .context import body_chunks, content_length, has_body, principal, registry
 from .routes import parse_content_range
 

@@ -14,11 +14,11 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import Store
-from ..digest import Digest
+from ..core.digest import Digest
 from ..model import Descriptor, build_index, build_manifest, canonical_json
-from ..platforms import Platform, parse_platform
+from ..core.platforms import Platform, parse_platform
 
 EPOCH = 1700000000
 

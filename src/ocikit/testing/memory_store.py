@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from typing import AsyncIterator, Callable, Mapping
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, SparseIndex, Store, StoreTraits
-from ..digest import CHUNK, Digest, Verifier, is_digest
-from ..errors import BlobUnknown, ManifestBlobUnknown, ManifestUnknown
+from ..core.digest import CHUNK, Digest, Verifier, is_digest
+from ..core.errors import BlobUnknown, ManifestBlobUnknown, ManifestUnknown
 from ..model import Descriptor, ImageIndex, parse_manifest
 
 Rewrite = Callable[[bytes, str], tuple[bytes, str]]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..content import Store
-from ..errors import UsageError
-from ..transportref import TransportReference, parse_transport_reference
+from ..core.errors import UsageError
+from ..core.transportref import TransportReference, parse_transport_reference
 from .layout import OCILayout
 from .open_options import OpenOptions
 

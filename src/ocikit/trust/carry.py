@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..content import Options, Store
-from ..digest import Digest
-from ..errors import Denied, NotFound, PolicyRejected, Unauthorized, Unsupported, UsageError
+from ..core.digest import Digest
+from ..core.errors import Denied, NotFound, PolicyRejected, Unauthorized, Unsupported, UsageError
 from ..model import Descriptor
-from ..transportref import TransportReference
+from ..core.transportref import TransportReference
 from .collect import docker_ref, lookaside_base
 from .lookaside import RegistriesD, put_signatures, read_signatures
 from .sigstore import TAG_SUFFIXES, tag_for

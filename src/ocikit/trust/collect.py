@@ -8,7 +8,7 @@ Three places, as the issue names them:
 - ``bundle``: sigstore bundles attached as OCI 1.1 referrers (the referrers API, its tag
   fallback, or an OCI layout's ``index.json``).
 
-Nothing is verified here; :mod:`ocikit.trust.verify` checks what is found.
+Nothing is verified here; :mod:`ocikit.trust.verification` checks what is found.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass
 
 from ..content import DEFAULT_OPTIONS, Options, Store
-from ..digest import Digest
-from ..reference import Reference
-from ..transportref import TransportReference
+from ..core.digest import Digest
+from ..core.reference import Reference
+from ..core.transportref import TransportReference
 from .lookaside import RegistriesD, read_signatures
 
 KINDS = ("gpg", "cosign", "bundle")
@@ -61,7 +61,7 @@ async def collect(store: Store, digest: str, *, tref: TransportReference | None 
                   regd: RegistriesD | None = None, kinds: tuple[str, ...] = KINDS,
                   opts: Options = DEFAULT_OPTIONS) -> list[FoundSignature]:
     """Every signature of manifest ``digest`` in ``store`` (and the lookaside of ``tref``)."""
-    from .bundle import read_bundles
+    from .sigbundle import read_bundles
     from .sigstore import read_tag_signatures, tag_for
 
     d = Digest(digest)

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..errors import InvalidReference, PolicyInvalid
-from ..reference import Reference, parse_reference
+from ..core.errors import InvalidReference, PolicyInvalid
+from ..core.reference import Reference, parse_reference
 
 TYPES = ("matchExact", "matchRepoDigestOrExact", "matchRepository", "exactReference", "exactRepository",
          "remapIdentity")

@@ -22,7 +22,7 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..errors import KeyInvalid, PassphraseInvalid
+from ..core.errors import KeyInvalid, PassphraseInvalid
 
 PEM_TYPE = "ENCRYPTED SIGSTORE PRIVATE KEY"
 PEM_TYPES = (PEM_TYPE, "ENCRYPTED COSIGN PRIVATE KEY")
@@ -187,7 +187,7 @@ def verify_bytes(key, signature: bytes, data: bytes, *, prehashed: bool = False)
 
 def write_key_pair(prefix: str, passphrase: bytes, *, force: bool = False) -> tuple[str, str]:
     """Write ``PREFIX.key`` (mode 0600) and ``PREFIX.pub``; refuse to overwrite unless ``force``."""
-    from ..errors import UsageError
+    from ..core.errors import UsageError
 
     priv_path, pub_path = f"{prefix}.key", f"{prefix}.pub"
     if not force:

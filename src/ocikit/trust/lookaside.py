@@ -22,9 +22,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from ..digest import Digest
-from ..errors import PolicyInvalid, TransportError, UsageError
-from ..reference import Reference
+from ..core.digest import Digest
+from ..core.errors import PolicyInvalid, TransportError, UsageError
+from ..core.reference import Reference
 
 MAX_SIGNATURE = 4 << 20
 """containers/image refuses a lookaside signature larger than 4 MiB; so does ocikit."""

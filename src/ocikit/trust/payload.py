@@ -18,8 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..digest import Digest
-from ..errors import DigestInvalid, SignatureInvalid
+from ..core.digest import Digest
+from ..core.errors import DigestInvalid, SignatureInvalid
 
 ATOMIC_TYPE = "atomic container signature"
 COSIGN_TYPE = "cosign container image signature"

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..content import DEFAULT_OPTIONS, Options, Store
-from ..digest import Digest
-from ..errors import PolicyInvalid
-from ..transportref import TransportReference
+from ..core.digest import Digest
+from ..core.errors import PolicyInvalid
+from ..core.transportref import TransportReference
 from . import keys as keymod
 from .identity import IdentityRule, parse_rule
 from .lookaside import RegistriesD, scopes_of
@@ -57,7 +57,7 @@ class Policy:
     _trusted: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def trusted(self, req: Requirement) -> Any:
-        """The :class:`~ocikit.trust.verify.TrustedKeys` of a signed requirement (loaded on first use)."""
+        """The :class:`~ocikit.trust.verification.TrustedKeys` of a signed requirement (loaded on first use)."""
         if id(req) not in self._trusted:
             self._trusted[id(req)] = _trusted(req)
         return self._trusted[id(req)]
@@ -197,7 +197,7 @@ class Decision:
 
 def _trusted(req: Requirement) -> Any:
     from .simplesign import Keyring
-    from .verify import TrustedKeys
+    from .verification import TrustedKeys
 
     if req.type == "signedBy":
         return TrustedKeys([], Keyring(req.key_paths, req.key_data))
@@ -213,7 +213,7 @@ def _trusted(req: Requirement) -> Any:
 async def evaluate(policy: Policy, store: Store, tref: TransportReference, digest: str, *,
                    regd: RegistriesD | None = None, opts: Options = DEFAULT_OPTIONS) -> Decision:
     """Apply ``policy`` to the manifest ``digest`` that ``tref`` names in ``store``."""
-    from .verify import verify_manifests
+    from .verification import verify_manifests
 
     scope, reqs = policy.requirements(tref)
     d = Digest(digest)
@@ -242,7 +242,7 @@ async def evaluate_reference(policy: Policy, reference: str, *, regd: Registries
                              open_options: Any = None) -> Decision:
     """Open ``reference``, resolve its top-level manifest and apply ``policy`` to it."""
     from ..ops.copy import resolve_root
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store
 
     tref = parse_transport_reference(reference, default_transport="docker")
@@ -258,7 +258,7 @@ def enforce(policy_path: str, reference: str, *, registries_d: str | None = None
     """Apply a policy file (``system``: the system's) to ``reference``; :class:`PolicyRejected` if it refuses."""
     import asyncio
 
-    from ..errors import PolicyRejected
+    from ..core.errors import PolicyRejected
 
     with load_policy(None if policy_path == "system" else policy_path) as policy:
         decision = asyncio.run(evaluate_reference(policy, reference, regd=RegistriesD.load(registries_d),

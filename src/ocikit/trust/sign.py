@@ -12,11 +12,11 @@ from typing import Any
 
 from .. import __version__
 from ..content import DEFAULT_OPTIONS, Options, Store
-from ..digest import Digest
-from ..errors import UsageError
+from ..core.digest import Digest
+from ..core.errors import UsageError
 from ..model import Descriptor, ImageIndex
-from ..reference import parse_reference
-from ..transportref import TransportReference
+from ..core.reference import parse_reference
+from ..core.transportref import TransportReference
 from .lookaside import RegistriesD, add_signature
 from .payload import ATOMIC_TYPE, COSIGN_TYPE, build_payload
 
@@ -83,7 +83,7 @@ async def sign_manifest(store: Store, desc: Descriptor, tref: TransportReference
         await write_tag_signature(store, d, payload, keys.sign_bytes(options.private_key, payload), opts)
         out.append(Signed("cosign", d, f"{store.location}:{tag_for(d)}"))
     if options.private_key is not None and options.bundle:
-        from .bundle import attach_bundle, build_bundle
+        from .sigbundle import attach_bundle, build_bundle
 
         repo = parse_reference(identity).name
         ref_digest = await attach_bundle(store, build_bundle(options.private_key, repo, d), desc, opts)
@@ -118,7 +118,7 @@ async def sign_image(reference: str, options: SignOptions, *, open_options: Any 
     """``ocikit sign REFERENCE``."""
     from ..ops.copy import resolve_root
     from ..ops.stores import holding
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store
 
     if options.private_key is None and not options.gpg_fingerprint:

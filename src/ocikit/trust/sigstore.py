@@ -17,10 +17,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store, read_blob
-from ..digest import Digest
-from ..errors import ManifestInvalid, NotFound
+from ..core.digest import Digest
+from ..core.errors import ManifestInvalid, NotFound
 from ..model import Descriptor, ImageManifest, parse_manifest
 from .payload import COSIGN_PAYLOAD_MEDIA_TYPE
 

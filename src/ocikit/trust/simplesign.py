@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import KeyInvalid, SignatureInvalid, SigningFailed
+from ..core.errors import KeyInvalid, SignatureInvalid, SigningFailed
 
 
 def _gpg() -> str:

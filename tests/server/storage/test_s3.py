@@ -11,9 +11,9 @@ import time
 import aiohttp
 import pytest
 
-from ocikit.digest import Digest, Digester
-from ocikit.errors import UsageError
-from ocikit.server.config import ServerConfig, parse_config
+from ocikit.core.digest import Digest, Digester
+from ocikit.core.errors import UsageError
+from ocikit.server.serve_config import ServerConfig, parse_config
 from ocikit.server.gclease import LEASE_KEY, Lease
 from ocikit.server.storage.s3 import S3Driver
 from ocikit.server.storage.s3settings import S3Settings, parse_s3_url

@@ -18,7 +18,7 @@ from typing import Iterator
 import aiohttp
 import pytest
 
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 from ocikit.model import parse_manifest
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout

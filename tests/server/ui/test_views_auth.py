@@ -20,7 +20,7 @@ import pytest
 
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async
 
 from helpers.browser import Tab, open_tab

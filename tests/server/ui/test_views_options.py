@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from ocikit.server.config import parse_config
+from ocikit.server.serve_config import parse_config
 
 from helpers.servers import start_ocikit_serve
 

@@ -13,8 +13,8 @@ import tarfile
 import pytest
 
 from ocikit import CopyOptions, copy
-from ocikit.digest import Digest
-from ocikit.errors import ArchiveInvalid, ManifestUnknown, Unsupported, UsageError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ArchiveInvalid, ManifestUnknown, Unsupported, UsageError
 from ocikit.testing import write_image, write_index
 from ocikit.testing.images import LayerSpec
 from ocikit.transports.archive.docker import DockerArchiveReader

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocikit.errors import ArchiveInvalid, InvalidReference, ManifestUnknown, UsageError
+from ocikit.core.errors import ArchiveInvalid, InvalidReference, ManifestUnknown, UsageError
 from ocikit.transports.archive.dockerformat import (
     ManifestItem,
     choose_item,

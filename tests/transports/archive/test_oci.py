@@ -11,7 +11,7 @@ import tarfile
 import pytest
 
 from ocikit import CopyOptions, copy
-from ocikit.errors import ArchiveInvalid, DigestMismatch, ManifestUnknown
+from ocikit.core.errors import ArchiveInvalid, DigestMismatch, ManifestUnknown
 from ocikit.testing import write_image, write_index
 from ocikit.testing.images import LayerSpec
 from ocikit.transports import open_store
@@ -215,7 +215,7 @@ def test_streamed_blobs_and_a_failed_one_leave_a_valid_archive(tmp_path, src, pe
     becomes an inert member and the retried blob lands correctly."""
     import asyncio
 
-    from ocikit.digest import Digest
+    from ocikit.core.digest import Digest
     from ocikit.model import Descriptor
     from ocikit.transports.archive.oci import OCIArchiveWriter
 

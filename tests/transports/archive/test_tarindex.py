@@ -16,7 +16,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocikit.errors import ArchiveInvalid, LayerInvalid
+from ocikit.core.errors import ArchiveInvalid, LayerInvalid
 from ocikit.transports.archive.compression import DecompressingWriter
 from ocikit.transports.archive.tarindex import TarIndex, normalise_name
 from ocikit.transports.archive.tarwriter import TarWriter

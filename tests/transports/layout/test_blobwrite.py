@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from ocikit.digest import Digest
+from ocikit.core.digest import Digest
 from ocikit.durable import TMP_PREFIX
-from ocikit.errors import SizeInvalid
+from ocikit.core.errors import SizeInvalid
 from ocikit.transports.layout import OCILayout
 
 

@@ -8,7 +8,7 @@ from asyncio import run
 import pytest
 from hypothesis import given, strategies as st
 
-from ocikit.errors import Unauthorized
+from ocikit.core.errors import Unauthorized
 from ocikit.transports.registry.auth import (
     Authenticator,
     Challenge,

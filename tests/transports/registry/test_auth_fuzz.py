@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from ocikit.errors import OcikitError
+from ocikit.core.errors import OcikitError
 
 from helpers.fuzzing import grammar_text, json_values
 

@@ -13,7 +13,7 @@ import bcrypt
 import pytest
 from aiohttp import web
 
-from ocikit.errors import Unauthorized
+from ocikit.core.errors import Unauthorized
 from ocikit.ops.copy import CopyOptions, acopy
 from ocikit.testing import write_image, write_index
 from ocikit.transports import OpenOptions
@@ -233,7 +233,7 @@ def test_no_credentials_follow_a_redirect_to_another_host(images):
     """A registry (basic auth) redirecting blob GETs to storage on another origin: the storage
     server must see no Authorization header, and the blob arrives verified."""
     blob = b"x" * 100_000
-    from ocikit.digest import Digest
+    from ocikit.core.digest import Digest
     from ocikit.model import Descriptor
     digest = Digest.of(blob)
     seen: list[dict[str, str]] = []

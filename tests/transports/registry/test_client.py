@@ -15,8 +15,8 @@ import json
 import pytest
 from aiohttp import web
 
-from ocikit.digest import Digest
-from ocikit.errors import ManifestInvalid, RegistryError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ManifestInvalid, RegistryError
 from ocikit.model import Descriptor
 from ocikit.transports.registry import RegistryClient, RegistryStore
 from ocikit.transports.registry.auth import Credentials

@@ -12,8 +12,8 @@ from asyncio import run
 import pytest
 from aiohttp import web
 
-from ocikit.digest import Digest
-from ocikit.errors import DigestMismatch, ManifestUnknown, NameUnknown, TransportError
+from ocikit.core.digest import Digest
+from ocikit.core.errors import DigestMismatch, ManifestUnknown, NameUnknown, TransportError
 from ocikit.model import Descriptor
 from ocikit.ops.copy import copy
 from ocikit.testing import LayerSpec, write_image
@@ -106,7 +106,7 @@ def test_partial_upload_never_visible(reg, tmp_path):
         try:
             with pytest.raises(TransportError):
                 await store.put_blob(desc, broken())
-            from ocikit.errors import SizeInvalid
+            from ocikit.core.errors import SizeInvalid
             with pytest.raises(SizeInvalid):
                 await store.put_blob(desc, short())
             return await store.has_blob(desc)
@@ -170,7 +170,7 @@ def test_retries_429_and_503_honouring_retry_after(tmp_path):
         tags, took = run(go(3))
         assert tags == ["a"] and hits["n"] == 3 and took >= 1.0
         hits["n"] = 0
-        from ocikit.errors import TooManyRequests
+        from ocikit.core.errors import TooManyRequests
         with pytest.raises(TooManyRequests):
             run(go(0))
 

@@ -7,7 +7,7 @@ from asyncio import run
 
 import pytest
 
-from ocikit.errors import TransportError
+from ocikit.core.errors import TransportError
 from ocikit.ops.copy import acopy
 from ocikit.testing import write_image
 from ocikit.transports import OpenOptions

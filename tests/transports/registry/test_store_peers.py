@@ -7,11 +7,11 @@ from asyncio import run
 
 import pytest
 
-from ocikit.digest import Digest
-from ocikit.errors import ManifestUnknown, Unsupported
+from ocikit.core.digest import Digest
+from ocikit.core.errors import ManifestUnknown, Unsupported
 from ocikit.model import ImageIndex, parse_manifest
 from ocikit.ops.copy import CopyOptions, acopy, copy
-from ocikit.platforms import host_platform, parse_platform
+from ocikit.core.platforms import host_platform, parse_platform
 from ocikit.transports import open_store
 from ocikit.transports.layout import OCILayout
 
@@ -118,7 +118,7 @@ def test_delete_then_skopeo_no_longer_finds_it(reg, src_layout, ocikit):
 
 
 async def _resolve(ref: str):
-    from ocikit.transportref import parse_transport_reference
+    from ocikit.core.transportref import parse_transport_reference
     tref = parse_transport_reference(ref)
     store = open_store(tref)
     try:
@@ -182,7 +182,7 @@ def test_catalog_follows_link_pagination(reg, src_layout):
 
 def test_referrers_fallback_tag_schema(reg, tmp_path):
     """docker-registry 2.8 has no referrers API: the sha256-<hex> tag index is read instead."""
-    from ocikit import mediatypes as mt
+    from ocikit.core import mediatypes as mt
     from ocikit.model import Descriptor, build_index
     from ocikit.transports.registry import RegistryClient, RegistryStore
     from ocikit.testing import write_image

@@ -12,8 +12,8 @@ from asyncio import run
 import pytest
 from aiohttp import web
 
-from ocikit.digest import Digest
-from ocikit.errors import BlobUploadInvalid
+from ocikit.core.digest import Digest
+from ocikit.core.errors import BlobUploadInvalid
 from ocikit.model import Descriptor
 from ocikit.transports.registry import RegistryClient, RegistryStore
 

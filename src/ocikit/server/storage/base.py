@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 from typing import AsyncIterator
 
-from ...digest import Digester
+from ...core.digest import Digester
 
 
 class StorageDriver(abc.ABC):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .base import StorageDriver
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..config import ServerConfig
+    from ..serve_config import ServerConfig
 
 
 def open_driver(config: "ServerConfig") -> StorageDriver:

@@ -3,7 +3,7 @@
 Every write follows :mod:`ocikit.durable`'s rules: a hidden temp file in the target
 directory, flushed (unless ``fsync`` is off), renamed into place, the directory flushed — a
 crash at any moment leaves either the old object or the new one, never half of one; a full
-disk raises :class:`~ocikit.errors.DiskFull` (the server answers 503 and stays up) and leaves
+disk raises :class:`~ocikit.core.errors.DiskFull` (the server answers 503 and stays up) and leaves
 no temp file. Temp names start with ``.`` and are never listed.
 """
 
@@ -15,7 +15,7 @@ import shutil
 from typing import AsyncIterator
 
 from ... import durable
-from ...digest import CHUNK, Digester
+from ...core.digest import CHUNK, Digester
 from .base import StorageDriver
 
 SYNC_EVERY = 64 << 20

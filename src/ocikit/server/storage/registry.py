@@ -26,9 +26,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-from ... import mediatypes as mt
-from ...digest import Digest, Digester
-from ...errors import (
+from ...core import mediatypes as mt
+from ...core.digest import Digest, Digester
+from ...core.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,

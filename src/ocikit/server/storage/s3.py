@@ -26,8 +26,8 @@ import logging
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from ...digest import Digester
-from ...errors import StorageUnavailable, UsageError
+from ...core.digest import Digester
+from ...core.errors import StorageUnavailable, UsageError
 from .base import StorageDriver
 from .s3parts import write_object
 from .s3settings import S3Settings

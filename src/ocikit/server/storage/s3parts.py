@@ -7,7 +7,7 @@ import asyncio
 import logging
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from ...digest import Digester
+from ...core.digest import Digester
 
 log = logging.getLogger("ocikit.server.s3")
 

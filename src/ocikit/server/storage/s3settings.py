@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ...errors import UsageError
+from ...core.errors import UsageError
 
 MIN_PART = 5 * 1024 * 1024
 """S3's smallest multipart part (except the last)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
-from ...digest import Digest
+from ...core.digest import Digest
 from ...model import ImageIndex, ImageManifest
 from .inventory import ConfigView, ImageSummary, ManifestView
 from .markup import Child, Safe, digest_link, dl, el, frag, human_size, repo_url, section, short_digest, short_type, table

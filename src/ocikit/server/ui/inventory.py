@@ -16,9 +16,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Generic, Hashable, Iterable, TypeVar
 
-from ... import mediatypes as mt
-from ...digest import Digest
-from ...errors import ManifestUnknown, OcikitError
+from ...core import mediatypes as mt
+from ...core.digest import Digest
+from ...core.errors import ManifestUnknown, OcikitError
 from ...model import Descriptor, ImageIndex, ImageManifest, Manifest, parse_config, parse_manifest
 from ..storage.registry import RegistryStorage, blob_key
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
-from ...digest import Digest
+from ...core.digest import Digest
 from ...model import ImageManifest
 from ..gc import GcReport
 from .commands import pull_commands

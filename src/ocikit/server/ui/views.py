@@ -19,11 +19,11 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ...digest import Digest
-from ...errors import DigestInvalid, InvalidReference, ManifestUnreadable, NotFound, OcikitError
+from ...core.digest import Digest
+from ...core.errors import DigestInvalid, InvalidReference, ManifestUnreadable, NotFound, OcikitError
 from ...model import ImageIndex, ImageManifest
-from ...reference import validate_repository_name
-from ..auth import Principal
+from ...core.reference import validate_repository_name
+from ..access import Principal
 from ..gc import GcReport
 from ..context import REGISTRY, Registry
 from ..routes import TAG_RE

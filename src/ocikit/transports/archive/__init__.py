@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...transportref import TransportReference
+from ...core.transportref import TransportReference
 from .docker import DockerArchiveReader, DockerArchiveWriter, open_docker_archive_path
 from .oci import OCIArchiveReader, OCIArchiveWriter, open_oci_archive_path
 
@@ -23,7 +23,7 @@ def open_docker_archive(tref: TransportReference, opts: Any = None, *, write: bo
                         ) -> DockerArchiveReader | DockerArchiveWriter:
     """The Store for ``docker-archive:PATH[:NAME:TAG|:@N]``."""
     if write and tref.digest is not None:
-        from ...errors import UsageError
+        from ...core.errors import UsageError
         raise UsageError(f"{tref}: docker-archive does not support digest references")
     return open_docker_archive_path(tref.path, tref.reference, write=write)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from typing import IO, Callable
 
-from ...errors import LayerInvalid
+from ...core.errors import LayerInvalid
 
 OUT_PIECE = 256 << 10
 

@@ -18,11 +18,11 @@ import threading
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable, Iterator
 
-from ... import mediatypes as mt
+from ...core import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, Options, RawManifest, StoreTraits
-from ...digest import CHUNK, Digest, Digester, Verifier, is_digest
+from ...core.digest import CHUNK, Digest, Digester, Verifier, is_digest
 from ...durable import disk_full_guard
-from ...errors import (
+from ...core.errors import (
     ArchiveInvalid,
     BlobUnknown,
     DigestMismatch,

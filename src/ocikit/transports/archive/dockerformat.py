@@ -16,11 +16,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ... import mediatypes as mt
-from ...digest import Digest
-from ...errors import ArchiveInvalid, InvalidReference, ManifestUnknown, UsageError
+from ...core import mediatypes as mt
+from ...core.digest import Digest
+from ...core.errors import ArchiveInvalid, InvalidReference, ManifestUnknown, UsageError
 from ...model.jsonutil import decode_object
-from ...reference import parse_reference
+from ...core.reference import parse_reference
 
 MANIFEST_FILE = "manifest.json"
 REPOSITORIES_FILE = "repositories"

@@ -12,11 +12,11 @@ import asyncio
 import os
 from typing import AsyncIterator, Iterable
 
-from ... import mediatypes as mt
+from ...core import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
-from ...digest import Digest, Verifier, is_digest
+from ...core.digest import Digest, Verifier, is_digest
 from ...durable import disk_full_guard
-from ...errors import ArchiveInvalid, BlobUnknown, ManifestUnknown
+from ...core.errors import ArchiveInvalid, BlobUnknown, ManifestUnknown
 from ...model import ANNOTATION_REF_NAME, Descriptor, canonical_json, parse_manifest
 from ...model.walk import walk
 from ..layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, OCILayout, check_layout_file, parse_index_file

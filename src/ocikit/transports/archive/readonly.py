@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from ...content import DEFAULT_OPTIONS, Options
-from ...digest import Digest
-from ...errors import Unsupported
+from ...core.digest import Digest
+from ...core.errors import Unsupported
 from ...model import Descriptor
 
 

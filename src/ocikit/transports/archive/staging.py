@@ -6,7 +6,7 @@ whole tar to a temp file (:func:`ocikit.durable.temp_path`: ``.tmp-NAME-XXXX``),
 renames it over the target, holding an exclusive ``flock`` on the parent directory so
 concurrent ocikit writers of one archive serialise. An interrupted write leaves only dot-files
 (``.tmp-``, ``ocikit-staging``), never a half archive under the target name; a full disk
-raises :class:`~ocikit.errors.DiskFull`.
+raises :class:`~ocikit.core.errors.DiskFull`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shutil
 from typing import Any, Awaitable, Callable, TypeVar
 
 from ... import durable
-from ...errors import ArchiveInvalid
+from ...core.errors import ArchiveInvalid
 from .tarwriter import TarWriter
 
 T = TypeVar("T")

@@ -21,8 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
-from ...digest import CHUNK
-from ...errors import ArchiveInvalid, BlobUnknown
+from ...core.digest import CHUNK
+from ...core.errors import ArchiveInvalid, BlobUnknown
 from .compression import detect_compression, open_decompressed
 
 MAX_LINK_HOPS = 16

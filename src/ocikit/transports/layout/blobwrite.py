@@ -5,7 +5,7 @@ the blob's own directory, hashed while written, flushed (unless the layout was o
 ``sync=False``), marked with a verified-at-ingest record (:mod:`.verified`) and renamed in.
 The blob directories are flushed once, before ``index.json`` next names anything
 (:class:`~ocikit.transports.layout.indexfile.IndexFile`). A full disk raises
-:class:`~ocikit.errors.DiskFull`, and no temp file is left behind.
+:class:`~ocikit.core.errors.DiskFull`, and no temp file is left behind.
 
 A writer that hashes what it writes itself (a layer built from a directory, ``ocikit build``)
 asks :func:`staged_blob` for a temp file among the blobs and commits it with the digest and
@@ -19,8 +19,8 @@ import os
 from typing import AsyncIterator, Iterator
 
 from ... import durable
-from ...digest import Digest, Verifier
-from ...errors import SizeInvalid
+from ...core.digest import Digest, Verifier
+from ...core.errors import SizeInvalid
 from ...model import Descriptor
 from .layoutdir import LayoutDir
 from .verified import record_verified
@@ -95,7 +95,7 @@ class StagedBlob:
 @contextlib.contextmanager
 def staged_blob(layout: LayoutDir, algorithm: str = "sha256") -> Iterator[StagedBlob]:
     """A :class:`StagedBlob` for the block; removed unless committed (a full disk raises
-    :class:`~ocikit.errors.DiskFull`)."""
+    :class:`~ocikit.core.errors.DiskFull`)."""
     d = os.path.join(layout.path, "blobs", algorithm)
     tmp = durable.temp_path(d)
     with durable.removing_on_error(tmp, f"a new blob in {layout.location}"):

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ... import mediatypes as mt
+from ...core import mediatypes as mt
 from ...durable import atomic_write, fsync_dir
-from ...errors import LayoutInvalid, ManifestInvalid, ManifestUnknown, OcikitError
+from ...core.errors import LayoutInvalid, ManifestInvalid, ManifestUnknown, OcikitError
 from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, canonical_json, parse_manifest
 from ...model.jsonutil import decode_object
 from .layoutdir import LayoutDir

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ...digest import Digest, Verifier
+from ...core.digest import Digest, Verifier
 from ...durable import lock
-from ...errors import BlobUnknown, ManifestInvalid, ManifestUnknown
+from ...core.errors import BlobUnknown, ManifestInvalid, ManifestUnknown
 from ...model.manifest import MAX_MANIFEST_SIZE
 
 

@@ -12,10 +12,10 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from ...digest import Digest
+from ...core.digest import Digest
 from ... import durable
 from ...durable import TMP_PREFIX
-from ...errors import LayoutInvalid, ManifestUnknown, ManifestUnreadable
+from ...core.errors import LayoutInvalid, ManifestUnknown, ManifestUnreadable
 from ...model import Descriptor
 from ...model.manifest import MAX_MANIFEST_SIZE
 from ...model.walk import walk

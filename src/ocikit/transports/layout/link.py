@@ -12,8 +12,8 @@ import os
 
 from ... import durable
 from ...content import LinkResult
-from ...digest import CHUNK, Verifier, digest_file
-from ...errors import BlobUnknown, DigestMismatch, SizeInvalid
+from ...core.digest import CHUNK, Verifier, digest_file
+from ...core.errors import BlobUnknown, DigestMismatch, SizeInvalid
 from ...model import Descriptor
 from .layoutdir import LayoutDir
 from .verified import has_verified_record, record_verified

@@ -25,11 +25,11 @@ import contextlib
 import os
 from typing import Any, AsyncIterator, Iterator
 
-from ... import mediatypes as mt
+from ...core import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
-from ...digest import CHUNK, Digest, is_digest
+from ...core.digest import CHUNK, Digest, is_digest
 from ...durable import atomic_write, disk_full_guard
-from ...errors import BlobUnknown, LayoutInvalid, ManifestInvalid, ManifestUnknown
+from ...core.errors import BlobUnknown, LayoutInvalid, ManifestInvalid, ManifestUnknown
 from ...model import Descriptor, canonical_json, parse_manifest
 from ...model.jsonutil import decode_object
 from ...model.manifest import MAX_MANIFEST_SIZE

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from ... import mediatypes as mt
-from ...digest import Digest, digest_file
-from ...errors import LayoutInvalid, ManifestInvalid
+from ...core import mediatypes as mt
+from ...core.digest import Digest, digest_file
+from ...core.errors import LayoutInvalid, ManifestInvalid
 from ...model import Descriptor, ImageIndex, ImageManifest, parse_config, parse_manifest
 from ...model.manifest import MAX_MANIFEST_SIZE
 from .indexfile import IndexFile

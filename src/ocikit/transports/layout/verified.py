@@ -10,7 +10,7 @@ import os
 import sys
 import time
 
-from ...digest import Digest
+from ...core.digest import Digest
 
 VERIFIED_XATTR = "user.ocikit.verified"
 """On a blob file ocikit wrote itself and verified while writing: ``"DIGEST SIZE MTIME_NS"``.

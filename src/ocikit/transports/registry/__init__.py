@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ...reference import validate_repository_name
-from ...transportref import TransportReference
+from ...core.reference import validate_repository_name
+from ...core.transportref import TransportReference
 from .auth import Credentials
 from .client import RegistryClient
 from .credentials import find_credentials

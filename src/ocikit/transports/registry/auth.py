@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Mapping
 
-from ...errors import ScopeInvalid, Unauthorized
+from ...core.errors import ScopeInvalid, Unauthorized
 from ...model.scope import Scope, covers_all, merge_scopes, parse_scope, repository_scope
 
 # RFC 7230 tchar

@@ -4,7 +4,7 @@ One :class:`RegistryClient` per host: one aiohttp connection pool, one
 :class:`~.auth.Authenticator`, the scheme found by pinging ``/v2/``. ``request`` adds
 credentials, answers auth challenges, retries what is safe to retry, follows redirects by
 hand (never carrying ``Authorization`` to another origin) and turns registry error bodies
-into :mod:`ocikit.errors` types.
+into :mod:`ocikit.core.errors` types.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 from ..._aiohttp import aiohttp
 from yarl import URL
 
-from ...errors import (
+from ...core.errors import (
     ERROR_CODES,
     Denied,
     DiskFull,

@@ -19,7 +19,7 @@ import subprocess
 from typing import Any
 
 from ...durable import atomic_write
-from ...errors import UsageError
+from ...core.errors import UsageError
 from .auth import Credentials
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")

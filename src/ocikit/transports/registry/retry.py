@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from ...uint import parse_uint
+from ...core.uint import parse_uint
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 

@@ -15,10 +15,10 @@ from typing import Any, AsyncIterator
 from ..._aiohttp import aiohttp
 from yarl import URL
 
-from ... import mediatypes as mt
+from ...core import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, LinkResult, Options, RawManifest, SparseIndex, Store, StoreTraits
-from ...digest import Digest, Verifier, is_digest
-from ...errors import (
+from ...core.digest import Digest, Verifier, is_digest
+from ...core.errors import (
     BlobUnknown,
     BlobUploadInvalid,
     DigestMismatch,
@@ -31,7 +31,7 @@ from ...errors import (
     Unsupported,
 )
 from ...model import Descriptor, ImageIndex, parse_manifest
-from ...uint import parse_uint
+from ...core.uint import parse_uint
 from .auth import Scope, repository_scope
 from .client import NETWORK_ERRORS, RegistryClient, _describe, next_link, read_body, read_json
 from .retry import backoff_delay

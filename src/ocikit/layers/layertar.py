@@ -36,10 +36,10 @@ import threading
 from dataclasses import dataclass
 from typing import IO, Any, Mapping, Protocol
 
-from .. import mediatypes as mt
-from ..digest import Digest, Digester
+from ..core import mediatypes as mt
+from ..core.digest import Digest, Digester
 from ..durable import sync_data
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..model import Descriptor
 
 COMPRESSIONS = ("gzip", "zstd", "none")

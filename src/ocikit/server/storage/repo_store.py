@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from ...content import DEFAULT_OPTIONS, Options, RawManifest, SparseIndex, StoreTraits
-from ...digest import Digest
-from ...errors import ManifestUnknown
+from ...core.digest import Digest
+from ...core.errors import ManifestUnknown
 from ...model import Descriptor
 from .registry import RegistryStorage
 

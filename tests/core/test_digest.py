@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.digest import Digest, Digester, Verifier, digest_chunks, digest_file, is_digest, verify_bytes
-from ocikit.errors import DigestInvalid, DigestMismatch, SizeInvalid, UnsupportedDigestAlgorithm
+from ocikit.core.digest import Digest, Digester, Verifier, digest_chunks, digest_file, is_digest, verify_bytes
+from ocikit.core.errors import DigestInvalid, DigestMismatch, SizeInvalid, UnsupportedDigestAlgorithm
 
 HEX64 = "a" * 64
 HEX128 = "b" * 128

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from ..content import DEFAULT_OPTIONS, Options, Store
-from ..digest import Digest
-from ..errors import OcikitError, SignatureInvalid
-from ..reference import Reference, parse_reference
-from ..transportref import TransportReference
+from ..core.digest import Digest
+from ..core.errors import OcikitError, SignatureInvalid
+from ..core.reference import Reference, parse_reference
+from ..core.transportref import TransportReference
 from . import keys as keymod
 from .collect import KINDS, FoundSignature, collect, docker_ref
 from .identity import DEFAULT_RULE, IdentityRule, matches
@@ -77,7 +77,7 @@ def _verify_material(found: FoundSignature, trusted: TrustedKeys) -> tuple[str, 
         p = parse_payload(found.data, expect_type=COSIGN_TYPE)
         return name, p.docker_reference, p.manifest_digest
     if found.kind == "bundle":
-        from .bundle import verify_bundle
+        from .sigbundle import verify_bundle
 
         if not trusted.public_keys:
             raise SignatureInvalid("a sigstore bundle, and no sigstore public keys are trusted")
@@ -164,7 +164,7 @@ async def verify_image(reference: str, trusted: TrustedKeys, *, regd: Registries
     """``ocikit verify``: every signature of REFERENCE (and each platform manifest with ``recursive``)."""
     from ..model import ImageIndex
     from ..ops.copy import resolve_root
-    from ..transportref import parse_transport_reference
+    from ..core.transportref import parse_transport_reference
     from ..transports import open_store
 
     tref = parse_transport_reference(reference, default_transport="docker")

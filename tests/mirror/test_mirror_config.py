@@ -6,8 +6,8 @@ import pytest
 import yaml
 from hypothesis import given, strategies as st
 
-from ocikit.errors import UsageError
-from ocikit.mirror.config import RewriteRule, destination_path, load_config, parse_config, select_tags
+from ocikit.core.errors import UsageError
+from ocikit.mirror.mirror_config import RewriteRule, destination_path, load_config, parse_config, select_tags
 from ocikit.mirror.semver import parse_range, parse_version
 
 MINIMAL = """\

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import InvalidReference
-from ocikit.transportref import TransportReference, parse_transport_reference
+from ocikit.core.errors import InvalidReference
+from ocikit.core.transportref import TransportReference, parse_transport_reference
 from ocikit.transports import target_tag
 
 D = "sha256:" + "c" * 64

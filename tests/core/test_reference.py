@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import InvalidReference, NameInvalid
-from ocikit.reference import (
+from ocikit.core.errors import InvalidReference, NameInvalid
+from ocikit.core.reference import (
     NAME_TOTAL_MAX,
     Reference,
     parse_reference,
@@ -18,7 +18,7 @@ from ocikit.reference import (
     validate_repository_name,
     validate_tag,
 )
-from ocikit.transportref import parse_transport_reference
+from ocikit.core.transportref import parse_transport_reference
 
 from helpers.cli import expect_failure
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from ocikit.errors import OcikitError
+from ocikit.core.errors import OcikitError
 
 from helpers.fuzzing import shaped
 
@@ -20,7 +20,7 @@ MIRROR = {"images": [ENTRY], "rewrite": [{"source": None, "destination": None}]}
 
 @given(shaped(MIRROR))
 def test_mirror_config_parse_config(doc):
-    from ocikit.mirror.config import parse_config
+    from ocikit.mirror.mirror_config import parse_config
     try:
         parse_config(doc)
     except OcikitError:

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from ocikit.errors import SignatureInvalid
+from ocikit.core.errors import SignatureInvalid
 from ocikit.trust import keys
-from ocikit.trust.bundle import BUNDLE_MEDIA_TYPE, build_bundle, pae, verify_bundle
+from ocikit.trust.sigbundle import BUNDLE_MEDIA_TYPE, build_bundle, pae, verify_bundle
 
 D = "sha256:" + hashlib.sha256(b"manifest").hexdigest()
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import UsageError
-from ..uint import parse_uint
+from ..core.errors import UsageError
+from ..core.uint import parse_uint
 from ..model.manifest import MAX_MANIFEST_SIZE
 from .storage.s3settings import S3Settings, parse_s3_url, settings_from_mapping
 

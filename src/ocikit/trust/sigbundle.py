@@ -25,10 +25,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .. import mediatypes as mt
+from ..core import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store, read_blob
-from ..digest import Digest
-from ..errors import ManifestInvalid, SignatureInvalid
+from ..core.digest import Digest
+from ..core.errors import ManifestInvalid, SignatureInvalid
 from ..model import Descriptor, ImageManifest, build_manifest
 from . import keys
 

@@ -20,11 +20,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..digest import Digest
-from ..errors import DigestInvalid, InvalidPlatform, InvalidReference, UsageError
-from ..platforms import Platform, parse_platform
-from ..reference import Reference, validate_repository_name
-from ..transportref import TransportReference, parse_transport_reference
+from ..core.digest import Digest
+from ..core.errors import DigestInvalid, InvalidPlatform, InvalidReference, UsageError
+from ..core.platforms import Platform, parse_platform
+from ..core.reference import Reference, validate_repository_name
+from ..core.transportref import TransportReference, parse_transport_reference
 from .semver import SemverRange, parse_range, parse_version
 
 PLATFORM_MODES = ("sparse", "rewrite")
@@ -164,7 +164,7 @@ def parse_entry(doc: Any, path: str, where: str) -> ImageEntry:
         raise _fail(path, f"{where}.{unknown[0]}", f"unknown key (known: {', '.join(sorted(_ENTRY_KEYS))})")
     source, selector = _parse_source(doc.get("source"), path, f"{where}.source")
     tags = tuple(_str_list(doc.get("tags", []), path, f"{where}.tags"))
-    from ..reference import validate_tag
+    from ..core.reference import validate_tag
     for i, t in enumerate(tags):
         try:
             validate_tag(t)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ocikit.content import SparseIndex
-from ocikit.errors import Unsupported
+from ocikit.core.errors import Unsupported
 from ocikit.ops.copy import CopyOptions, copy_between
-from ocikit.platforms import parse_platform
+from ocikit.core.platforms import parse_platform
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage
-from ocikit.server.storage.store import RepositoryStore
+from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_index_async
 from ocikit.transports.layout import OCILayout
 

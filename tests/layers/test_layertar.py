@@ -14,9 +14,9 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import UsageError
+from ocikit.core.errors import UsageError
 from ocikit.layers.reader import open_layer_file
-from ocikit.layers.tarwriter import (
+from ocikit.layers.layertar import (
     GZIP_HEADER,
     LayerSink,
     LayerWriter,
@@ -234,7 +234,7 @@ _names = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_
                               st.binary(max_size=40), max_size=3))
 def test_headers_are_byte_for_byte_tarfiles(name, linkname, typeflag, mode, uid, gid, size, mtime, dev, xattrs):
     """The fast header encoder writes exactly what tarfile's PAX format writes for the same entry."""
-    from ocikit.layers.tarwriter import encode_header
+    from ocikit.layers.layertar import encode_header
     ti = tarfile.TarInfo(name)
     ti.type, ti.mode, ti.uid, ti.gid, ti.mtime, ti.linkname = typeflag, mode, uid, gid, mtime, linkname
     ti.size = size if typeflag == b"0" else 0

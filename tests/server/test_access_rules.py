@@ -10,8 +10,8 @@ import aiohttp
 import bcrypt
 import pytest
 
-from ocikit.server.auth import Authenticator
-from ocikit.server.config import AuthConfig
+from ocikit.server.access import Authenticator
+from ocikit.server.serve_config import AuthConfig
 
 from helpers.servers import start_ocikit_serve
 from helpers.rawhttp import TOKEN_CONFIG, USERS, Client, error_code

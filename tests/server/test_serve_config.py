@@ -9,8 +9,8 @@ import subprocess
 import aiohttp
 import pytest
 
-from ocikit import mediatypes as mt
-from ocikit.digest import Digest
+from ocikit.core import mediatypes as mt
+from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_index
 
 from helpers.cli import expect_failure, OCIKIT

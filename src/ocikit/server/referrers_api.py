@@ -6,8 +6,8 @@ import json
 
 from aiohttp import web
 
-from .. import mediatypes as mt
-from ..digest import Digest
+from ..core import mediatypes as mt
+from ..core.digest import Digest
 from .context import registry
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from ocikit.errors import OcikitError
+from ocikit.core.errors import OcikitError
 
 from helpers.fuzzing import grammar_text
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.fuzz
 
 @given(grammar_text)
 def test_reference_parse_reference(text):
-    from ocikit.reference import parse_reference
+    from ocikit.core.reference import parse_reference
     try:
         parse_reference(text)
     except OcikitError:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..digest import Digest
-from ..errors import ConfigInvalid
-from ..platforms import Platform
+from ..core.digest import Digest
+from ..core.errors import ConfigInvalid
+from ..core.platforms import Platform
 from .descriptor import Checker
 from .jsonutil import decode_object
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from ocikit.errors import OcikitError
+from ocikit.core.errors import OcikitError
 
 from helpers.fuzzing import grammar_text
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.fuzz
 
 @given(grammar_text)
 def test_platforms_parse_platform(text):
-    from ocikit.platforms import parse_platform
+    from ocikit.core.platforms import parse_platform
     try:
         parse_platform(text).normalized()
     except OcikitError:

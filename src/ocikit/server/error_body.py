@@ -6,7 +6,7 @@ import json
 
 from aiohttp import web
 
-from ..errors import ERROR_CODES, OcikitError
+from ..core.errors import ERROR_CODES, OcikitError
 
 SPEC_CODES = frozenset(ERROR_CODES)
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocikit.errors import ConfigInvalid
-from ocikit.model.config import parse_config
+from ocikit.core.errors import ConfigInvalid
+from ocikit.model.image_config import parse_config
 
 GOOD = {"architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": ["sha256:" + "a" * 64]},

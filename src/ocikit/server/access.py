@@ -21,9 +21,9 @@ from typing import Any, Iterable, Mapping
 
 import bcrypt
 
-from ..errors import Denied, ScopeInvalid, Unauthorized, UsageError
+from ..core.errors import Denied, ScopeInvalid, Unauthorized, UsageError
 from ..model.scope import CATALOG, REPOSITORY, Scope, parse_scope
-from .config import ACTIONS, AuthConfig, Rule
+from .serve_config import ACTIONS, AuthConfig, Rule
 
 ANONYMOUS = "anonymous"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 
-from ocikit.errors import OcikitError
+from ocikit.core.errors import OcikitError
 
 from helpers.fuzzing import shaped
 
@@ -25,7 +25,7 @@ SERVER = {"listen": None, "read_only": None, "shutdown_timeout": None,
 
 @given(shaped(SERVER))
 def test_server_config_parse_config(doc):
-    from ocikit.server.config import parse_config
+    from ocikit.server.serve_config import parse_config
     try:
         parse_config(doc)
     except OcikitError:

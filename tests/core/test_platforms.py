@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ocikit.errors import InvalidPlatform
-from ocikit.platforms import Platform, best_match, host_platform, matches, normalize_arch, parse_platform, select
+from ocikit.core.errors import InvalidPlatform
+from ocikit.core.platforms import Platform, best_match, host_platform, matches, normalize_arch, parse_platform, select
 
 
 @pytest.mark.parametrize("text, expected", [
