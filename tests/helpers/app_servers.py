@@ -135,8 +135,10 @@ def token_server(issuer: TokenIssuer, users: dict[str, str], *, service: str = "
 # ---- faulty proxies ----------------------------------------------------------------------------
 
 
-def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0) -> web.Application:
-    """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs."""
+def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0,
+               seen: list[tuple[str, str]] | None = None) -> web.Application:
+    """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs;
+    ``seen`` collects (method, path) of every request."""
     state: dict[str, Any] = {}
 
     async def startup(app: web.Application) -> None:
@@ -147,6 +149,8 @@ def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: 
 
     async def handle(request: web.Request) -> web.StreamResponse:
         sess: ClientSession = state["session"]
+        if seen is not None:
+            seen.append((request.method, request.path))
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         async with sess.request(request.method, f"http://{upstream}{request.rel_url}", headers=headers,
@@ -203,6 +207,14 @@ def cutting_proxy(upstream: str, digest: str, cut_after: int, times: int = 1) ->
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
         yield host, stats
+
+
+@contextlib.contextmanager
+def counting_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Proxy that passes everything through and records (method, path) of every request."""
+    seen: list[tuple[str, str]] = []
+    with serve_app(_proxy_app(upstream, lambda request, status: None, seen=seen)) as host:
+        yield host, seen
 
 
 @contextlib.contextmanager

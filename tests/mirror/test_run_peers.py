@@ -134,13 +134,17 @@ def test_twenty_images_registry_to_registry_move_each_blob_once(tmp_path):
         assert blobs["mounted"] == 2 * 19
         run_ocikit("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                 "--dest-tls-verify=false", text=True)
-        # the plan asks the target: everything is there already
+        # every tag is in place: the plan skips all 20 images
         rc, dry = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                            "--dest-tls-verify=false", "--dry-run")
+        assert dry["plan"]["unchanged"] == 20 and dry["plan"]["uniqueBlobs"] == 0
+        # --recheck plans them all; the plan asks the target: everything is there already
+        rc, dry = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false", "--dry-run", "--recheck")
         assert dry["plan"]["blobsAlreadyThere"] == 42 and dry["plan"]["bytesToMove"] == 0
         # a second run moves nothing
         rc, rep2 = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
-                            "--dest-tls-verify=false", "--journal", str(tmp_path / "j"))
+                            "--dest-tls-verify=false", "--journal", str(tmp_path / "j"), "--recheck")
         assert rep2["blobs"]["moved"] == 0 and rep2["blobs"]["alreadyThere"] == 42
 
 

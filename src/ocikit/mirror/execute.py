@@ -35,7 +35,8 @@ class ImageOutcome:
     destination: str
     kind: str
     status: str
-    """``ok``, ``done-earlier`` (journaled by an earlier run), ``failed``."""
+    """``ok``, ``done-earlier`` (journaled by an earlier run), ``unchanged`` (in place already: not
+    planned, not copied), ``failed``."""
     digest: Digest | None = None
     source_digest: Digest | None = None
     platforms: list[str] = field(default_factory=list)
@@ -69,6 +70,10 @@ class MirrorReport:
     moved_digests: list[str] = field(default_factory=list)
     seconds: float = 0.0
     plan: dict[str, Any] = field(default_factory=dict)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    """HTTP requests per registry host and method (the whole job: planning, transfer, prune)."""
+    pruned: list[dict[str, Any]] = field(default_factory=list)
+    """``--prune``: one entry per tag removed (or kept, and why)."""
 
     @property
     def failures(self) -> list[ImageOutcome]:
@@ -76,7 +81,7 @@ class MirrorReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.blob_failures
+        return not self.failures and not self.blob_failures and not any(p["status"] == "failed" for p in self.pruned)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +96,8 @@ class MirrorReport:
                          for i in self.failures]
                         + [{"blob": d, "error": e} for d, e in self.blob_failures.items()],
             "seconds": round(self.seconds, 3),
+            "unchanged": sum(1 for i in self.images if i.status == "unchanged"),
+            "requests": self.requests, "pruned": self.pruned,
         }
 
 
@@ -137,6 +144,9 @@ class _MirrorRun:
                                               p.job.kind, "failed", error=p.error))
         image_tasks = [asyncio.create_task(self.write_image(p, out)) for p, out in zip(plan.images, report.images)]
         await gather_or_cancel([*blob_tasks, *image_tasks])
+        for u in plan.unchanged:
+            report.images.append(ImageOutcome(u.job.source, self.target.display(u.job.path, u.job.tag), u.job.kind,
+                                              "unchanged", u.digest, u.source_digest))
         return report
 
     # ---- blobs ---------------------------------------------------------------------------------

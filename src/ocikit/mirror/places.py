@@ -69,17 +69,26 @@ class StoreCache:
         self.stores: dict[str, Store] = {}
         self.clients: dict[str, Any] = {}
 
+    def client(self, host: str, options: OpenOptions) -> Any:
+        """The one :class:`~ocikit.transports.registry.RegistryClient` of ``host``."""
+        from ..transports.registry import client_for
+        client = self.clients.get(host)
+        if client is None:
+            client = self.clients[host] = client_for(host, options)
+        return client
+
     def repository(self, host: str, repo: str, options: OpenOptions, *, write: bool) -> Store:
         from ..reference import validate_repository_name as _check
-        from ..transports.registry import RegistryStore, client_for
+        from ..transports.registry import RegistryStore
 
         def opener() -> Store:
             _check(repo)
-            client = self.clients.get(host)
-            if client is None:
-                client = self.clients[host] = client_for(host, options)
-            return RegistryStore(client, repo, own_client=False, write=write)
+            return RegistryStore(self.client(host, options), repo, own_client=False, write=write)
         return self.get(f"docker://{host}/{repo}", opener)
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests sent so far, per registry host and HTTP method."""
+        return {h: dict(sorted(c.requests.items())) for h, c in sorted(self.clients.items())}
 
     def get(self, key: str, opener: "callable") -> Store:  # type: ignore[valid-type]
         s = self.stores.get(key)
@@ -121,6 +130,10 @@ class RegistryTarget:
 
     def image_store(self, job: ImageJob, plan: CopyPlan | None) -> Store:
         return self.store_for(job.path)
+
+    def client(self) -> Any:
+        """The registry client every repository of this target shares."""
+        return self.cache.client(self.host, self.options)
 
     def key_for(self, path: str) -> str:
         return f"{self.host}/{self.repository(path)}"
