@@ -32,7 +32,7 @@ test: dev peers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 fuzz: dev
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz -p no:cacheprovider $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -m fuzz -p no:cacheprovider --timeout=0 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .ocikit-demo .pytest_cache

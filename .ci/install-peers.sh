@@ -3,7 +3,7 @@
 set -eu
 need=""
 for pair in skopeo:skopeo umoci:umoci oci-image-tool:oci-image-tool docker-registry:docker-registry \
-            podman:podman buildah:buildah openssl:openssl; do
+            podman:podman buildah:buildah openssl:openssl chromium:chromium; do
   cmd=${pair%%:*}; pkg=${pair#*:}
   command -v "$cmd" >/dev/null 2>&1 || need="$need $pkg"
 done

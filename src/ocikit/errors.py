@@ -113,6 +113,27 @@ class ConfigInvalid(ManifestInvalid):
     pass
 
 
+class ManifestUnreadable(OcikitError):
+    """A walk of an image graph met a manifest it could not read, verify or parse.
+
+    Names where the walk ran (``where``: a layout, a repository), the manifest's ``digest``,
+    and the ``parent`` that pointed at it (``None`` for a root) at ``path`` (``manifests[2]``).
+    A sweep stops on it rather than treat what hangs under the manifest as garbage.
+    """
+
+    code = "MANIFEST_INVALID"
+
+    def __init__(self, message: str, *, where: str, digest: str, parent: str | None, path: str,
+                 cause: BaseException) -> None:
+        super().__init__(message, detail={"digest": str(digest), "parent": str(parent) if parent else None,
+                                          "path": path})
+        self.where = where
+        self.digest = digest
+        self.parent = parent
+        self.path = path
+        self.cause = cause
+
+
 # --- content that is not there -----------------------------------------------------------
 
 
@@ -182,6 +203,10 @@ class TooManyRequests(OcikitError):
     status = 429
 
 
+class ScopeInvalid(UsageError, ValueError):
+    """A token scope that is not ``type:name:actions`` (a ``ValueError`` too, as it always was)."""
+
+
 # --- places ------------------------------------------------------------------------------
 
 
@@ -210,6 +235,16 @@ class LayerInvalid(OcikitError):
     """A layer tarball that cannot be applied (hostile paths, bad headers, ...)."""
 
     code = "LAYER_INVALID"
+
+
+class LayerLimitExceeded(LayerInvalid):
+    """A layer past one of the bounds of :class:`~ocikit.layers.limits.LayerLimits` (expansion,
+    extended-header state); ``limit`` names the bound, ``value`` what was reached."""
+
+    def __init__(self, message: str, *, limit: str, value: int) -> None:
+        super().__init__(message, detail={"limit": limit, "value": value})
+        self.limit = limit
+        self.value = value
 
 
 class StorageFull(OcikitError):

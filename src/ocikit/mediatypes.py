@@ -4,6 +4,8 @@ from __future__ import annotations
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_ARTIFACT_MANIFEST = "application/vnd.oci.artifact.manifest.v1+json"
+"""The artifact manifest of OCI 1.1's release candidates (``blobs``, ``subject``): withdrawn, still met."""
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYOUT_HEADER = "application/vnd.oci.layout.header.v1+json"
 OCI_EMPTY = "application/vnd.oci.empty.v1+json"

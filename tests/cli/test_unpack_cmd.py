@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from ocikit.layers.unpack import ROOTLESS_XATTR, parse_rootless_payload
+from ocikit.layers.rootless import ROOTLESS_XATTR, parse_rootless_payload
 from ocikit.ops.unpack import MARKER, aunpack
 from ocikit.testing import write_index
 
@@ -72,7 +72,7 @@ def test_unpack_platform_from_an_index(tmp_path, ocikit) -> None:
 
 def test_unpack_failure_leaves_no_target_and_a_marked_partial(tmp_path, ocikit) -> None:
     layout = _image(tmp_path, diff_ids=["sha256:" + "0" * 64, "sha256:" + "0" * 64])
-    p = ocikit("unpack", f"oci:{layout}:t", str(tmp_path / "r"), check=False)
+    p = ocikit("unpack", "--keep-partial", f"oci:{layout}:t", str(tmp_path / "r"), check=False)
     assert p.returncode != 0
     err = p.stderr.decode().strip()
     assert err.startswith("ocikit: error:") and "diff_id" in err and len(err.splitlines()) == 1

@@ -272,7 +272,7 @@ def test_missing_layer_blob(tmp_path) -> None:
 def test_public_names_of_ocikit_layers() -> None:
     import ocikit.layers as layers
     assert sorted(layers.__all__) == sorted([
-        "LayerReader", "ROOTLESS_XATTR", "SafeRoot", "TarMember", "UnpackStats", "Unpacker", "UpperSet",
+        "DEFAULT_LIMITS", "LayerLimits", "LayerReader", "ROOTLESS_XATTR", "SafeRoot", "TarMember", "UnpackStats", "Unpacker", "UpperSet",
         "Whiteout", "classify", "clean", "detect_compression", "open_layer", "open_layer_chunks",
         "open_layer_file", "plan_removal", "resolve_user", "runtime_config"])
     for name in layers.__all__:

@@ -19,7 +19,8 @@ SERVER = {"listen": None, "read_only": None, "shutdown_timeout": None,
                    "token": {"secret": None, "expiry": None, "service": None, "realm": None},
                    "rules": [{"repository": None, "users": None, "actions": None}]},
           "limits": {"manifest_size": None, "chunk_min_length": None},
-          "manifests": {"check_blobs": None, "accept_sparse_index": None}, "log": {"access": None}}
+          "manifests": {"check_blobs": None, "accept_sparse_index": None}, "log": {"access": None},
+          "ui": {"enabled": None}}
 
 
 @given(shaped(SERVER))

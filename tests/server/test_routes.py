@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ocikit.digest import Digest
-from ocikit.errors import BlobUploadUnknown, NameInvalid, NotFound, UsageError
-from ocikit.server.auth import parse_basic, parse_scope, rule_actions, sign_token, verify_token
+from ocikit.errors import BlobUploadUnknown, NameInvalid, NotFound, ScopeInvalid, UsageError
+from ocikit.model.scope import CATALOG, Scope, parse_scope
+from ocikit.server.auth import Need, parse_basic, rule_actions, sign_token, verify_token
 from ocikit.server.config import Rule, parse_config
 from ocikit.server.errors import error_body
 from ocikit.server.routes import is_tag, parse_content_range, parse_route
@@ -99,10 +100,12 @@ def test_paginate_zero_and_none():
 
 
 def test_scopes_and_basic():
-    assert parse_scope("repository:a/b:pull,push") == ("repository", "a/b", {"pull", "push"})
-    assert parse_scope("repository:host:5000/a:pull") == ("repository", "host:5000/a", {"pull"})
-    assert parse_scope("registry:catalog:*") == ("registry", "catalog", {"*"})
-    assert parse_scope("nonsense") is None
+    assert parse_scope("repository:a/b:pull,push") == Scope("repository", "a/b", frozenset({"pull", "push"}))
+    assert parse_scope("repository:host:5000/a:pull") == Scope("repository", "host:5000/a", frozenset({"pull"}))
+    assert parse_scope("registry:catalog:*") == Scope("registry", "catalog", frozenset({"*"}))
+    with pytest.raises(ScopeInvalid):
+        parse_scope("nonsense")
+    assert Need("a/b", "push").scope == "repository:a/b:pull,push" and Need(None, "catalog").scope == CATALOG
     assert parse_basic("Basic YWxpY2U6cHc6eA==") == ("alice", "pw:x")
     assert parse_basic("Basic !!!") is None and parse_basic("Bearer x") is None and parse_basic(None) is None
 

@@ -34,9 +34,10 @@ def _parse_duration(value: str) -> float:
 @click.option("--no-fsync", is_flag=True, default=False, help="Skip fsync (faster; unsafe on power loss).")
 @click.option("--seed-sample", is_flag=True, help="Write a small multi-arch sample image (sample/multiarch).")
 @click.option("--quiet", is_flag=True, help="No access log.")
+@click.option("--no-ui", is_flag=True, help="Do not serve the web UI under /ui/.")
 def serve_command(listen: str | None, root: str | None, config_path: str | None, read_only: bool | None,
                   enable_delete: bool | None, tls_cert: str | None, tls_key: str | None, htpasswd: str | None, no_fsync: bool,
-                  seed_sample: bool, quiet: bool) -> None:
+                  seed_sample: bool, quiet: bool, no_ui: bool) -> None:
     """Serve an OCI Distribution v1.1 registry from --root until SIGTERM/SIGINT."""
     from ..server.app import serve
     from ..server.config import ServerConfig, load_config
@@ -50,6 +51,8 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
         cfg.fsync = False
     if quiet:
         cfg.access_log = False
+    if no_ui:
+        cfg.ui = False
     if htpasswd:
         cfg.auth.mode = cfg.auth.mode if cfg.auth.mode == "token" else "htpasswd"
         cfg.auth.htpasswd = htpasswd
@@ -65,6 +68,9 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
         if seed_sample:
             tags = seeded
             click.echo(f"seeded {host}/{SAMPLE_REPOSITORY} with tags {', '.join(tags)}")
+        if cfg.ui:
+            click.echo(f"web UI: {'https' if cfg.tls_cert else 'http'}://{host}/ui/")
+        if seed_sample:
             click.echo("try:")
             for c in try_commands(host, bool(cfg.tls_cert)):
                 click.echo(f"  {c}")

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from ..platforms import parse_platform
 from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
+
+
+def _byte_count(text: str) -> int | None:
+    """``64GiB``, ``500M``, ``1024`` (bytes) -> bytes; ``0`` or ``none`` -> None (no limit)."""
+    if text.strip().lower() in ("0", "none", "off"):
+        return None
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        raise click.BadParameter(f"{text!r}: expected a size such as 64GiB, 500M, 1048576, or none")
+    power = "kmgtp".find(m.group(2).lower()) + 1
+    return int(float(m.group(1)) * (1024 if m.group(3) else 1000) ** power)
 
 
 @click.command("unpack")
@@ -18,22 +33,34 @@ from .output import ProgressView, echo, emit_json, format_option, human_size, ou
                    "skip device nodes. The default when not running as root.")
 @click.option("--platform", default=None, metavar="OS/ARCH[/VARIANT]",
               help="Which image of a multi-platform index (default: this host's).")
+@click.option("--max-layer-size", default="64GiB", show_default=True, metavar="SIZE",
+              help="Refuse a layer whose uncompressed tar is larger (64GiB, 500M, bytes; none: no limit).")
+@click.option("--max-expansion-ratio", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="Refuse a layer that expands more than this many times its compressed size, beyond "
+                   "the first 512 MiB (a decompression bomb); 0: no limit.")
+@click.option("--keep-partial", is_flag=True,
+              help="After a failure, keep what was unpacked in DIR.partial (marked incomplete) instead of removing it.")
 @format_option
 def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | None, platform: str | None,
+                   max_layer_size: str, max_expansion_ratio: float, keep_partial: bool,
                    output_format: str | None) -> None:
     """Unpack IMAGE (oci:, docker://, oci-archive:, docker-archive:) into DIR, applying its layers in order.
 
     Paths are resolved inside DIR and never follow a symlink out of it. Every layer's digest and
-    diff_id are checked while it is applied; on any failure DIR is not created and DIR.partial
-    is left marked incomplete.
+    diff_id are checked while it is applied, and its size bounded (docs/security.md); on any
+    failure DIR is not created and what was written is removed (kept in DIR.partial, marked
+    incomplete, with --keep-partial).
     """
+    from ..layers.limits import LayerLimits
     from ..ops.unpack import UnpackOptions, unpack   # oci: layouts unpack with no event loop
 
+    limits = LayerLimits(max_expansion_ratio=max_expansion_ratio or None, max_layer_size=_byte_count(max_layer_size))
     warnings: list[str] = []
     with ProgressView() as view:
         options = UnpackOptions(bundle=bundle, rootless=rootless,
                                 platform=parse_platform(platform) if platform else None,
-                                progress=view if view.enabled else None, warn=warnings.append)
+                                progress=view if view.enabled else None, warn=warnings.append,
+                                limits=limits, keep_partial=keep_partial)
         result = unpack(image, directory, options)
     if output_format == "json" or (output_format is None and _group_json()):
         emit_json(result.to_dict())

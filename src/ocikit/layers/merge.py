@@ -12,7 +12,7 @@ target, so a link keeps its data when the target is later deleted or replaced, a
 can write the first path of an inode as the file and the others as links to it. Parent
 paths that are symlinks are followed inside the tree, as a safe unpacker resolves them.
 
-Pure: no I/O, driven by :class:`~ocikit.layers.reader.TarMember` headers.
+Pure: no I/O, driven by :class:`~ocikit.layers.tarparse.TarMember` headers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from ..errors import LayerInvalid
-from .reader import TarMember
+from .tarparse import TarMember
 from .safepath import clean
 from .whiteout import Whiteout, classify
 

@@ -200,6 +200,33 @@ class SafeRoot:
             raise
 
 
+    def exists(self, rel: str) -> bool:
+        """Whether resolved path ``rel`` names anything (not following a final symlink)."""
+        parent, _, base = rel.rpartition("/")
+        fd = self.open_resolved(parent)
+        if fd is None:
+            return False
+        try:
+            if base:
+                os.stat(base, dir_fd=fd, follow_symlinks=False)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            os.close(fd)
+
+    def children(self, rel: str) -> list[tuple[str, bool]]:
+        """(name, is a directory) of everything in resolved directory ``rel`` (none if it is not one)."""
+        fd = self.open_resolved(rel)
+        if fd is None:
+            return []
+        try:
+            with os.scandir(fd) as it:
+                return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        finally:
+            os.close(fd)
+
+
 def _layer_error(e: OSError, rel: str) -> LayerInvalid:
     if e.errno == errno.ENAMETOOLONG:
         return LayerInvalid(f"{rel[:200]!r}...: file name too long")

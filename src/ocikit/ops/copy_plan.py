@@ -7,15 +7,15 @@ plan's manifests needs only the source Store; nothing is written here.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .. import mediatypes as mt
-from ..content import Options, Store
+from ..content import Options, RawManifest, Store
 from ..digest import Digest, verify_bytes
 from ..errors import PlatformNotFound, Unsupported
 from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, filter_index, parse_manifest
+from ..model.graph import CONTENT_ROLES, MANIFEST, ROOT, Link
+from ..model.walk import awalk
 from ..platforms import Platform, best_match, host_platform, select
 from .copy_options import CopyOptions
 
@@ -97,31 +97,32 @@ async def plan_copy(store: Store, root: Node, options: CopyOptions, opts: Option
                     f"no image for {want} in index {root.desc.digest} (it has {_platform_names(idx.platforms())}); "
                     "use --all or --platform")
             root = await fetch_manifest(store, idx.manifests[i], opts)
+    # one walk (ocikit.model.walk): index children only (the chosen ones under the root), each fetched once
+    fetched: dict[Digest, Node] = {root.desc.digest: root}
+    chosen = None if chosen_children is None else {c.digest for c in chosen_children}
+
+    async def fetch(desc: Descriptor) -> RawManifest:
+        node = fetched.get(desc.digest)
+        if node is None:
+            node = fetched[desc.digest] = await fetch_manifest(store, desc, opts)
+        return RawManifest(node.raw, node.manifest.media_type, node.desc.digest)
+
+    def follow(parent: Digest | None, link: Link) -> bool:
+        if link.role == ROOT:
+            return True
+        return link.role == MANIFEST and (parent != root.desc.digest or chosen is None or link.digest in chosen)
+
+    graph = await awalk([root.desc], fetch, follow=follow, missing_ok=False, where=store.location)
     manifests: list[Node] = []
     blobs: dict[Digest, Descriptor] = {}
-    seen: set[Digest] = set()
-
-    async def walk(node: Node, children: list[Descriptor] | None) -> None:
-        if node.desc.digest in seen:
-            return
-        seen.add(node.desc.digest)
-        m = node.manifest
-        if isinstance(m, ImageIndex):
-            kids = children if children is not None else list(m.manifests)
-            fetched = await asyncio.gather(*(fetch_manifest(store, c, opts) for c in kids))
-            for child in fetched:
-                await walk(child, None)
-        else:
-            assert isinstance(m, ImageManifest)
-            if node.desc.platform is not None:
-                platforms.append(str(node.desc.platform))
-            for b in m.children():
-                if b.urls and b.media_type in mt.NONDISTRIBUTABLE_TYPES:
-                    continue  # foreign layers stay where their URLs say
-                blobs.setdefault(b.digest, b)
+    for n in graph.postorder():  # children before parents, the root last
+        node = fetched[n.digest]
         manifests.append(node)
-
-    await walk(root, chosen_children)
+        if isinstance(node.manifest, ImageManifest) and node.desc.platform is not None:
+            platforms.append(str(node.desc.platform))
+        for link in n.links:  # config and layers; foreign layers stay where their URLs say
+            if link.role in CONTENT_ROLES and not link.foreign:
+                blobs.setdefault(link.digest, link.descriptor)
     sparse = (isinstance(root.manifest, ImageIndex) and chosen_children is not None
               and len(chosen_children) < len(root.manifest.manifests))
     return CopyPlan(root, source_digest, manifests, blobs, platforms, sparse)

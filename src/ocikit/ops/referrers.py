@@ -21,7 +21,8 @@ from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, ReferrersAPI, ReferrersLister, Store
 from ..digest import Digest
 from ..errors import NotFound, OcikitError, Unsupported
-from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, build_index, parse_index, parse_manifest
+from ..model import Descriptor, ImageIndex, build_index, parse_index, parse_manifest
+from ..model.referrer import referrer_descriptor
 from ..transports.layout import INDEX_FILE, OCILayout
 
 FALLBACK_TAG_MAX = 64
@@ -32,20 +33,6 @@ def fallback_tag(digest: str) -> str:
     """The referrers tag schema's tag for ``digest``: ``sha256-<hex>`` (``<alg>-<ref>``)."""
     d = Digest(digest)
     return f"{d.algorithm}-{d.encoded[:FALLBACK_TAG_MAX]}"
-
-
-def referrer_descriptor(manifest: Manifest) -> Descriptor:
-    """The descriptor a referrers list holds for ``manifest``.
-
-    The spec: ``artifactType`` is the manifest's, else (for an image manifest) its config's
-    media type; ``annotations`` are the manifest's.
-    """
-    artifact_type = manifest.artifact_type
-    if not artifact_type and isinstance(manifest, ImageManifest):
-        artifact_type = manifest.config.media_type
-    return Descriptor(manifest.media_type, manifest.digest, manifest.size,
-                      dict(manifest.annotations) if manifest.annotations else None,
-                      artifact_type=artifact_type or None)
 
 
 @dataclass

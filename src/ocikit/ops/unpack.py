@@ -3,8 +3,10 @@
 The target appears only when everything checked out: layers are applied into a staging
 directory ``DIR.partial`` (holding ``ocikit-unpack.json``, which says what is being unpacked
 and, after a failure, why it stopped) that is renamed to ``DIR`` at the end. A failure —
-a layer whose digest or diff_id does not match, a hostile or corrupt layer — leaves
-``DIR.partial`` marked incomplete and no ``DIR``.
+a layer whose digest or diff_id does not match, a hostile or corrupt layer, a layer past the
+:class:`~ocikit.layers.limits.LayerLimits` — leaves no ``DIR``, and removes everything it
+wrote (without recursion, never following a symlink), unless ``keep_partial`` asks to keep
+``DIR.partial``, marked incomplete, for a look.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -20,8 +21,11 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..content import Options, Store
 from ..digest import Digest
 from ..errors import ConfigInvalid, OcikitError, UsageError
-from ..layers.reader import LayerReader, TarMember, open_layer
-from ..layers.unpack import Unpacker, UnpackStats
+from ..layers.limits import DEFAULT_LIMITS, LayerLimits
+from ..layers.reader import LayerReader, open_layer
+from ..layers.rmtree import remove_tree
+from ..layers.tarparse import TarMember
+from ..layers.unpacker import Unpacker, UnpackStats
 from ..model import Descriptor, ImageConfig, ImageManifest
 from ..platforms import Platform
 from ..progress import BlobAdvanced, BlobDone, BlobStarted, ProgressSink, emit
@@ -43,13 +47,17 @@ CONFIG_LIMIT = 64 * 1024 * 1024
 @dataclass
 class UnpackOptions:
     """``bundle``: DIR/rootfs + DIR/config.json; ``rootless``: record owners instead of chown
-    (default: when not root); ``platform``: which image of an index (default: the host's)."""
+    (default: when not root); ``platform``: which image of an index (default: the host's);
+    ``limits``: the bounds on each layer (see :mod:`ocikit.layers.limits`); ``keep_partial``:
+    after a failure, keep ``DIR.partial`` (marked incomplete) instead of removing it."""
 
     bundle: bool = False
     rootless: bool | None = None
     platform: Platform | None = None
     progress: ProgressSink | None = None
     warn: Callable[[str], None] | None = None
+    limits: LayerLimits = DEFAULT_LIMITS
+    keep_partial: bool = False
 
 
 @dataclass
@@ -90,7 +98,7 @@ def _prepare(target: str) -> str:
     staging = target + ".partial"
     if os.path.lexists(staging):
         if os.path.isdir(staging) and not os.path.islink(staging) and os.path.isfile(os.path.join(staging, MARKER)):
-            shutil.rmtree(staging)           # a previous failed unpack of ours
+            remove_tree(staging)           # a previous failed unpack of ours, kept
         else:
             raise UsageError(f"{staging} exists and is not an ocikit staging directory; remove it")
     os.makedirs(staging, mode=0o700)
@@ -121,7 +129,7 @@ async def unpack_image(store: Store, selector: str | None, target: str,
     loop = asyncio.get_running_loop()
 
     def open_reader(desc: Descriptor, diff_id: Digest) -> LayerReader:
-        return open_layer(store, desc, diff_id=diff_id, opts=opts, loop=loop)
+        return open_layer(store, desc, diff_id=diff_id, opts=opts, loop=loop, limits=options.limits)
 
     return await asyncio.to_thread(_unpack_into, ins.image.desc.digest, manifest, ins.config, open_reader, target,
                                    options, source_name or store.location, t0)
@@ -159,7 +167,7 @@ def _unpack_into(manifest_digest: Digest, manifest: ImageManifest, config: Image
             with open(os.path.join(staged, OWNERS) if options.bundle else f"{staging}.{OWNERS}", "w") as f:
                 json.dump(unpacker.owners_record(), f, indent=1)
         if options.bundle:
-            from ..layers.bundle import runtime_config
+            from ..layers.runtime_bundle import runtime_config
 
             doc = runtime_config(config.doc, rootfs_staged, rootless=bool(unpacker.rootless))
             with open(os.path.join(staged, "config.json"), "w") as f:
@@ -172,12 +180,12 @@ def _unpack_into(manifest_digest: Digest, manifest: ImageManifest, config: Image
     except BaseException as e:
         unpacker.close()
         marker["error"] = str(e) if isinstance(e, OcikitError) else f"{type(e).__name__}: {e}"
-        with contextlib.suppress(OSError):
-            _write_marker(staging, marker)
-        if isinstance(e, OcikitError):
-            e.message = f"{e.message} (the incomplete unpack is left in {staging})"
+        note = _after_failure(staging, marker, options.keep_partial)
+        if isinstance(e, OcikitError) and note:
+            e.message = f"{e.message} ({note})"
         raise
-    shutil.rmtree(staging, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        remove_tree(staging)
     return UnpackResult(
         source=source_name, target=target,
         rootfs=os.path.join(target, rootfs_rel) if rootfs_rel else target,
@@ -185,6 +193,23 @@ def _unpack_into(manifest_digest: Digest, manifest: ImageManifest, config: Image
         layers=[x.digest for x in manifest.layers], stats=unpacker.stats, seconds=time.monotonic() - t0,
         rootless=bool(unpacker.rootless), bundle_config=bundle_config, owners_file=owners_file,
         warnings=list(unpacker.warnings))
+
+
+def _after_failure(staging: str, marker: dict[str, Any], keep: bool) -> str:
+    """Keep ``staging`` marked incomplete, or remove it and what beside it this unpack wrote;
+    what to add to the error message."""
+    if keep:
+        with contextlib.suppress(OSError):
+            _write_marker(staging, marker)
+        return f"the incomplete unpack is left in {staging}"
+    try:
+        remove_tree(f"{staging}.{OWNERS}")
+        remove_tree(staging)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            _write_marker(staging, marker)
+        return f"could not remove the incomplete unpack in {staging}: {e.strerror or e}"
+    return ""
 
 
 def _apply_all(manifest: ImageManifest, diff_ids: list[Digest], unpacker: Unpacker,
@@ -196,11 +221,11 @@ def _apply_all(manifest: ImageManifest, diff_ids: list[Digest], unpacker: Unpack
             emit(sink, BlobStarted(desc.digest, desc.size, desc.media_type))
             reader = ahead if ahead is not None else open_reader(desc, diff_id).start()
             ahead = None
-            if i + 1 < len(layers):
-                ahead = open_reader(*layers[i + 1]).start()
-            if sink is not None:
-                unpacker.progress = _progress(desc.digest, sink)
             with reader:
+                if i + 1 < len(layers):
+                    ahead = open_reader(*layers[i + 1]).start()
+                if sink is not None:
+                    unpacker.progress = _progress(desc.digest, sink)
                 unpacker.apply(reader)
             emit(sink, BlobDone(desc.digest, desc.size, "unpacked"))
     finally:
@@ -252,7 +277,7 @@ def unpack(source: str, target: str, options: UnpackOptions | None = None, **kw:
     digest, manifest, config = _inspect_layout(layout, tref.selector, options.platform)
 
     def open_reader(desc: Descriptor, diff_id: Digest) -> LayerReader:
-        return open_layer(layout, desc, diff_id=diff_id)
+        return open_layer(layout, desc, diff_id=diff_id, limits=options.limits)
 
     return _unpack_into(digest, manifest, config, open_reader, target, options, source, t0)
 

@@ -147,6 +147,9 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.router.add_get("/auth/token", token_endpoint)
     app.router.add_get("/metrics", metrics_endpoint)
+    if config.ui:
+        from .ui import setup_ui
+        setup_ui(app, app[REGISTRY])
     app.router.add_route("*", "/{tail:.*}", not_found)
     return app
 

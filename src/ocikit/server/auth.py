@@ -1,7 +1,8 @@
 """Access control: anonymous, htpasswd (bcrypt) basic auth, or bearer tokens from our own realm.
 
-Per-repository rules grant ``pull``/``push``/``delete``. Pure pieces (scope parsing, rule
-matching, token signing) are plain functions; :class:`Authenticator` ties them to requests.
+Per-repository rules grant ``pull``/``push``/``delete``. Pure pieces (rule matching, token
+signing; the scope grammar, shared with the client, is :mod:`ocikit.model.scope`) are plain
+functions; :class:`Authenticator` ties them to requests.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import Any, Iterable, Mapping
 
 import bcrypt
 
-from ..errors import Denied, Unauthorized, UsageError
+from ..errors import Denied, ScopeInvalid, Unauthorized, UsageError
+from ..model.scope import CATALOG, REPOSITORY, Scope, parse_scope
 from .config import ACTIONS, AuthConfig, Rule
 
 ANONYMOUS = "anonymous"
-CATALOG = "registry:catalog:*"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class Need:
     def scope(self) -> str:
         if self.name is None:
             return CATALOG
-        return f"repository:{self.name}:{'pull,push' if self.action == 'push' else self.action}"
+        actions = ("pull", "push") if self.action == "push" else (self.action,) if self.action else ()
+        return str(Scope(REPOSITORY, self.name, frozenset(actions)))
 
 
 @dataclass
@@ -66,15 +68,6 @@ def rule_actions(rules: Iterable[Rule], user: str | None, repository: str) -> se
         elif user in r.users or "*" in r.users:
             out.update(r.actions)
     return out
-
-
-def parse_scope(scope: str) -> tuple[str, str, set[str]] | None:
-    """``repository:name:pull,push`` -> (type, name, actions); None when malformed."""
-    typ, sep, rest = scope.partition(":")
-    name, sep2, actions = rest.rpartition(":")
-    if not sep or not sep2 or not name:
-        return None
-    return typ, name, {a for a in actions.split(",") if a}
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
@@ -267,16 +260,17 @@ class Authenticator:
                 raise e
             user = creds[0]
         access = []
-        for scope in scopes:
-            parsed = parse_scope(scope)
-            if parsed is None:
-                continue
-            typ, name, actions = parsed
+        for text in scopes:
+            try:
+                scope = parse_scope(text)
+            except ScopeInvalid:
+                continue  # a malformed scope is simply not granted
+            typ, name, actions = scope.type, scope.name, set(scope.actions)
             if typ == "registry" and name == "catalog":
                 if user is not None:
                     access.append({"type": "registry", "name": "catalog", "actions": ["*"]})
                 continue
-            if typ != "repository":
+            if typ != REPOSITORY:
                 continue
             granted = self._granted(user, name)
             if "*" in actions:

@@ -17,6 +17,7 @@ Example::
     limits: {manifest_size: 4194304, chunk_min_length: 0}
     manifests: {check_blobs: true, accept_sparse_index: false}
     log: {access: true}
+    ui: {enabled: true}        # the web UI under /ui/ (--no-ui turns it off)
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class ServerConfig:
     accept_sparse_index: bool = False
     access_log: bool = True
     shutdown_timeout: float = 30.0
+    ui: bool = True
+    """Serve the web UI under ``/ui/``."""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -157,7 +160,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     if not isinstance(doc, dict):
         raise UsageError("config: expected a mapping at the top level")
     cfg = ServerConfig()
-    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout"}
+    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout", "ui"}
     unknown = set(doc) - known
     if unknown:
         raise UsageError(f"config: unknown keys {sorted(map(str, unknown))}")
@@ -193,6 +196,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     cfg.check_blobs = bool(manifests.get("check_blobs", True))
     cfg.accept_sparse_index = bool(manifests.get("accept_sparse_index", False))
     cfg.access_log = bool(_section(doc, "log").get("access", True))
+    cfg.ui = bool(_section(doc, "ui").get("enabled", True))
     if "shutdown_timeout" in doc:
         cfg.shutdown_timeout = _number(doc, "shutdown_timeout", "", 30.0, float)
     return cfg

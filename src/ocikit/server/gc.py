@@ -7,6 +7,13 @@ blobs before its manifest, children before their index). Sweep: manifests no lon
 (``untagged`` only — never a child of a kept index), blob links no kept manifest uses,
 blobs no repository keeps, upload spools idle longer than the upload grace.
 
+Every manifest of a repository is read once by the graph walker every walk shares
+(:mod:`ocikit.model.walk`); one whose bytes do not verify or parse stops the collection with
+:class:`~ocikit.errors.ManifestUnreadable` naming the repository and the digest, before
+anything of that repository and any blob is swept: what hangs under a manifest that cannot
+be read is never taken for garbage. A manifest deleted meanwhile (its revision or bytes
+gone) is simply not kept.
+
 Safe while the server runs: the server refreshes the modification time of every blob it
 links or references, so content a concurrent push relies on is always inside the grace window.
 """
@@ -19,9 +26,11 @@ import time
 from dataclasses import dataclass, field
 
 from ..digest import Digest
-from ..errors import DigestInvalid, ManifestInvalid, UsageError
-from ..model import ImageIndex, ImageManifest, parse_manifest
-from .storage.registry import RegistryStorage, blob_key, repo_key
+from ..errors import DigestInvalid, ManifestUnknown, UsageError
+from ..model import Descriptor
+from ..model.graph import CONTENT_ROLES
+from ..model.walk import Graph, awalk
+from .storage.registry import RegistryStorage, StoredManifest, blob_key, repo_key
 
 DEFAULT_GRACE = 3600.0
 DEFAULT_UPLOAD_GRACE = 24 * 3600.0
@@ -49,20 +58,30 @@ async def _old(storage: RegistryStorage, key: str, cutoff: float) -> bool:
     return mtime is not None and mtime < cutoff
 
 
-async def _parse(storage: RegistryStorage, repo: str, digest: Digest) -> ImageManifest | ImageIndex | None:
-    try:
-        stored = await storage.get_manifest(repo, digest)
-        return parse_manifest(stored.raw, stored.media_type)
-    except (ManifestInvalid, DigestInvalid):
-        return None
-    except Exception:  # noqa: BLE001 - a manifest whose bytes vanished is not kept
-        return None
+async def _walk_repository(storage: RegistryStorage, repo: str, manifests: list[Digest]) -> Graph:
+    """Read every manifest of ``repo`` once (:func:`ocikit.model.walk.awalk`); an unreadable one stops the gc."""
+    roots: list[Descriptor] = []
+    for d in manifests:
+        media_type = await storage.manifest_media_type(repo, d)
+        if media_type is not None:  # else deleted meanwhile
+            size = await storage.driver.size(blob_key(d))
+            roots.append(Descriptor(media_type, d, size or 0))  # no size: no bytes, the fetch says so
+
+    async def fetch(desc: Descriptor) -> StoredManifest:
+        try:
+            return await storage.get_manifest(repo, desc.digest)
+        except ManifestUnknown:
+            if await storage.has_manifest(repo, desc.digest):  # listed in the repository, bytes gone
+                raise FileNotFoundError(f"the bytes of {desc.digest} are missing from the blob store") from None
+            raise  # not in this repository (a sparse index's child, a subject elsewhere), or deleted meanwhile
+
+    return await awalk(roots, fetch, where=f"repository {repo}")
 
 
 async def _mark_repository(storage: RegistryStorage, repo: str, untagged: bool, cutoff: float,
                            report: GcReport, marked: set[Digest], dry_run: bool) -> None:
     all_manifests = await storage.list_manifests(repo)
-    parsed = {d: await _parse(storage, repo, d) for d in all_manifests}
+    graph = await _walk_repository(storage, repo, all_manifests)
     roots: set[Digest] = set()
     if not untagged:
         roots.update(all_manifests)
@@ -74,37 +93,13 @@ async def _mark_repository(storage: RegistryStorage, repo: str, untagged: bool, 
         for d in all_manifests:
             if not await _old(storage, repo_key(repo, "_manifests", "revisions", d.algorithm, d.encoded), cutoff):
                 roots.add(d)
-    kept: set[Digest] = set()
-
-    def keep(d: Digest) -> None:
-        stack = [d]
-        while stack:
-            cur = stack.pop()
-            if cur in kept or cur not in parsed:
-                continue
-            kept.add(cur)
-            m = parsed[cur]
-            if isinstance(m, ImageIndex):
-                stack.extend(c.digest for c in m.manifests)
-
-    for r in roots:
-        keep(r)
-    changed = True
-    while changed:  # referrers of kept manifests are kept
-        changed = False
-        for d, m in parsed.items():
-            if d not in kept and m is not None and m.subject is not None and m.subject.digest in kept:
-                keep(d)
-                changed = True
-    repo_blobs: set[Digest] = set()
+    # index children, and referrers of what is kept (to a fixed point); a kept manifest's blobs
+    kept = graph.closure(roots, referrers=True)
+    repo_blobs: set[Digest] = set(kept)
     for d in kept:
-        repo_blobs.add(d)
-        m = parsed[d]
-        if isinstance(m, ImageManifest):
-            repo_blobs.add(m.config.digest)
-            repo_blobs.update(x.digest for x in m.layers)
+        repo_blobs.update(link.digest for link in graph.nodes[d].links if link.role in CONTENT_ROLES)
     for d in all_manifests:
-        if d not in kept:
+        if d in graph.nodes and d not in kept:  # one whose bytes vanished has nothing left to delete
             report.manifests.append((repo, d))
             if not dry_run:
                 await storage.delete_manifest(repo, d)

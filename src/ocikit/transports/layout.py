@@ -38,6 +38,7 @@ from ..errors import (
     DigestMismatch,
     LayoutInvalid,
     ManifestInvalid,
+    ManifestUnreadable,
     ManifestUnknown,
     OcikitError,
     SizeInvalid,
@@ -54,6 +55,7 @@ from ..model import (
 )
 from ..model.jsonutil import decode_object
 from ..model.manifest import MAX_MANIFEST_SIZE
+from ..model.walk import walk
 from ..writeback import BATCH, MAX_PARTS, hash_and_write, sync_in_background
 
 LAYOUT_FILE = "oci-layout"
@@ -571,54 +573,24 @@ class OCILayout:
     def reachable(self) -> set[Digest]:
         """Every blob digest reachable from index.json (manifests, configs, layers, subjects).
 
-        A manifest that cannot be read raises :class:`LayoutInvalid`: walking on without it
-        would make its blobs look like garbage. JSON documents of media types ocikit does not
-        know are searched for descriptors, so their blobs are kept too.
+        One walk (:func:`ocikit.model.walk.walk`): a manifest that cannot be read raises
+        :class:`LayoutInvalid` (walking on without it would make its blobs look like garbage);
+        a missing one has nothing below it to keep. JSON documents of media types ocikit does
+        not know are searched for descriptors, so their blobs are kept too.
         """
-        seen: set[Digest] = set()
-        stack = [e for e in self.entries()]
-        while stack:
-            desc = stack.pop()
-            if desc.digest in seen:
-                continue
-            seen.add(desc.digest)
-            if mt.is_manifest(desc.media_type):
-                try:
-                    raw = self._read_verified(desc.digest, desc.size)
-                    m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
-                except ManifestUnknown:
-                    continue  # missing: nothing below it can be reached either
-                except OcikitError as e:
-                    raise LayoutInvalid(f"{self.location}: cannot walk manifest {desc.digest}: {e}") from None
-                stack.extend(m.children())
-                if m.subject is not None:
-                    stack.append(m.subject)
-            elif desc.media_type.endswith("+json") and desc.media_type not in mt.CONFIG_TYPES \
-                    and 0 < desc.size <= MAX_MANIFEST_SIZE:
-                stack.extend(self._embedded_descriptors(desc))
-        return seen
+        try:
+            graph = walk(self.entries(), self._walk_fetch, scan_unknown_json=True, where=self.location)
+        except ManifestUnreadable as e:
+            raise LayoutInvalid(f"{self.location}: cannot walk manifest {e.digest}: {e.cause}") from e
+        return graph.digests()
 
-    def _embedded_descriptors(self, desc: Descriptor) -> list[Descriptor]:
-        """Descriptor-shaped objects anywhere in a JSON blob of an unknown type (best effort)."""
+    def _walk_fetch(self, desc: Descriptor) -> bytes:
+        """A document's bytes for the walker, which verifies and parses them (at most the manifest limit + 1)."""
         try:
             with open(self.blob_path(desc.digest), "rb") as f:
-                doc = decode_object(f.read(MAX_MANIFEST_SIZE + 1), "blob")
-        except (OSError, OcikitError):
-            return []
-        found: list[Descriptor] = []
-        todo: list[Any] = [doc]
-        while todo:
-            v = todo.pop()
-            if isinstance(v, dict):
-                if isinstance(v.get("mediaType"), str) and is_digest(v.get("digest", "")):
-                    try:
-                        found.append(Descriptor.from_dict(v))
-                    except OcikitError:
-                        pass
-                todo.extend(v.values())
-            elif isinstance(v, list):
-                todo.extend(v)
-        return found
+                return f.read(MAX_MANIFEST_SIZE + 1)
+        except FileNotFoundError:
+            raise ManifestUnknown(f"{self.location}: manifest {desc.digest} is missing from blobs/") from None
 
     def gc(self, *, dry_run: bool = False, grace_seconds: float = 0.0) -> GcResult:
         """Remove blobs nothing reachable points at, and stale temp files.

@@ -39,6 +39,7 @@ from ...errors import (
     RangeInvalid,
 )
 from ...model import ImageIndex, ImageManifest, Manifest, parse_manifest
+from ...model.referrer import referrer_descriptor
 from .base import StorageDriver
 
 MANIFEST_CACHE_BYTES = 64 * 1024 * 1024
@@ -301,7 +302,7 @@ class RegistryStorage:
                     m.media_type.encode())
         subject = m.subject.digest if m.subject is not None else None
         if m.subject is not None:
-            entry = referrer_descriptor(m, digest)
+            entry = referrer_descriptor(m, digest).to_dict()
             await d.put(repo_key(name, "_referrers", subject.algorithm, subject.encoded,  # type: ignore[union-attr]
                                  f"{digest.algorithm}-{digest.encoded}"), json.dumps(entry).encode())
         if not isinstance(reference, Digest):
@@ -339,6 +340,10 @@ class RegistryStorage:
         if not await self.repository_exists(name):
             return None
         return await self.driver.list(repo_key(name, "_manifests", "tags"))
+
+    async def tag_modified(self, name: str, tag: str) -> float | None:
+        """When ``tag`` was last pushed (its link's modification time), ``None`` if absent."""
+        return await self.driver.mtime(repo_key(name, "_manifests", "tags", tag))
 
     async def list_manifests(self, name: str) -> list[Digest]:
         out = []
@@ -397,16 +402,3 @@ async def _exactly(chunks: AsyncIterator[bytes], length: int) -> AsyncIterator[b
         yield chunk
     if seen != length:
         raise BlobUploadInvalid(f"body of {seen} bytes, shorter than its Content-Length {length}")
-
-
-def referrer_descriptor(m: Manifest, digest: Digest) -> dict[str, Any]:
-    """The descriptor a referrers response lists for manifest ``m``."""
-    out: dict[str, Any] = {"mediaType": m.media_type, "digest": str(digest), "size": len(m.raw)}
-    artifact_type = m.artifact_type
-    if artifact_type is None and isinstance(m, ImageManifest):
-        artifact_type = m.config.media_type
-    if artifact_type:
-        out["artifactType"] = artifact_type
-    if m.annotations:
-        out["annotations"] = dict(m.annotations)
-    return out

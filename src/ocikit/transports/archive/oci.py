@@ -16,7 +16,8 @@ from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
 from ...digest import Digest, Verifier, is_digest
 from ...errors import ArchiveInvalid, BlobUnknown, ManifestUnknown
-from ...model import ANNOTATION_REF_NAME, Descriptor, ImageIndex, ImageManifest, canonical_json, parse_manifest
+from ...model import ANNOTATION_REF_NAME, Descriptor, canonical_json, parse_manifest
+from ...model.walk import walk
 from ..layout import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, OCILayout, check_layout_file, parse_index_file
 from .readonly import ReadOnly
 from .staging import ArchiveOutput, Inflight, archive_changed as _changed, existing_archive
@@ -330,41 +331,42 @@ class OCIArchiveWriter:
             self.out.publish(write)
 
     def _reachable(self, entries: list[Descriptor], base: OCIArchiveReader | None) -> set[Digest]:
-        """Blobs the final index.json reaches and that exist (a sparse index's absent children are fine)."""
-        seen: set[Digest] = set()
-        stack: list[tuple[Descriptor, bool]] = [(e, False) for e in entries]
-        while stack:
-            desc, required = stack.pop()
-            if desc.digest in seen:
-                continue
-            staged = os.path.exists(self.stage.blob_path(desc.digest))
-            in_base = base is not None and base.member(desc.digest) is not None
-            if not staged and not in_base and desc.digest not in self.direct:
-                if required:
-                    raise ArchiveInvalid(f"{self.location}: blob {desc.digest} ({desc.media_type}) "
-                                         "was never written; refusing to write an incomplete archive")
-                continue
-            seen.add(desc.digest)
-            if not mt.is_manifest(desc.media_type):
-                continue
-            if staged:
-                raw = self.stage._read_verified(desc.digest, desc.size)
-            elif desc.digest in self.direct:
+        """Blobs the final index.json reaches and that exist (a sparse index's absent children are fine).
+
+        One walk (:func:`ocikit.model.walk.walk`) over staged, streamed and inherited content; a
+        config or layer that was never written refuses the archive.
+        """
+        def present(digest: Digest) -> bool:
+            return (digest in self.direct or os.path.exists(self.stage.blob_path(digest))
+                    or (base is not None and base.member(digest) is not None))
+
+        def fetch(desc: Descriptor) -> bytes:
+            staged = self.stage.blob_path(desc.digest)
+            if os.path.exists(staged):
+                with open(staged, "rb") as f:
+                    return f.read(MAX_MANIFEST + 1)
+            if desc.digest in self.direct:
                 offset, size = self.direct[desc.digest]
-                raw = os.pread(self.out.tar().fd, size, offset)
+                return os.pread(self.out.tar().fd, min(size, MAX_MANIFEST + 1), offset)
+            m = base.member(desc.digest) if base is not None else None
+            if m is None:
+                raise ManifestUnknown(f"{self.location}: manifest {desc.digest} was never written")
+            assert base is not None
+            return base.tar.read(m, MAX_MANIFEST + 1)
+
+        graph = walk(entries, fetch, scan_unknown_json=True, where=self.location)
+        seen = set(graph.nodes)
+        absent = [(m.parent, m.link) for m in graph.missing]
+        for parent, link in graph.leaves:
+            if present(link.digest):
+                seen.add(link.digest)
             else:
-                assert base is not None
-                raw = base.read_verified(desc.digest, desc.size)
-            m = parse_manifest(raw, desc.media_type, what=f"manifest {desc.digest}")
-            if isinstance(m, ImageIndex):
-                stack.extend((c, False) for c in m.manifests)
-            else:
-                assert isinstance(m, ImageManifest)
-                stack.append((m.config, True))
-                stack.extend((layer, not (layer.urls and layer.media_type in mt.NONDISTRIBUTABLE_TYPES))
-                             for layer in m.layers)
-            if m.subject is not None:
-                stack.append((m.subject, False))
+                absent.append((parent, link))
+        for parent, link in absent:
+            if link.required:
+                d = link.descriptor
+                raise ArchiveInvalid(f"{self.location}: blob {d.digest} ({d.media_type}, {link.path} of {parent}) "
+                                     "was never written; refusing to write an incomplete archive")
         return seen
 
 

@@ -1,6 +1,7 @@
 """Registry authentication: ``WWW-Authenticate`` parsing, scopes, and the basic/bearer token flow.
 
-The parsing and scope arithmetic are pure functions (tested exhaustively); :class:`Authenticator`
+The parsing is pure functions (tested exhaustively), and the scope grammar and arithmetic are
+the server's too (:mod:`ocikit.model.scope`, re-exported here); :class:`Authenticator`
 holds a host's credentials and token cache, and fetches tokens through a callable the client
 gives it, so it does no I/O of its own.
 """
@@ -11,9 +12,10 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable, Mapping
+from typing import Awaitable, Callable, Mapping
 
-from ...errors import Unauthorized
+from ...errors import ScopeInvalid, Unauthorized
+from ...model.scope import Scope, covers_all, merge_scopes, parse_scope, repository_scope
 
 # RFC 7230 tchar
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -149,50 +151,6 @@ def parse_challenges(header: str) -> list[Challenge]:
     return out
 
 
-# ---- scopes ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class Scope:
-    """A token scope: ``repository:NAME:pull,push`` (type, resource name, actions)."""
-
-    type: str
-    name: str
-    actions: frozenset[str]
-
-    def __str__(self) -> str:
-        return f"{self.type}:{self.name}:{','.join(sorted(self.actions))}"
-
-    def covers(self, other: "Scope") -> bool:
-        return self.type == other.type and self.name == other.name and other.actions <= self.actions
-
-
-def parse_scope(text: str) -> Scope:
-    """Parse ``type:name:actions``. The name may itself hold ``:`` (``repository(plugin)`` aside)."""
-    typ, sep, rest = text.partition(":")
-    name, sep2, actions = rest.rpartition(":")
-    if not sep or not sep2 or not typ or not name:
-        raise ValueError(f"invalid scope {text!r}: expected type:name:actions")
-    return Scope(typ, name, frozenset(a for a in actions.split(",") if a))
-
-
-def repository_scope(repository: str, *actions: str) -> Scope:
-    return Scope("repository", repository, frozenset(actions or ("pull",)))
-
-
-def merge_scopes(scopes: Iterable[Scope]) -> tuple[Scope, ...]:
-    """Merge scopes on the same resource (actions united); sorted, so equal sets compare equal."""
-    merged: dict[tuple[str, str], set[str]] = {}
-    for sc in scopes:
-        merged.setdefault((sc.type, sc.name), set()).update(sc.actions)
-    return tuple(sorted(Scope(t, n, frozenset(a)) for (t, n), a in merged.items()))
-
-
-def covers_all(have: Iterable[Scope], need: Iterable[Scope]) -> bool:
-    have = list(have)
-    return all(any(h.covers(n) for h in have) for n in need)
-
-
 # ---- credentials and tokens -----------------------------------------------------------------
 
 
@@ -321,7 +279,7 @@ class Authenticator:
         for s in ch.scopes:
             try:
                 wanted.append(parse_scope(s))
-            except ValueError:
+            except ScopeInvalid:
                 continue
         scopes = merge_scopes([*need, *wanted])
         # a token that was just refused (expired, revoked): forget it and fetch anew

@@ -16,58 +16,21 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable
 
 from ..errors import LayerInvalid
-from .reader import BLOCKDEV, CHARDEV, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK, LayerReader, TarMember
+from .dirmeta import DirMeta, apply_all
+from .reader import LayerReader
+from .rmtree import remove_at
+from .rootless import ROOTLESS_XATTR, rootless_payload
 from .safepath import SafeRoot, clean
+from .tarparse import BLOCKDEV, CHARDEV, DIRECTORY, FIFO, HARDLINK, REGULAR, SYMLINK, TarMember
 from .whiteout import UpperSet, Whiteout, classify, plan_removal
 
-ROOTLESS_XATTR = "user.rootlesscontainers"
-_NOOP_ID = 0xFFFFFFFF
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SPECIAL_BITS = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
-
-
-def rootless_payload(uid: int, gid: int) -> bytes:
-    """The ``user.rootlesscontainers`` protobuf (``Resource{uint32 uid = 1; uint32 gid = 2}``)
-    umoci writes for an owner other than root; 0 is written as the no-op id 2^32-1."""
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            b = n & 0x7F
-            n >>= 7
-            if n:
-                out.append(b | 0x80)
-            else:
-                out.append(b)
-                return bytes(out)
-    return (b"\x08" + varint(uid if uid else _NOOP_ID)) + (b"\x10" + varint(gid if gid else _NOOP_ID))
-
-
-def parse_rootless_payload(data: bytes) -> tuple[int, int]:
-    """(uid, gid) from a ``user.rootlesscontainers`` value (no-op ids read as 0)."""
-    uid = gid = _NOOP_ID
-    pos = 0
-    while pos < len(data):
-        key = data[pos]
-        pos += 1
-        n = shift = 0
-        while True:
-            b = data[pos]
-            pos += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
-        if key == 0x08:
-            uid = n
-        elif key == 0x10:
-            gid = n
-    return (0 if uid == _NOOP_ID else uid), (0 if gid == _NOOP_ID else gid)
 
 
 def _current_umask() -> int:
@@ -92,16 +55,6 @@ class UnpackStats:
     bytes: int = 0
     whiteouts: int = 0
     skipped: int = 0
-
-
-@dataclass
-class _DirMeta:
-    mode: int | None
-    uid: int
-    gid: int
-    atime_ns: int
-    mtime_ns: int
-    xattrs: dict[str, bytes] | None
 
 
 @dataclass
@@ -142,7 +95,7 @@ class Unpacker:
         self._plain_files = not (self._chown and self._always_chown)
         self._fast_owner: tuple[int, int] | None = (
             (self._uid, self._gid) if self._chown else (0, 0) if self.rootless else None)
-        self._dirs: dict[str, _DirMeta] = {}
+        self._dirs: dict[str, DirMeta] = {}
         self._upper = UpperSet()
         self._xattr_unsupported = False
         self._warned: set[str] = set()
@@ -228,38 +181,9 @@ class Unpacker:
     def finish(self) -> None:
         """Apply directory metadata (children before parents) and release descriptors."""
         try:
-            opened: list[tuple[str, int]] = []       # the open ancestors of the current directory
-            try:
-                for rel in sorted(self._dirs, reverse=True):
-                    fd = self._open_dir(rel, opened)
-                    if fd is not None:
-                        self._apply_dir_meta(rel, self._dirs[rel], fd)
-            finally:
-                for _, fd in opened:
-                    os.close(fd)
+            apply_all(self._sr.fd, self._dirs, self._apply_dir_meta)
         finally:
             self._sr.close()
-
-    def _open_dir(self, rel: str, opened: list[tuple[str, int]]) -> int | None:
-        """A descriptor of resolved directory ``rel``, walking from the deepest open ancestor
-        one component at a time without following symlinks; kept in ``opened`` (a stack)."""
-        while opened and not (rel == opened[-1][0] or rel.startswith(opened[-1][0] + "/")
-                              or opened[-1][0] == ""):
-            os.close(opened.pop()[1])
-        if not opened:
-            opened.append(("", os.dup(self._sr.fd)))
-        have, fd = opened[-1]
-        if have == rel:
-            return fd
-        rest = rel[len(have) + 1:] if have else rel
-        for part in rest.split("/"):
-            try:
-                fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            except OSError:
-                return None
-            have = f"{have}/{part}" if have else part
-            opened.append((have, fd))
-        return fd
 
     def close(self) -> None:
         self._sr.close()
@@ -342,7 +266,7 @@ class Unpacker:
             st = os.stat(dfd)
         except OSError:
             return
-        self._dirs[rparent] = _DirMeta(None, 0, 0, st.st_atime_ns, st.st_mtime_ns, None)
+        self._dirs[rparent] = DirMeta(None, 0, 0, st.st_atime_ns, st.st_mtime_ns, None)
 
     def _clear(self, dfd: int, base: str, path: str, st: os.stat_result | None = None) -> None:
         """Remove whatever is at ``base`` (a file, a symlink, a whole directory)."""
@@ -352,7 +276,7 @@ class Unpacker:
             except FileNotFoundError:
                 return
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(base, dir_fd=dfd)
+            remove_at(dfd, base)
             self._forget_dirs(path)
             self._sr.invalidate()
         else:
@@ -431,7 +355,7 @@ class Unpacker:
     def _record_dir(self, path: str, m: TarMember) -> None:
         x = {k: v for k, v in m.xattrs.items()} if m.xattrs else None
         atime = m.mtime_ns
-        self._dirs[path] = _DirMeta(m.mode, m.uid, m.gid, atime, m.mtime_ns, x)
+        self._dirs[path] = DirMeta(m.mode, m.uid, m.gid, atime, m.mtime_ns, x)
 
     def _dir(self, m: TarMember, dfd: int, base: str, path: str) -> None:
         try:
@@ -559,30 +483,7 @@ class Unpacker:
                 return
         target = Whiteout(resolved, wh.opaque)
 
-        def exists(p: str) -> bool:
-            pp, _, b = p.rpartition("/")
-            fd = sr.open_resolved(pp)
-            if fd is None:
-                return False
-            try:
-                os.stat(b, dir_fd=fd, follow_symlinks=False) if b else None
-                return True
-            except FileNotFoundError:
-                return False
-            finally:
-                os.close(fd)
-
-        def list_children(p: str) -> Iterable[tuple[str, bool]]:
-            fd = sr.open_resolved(p)
-            if fd is None:
-                return []
-            try:
-                with os.scandir(fd) as it:
-                    return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-            finally:
-                os.close(fd)
-
-        doomed = plan_removal(target, self._upper, list_children, exists)
+        doomed = plan_removal(target, self._upper, sr.children, sr.exists)
         if not doomed:
             return
         if not wh.opaque and resolved == "":
@@ -601,7 +502,7 @@ class Unpacker:
 
     # ---- directories, last --------------------------------------------------------------------
 
-    def _apply_dir_meta(self, rel: str, meta: _DirMeta, fd: int) -> None:
+    def _apply_dir_meta(self, rel: str, meta: DirMeta, fd: int) -> None:
         if meta.mode is not None:
             if self._chown:
                 os.fchown(fd, meta.uid, meta.gid)
@@ -615,4 +516,4 @@ class Unpacker:
         os.utime(fd, ns=(meta.atime_ns, meta.mtime_ns))
 
 
-__all__ = ["ROOTLESS_XATTR", "UnpackStats", "Unpacker", "parse_rootless_payload", "rootless_payload"]
+__all__ = ["UnpackStats", "Unpacker"]

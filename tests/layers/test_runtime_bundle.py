@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from ocikit.errors import ConfigInvalid
-from ocikit.layers.bundle import parse_group, parse_passwd, read_rootfs_file, resolve_user, runtime_config
+from ocikit.layers.runtime_bundle import parse_group, parse_passwd, read_rootfs_file, resolve_user, runtime_config
 from ocikit.ops.unpack import UnpackOptions, unpack
 
 from helpers.layers import D, F, S, image_from_tars, tar_bytes
