@@ -23,7 +23,7 @@ from ocikit.transports import OpenOptions, open_store
 from helpers.cli import OCIKIT, run_json, run_ocikit
 from helpers.images import push_signature, write_app
 from helpers.peers import require, skopeo, skopeo_digest, skopeo_inspect, skopeo_raw
-from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid, wait_http
+from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid, uploaded_blobs, wait_http
 
 pytestmark = pytest.mark.peer
 INSECURE = OpenOptions(tls_verify=False)
@@ -201,11 +201,7 @@ def test_kill_9_mid_import_then_rerun_resends_nothing(tmp_path):
         stop_pid(serve)
     # the registry's own access log: no blob the first run completed was uploaded again
     log = open(serve.log_path).read()  # type: ignore[attr-defined]
-    puts: dict[str, int] = {}
-    for line in log.splitlines():
-        if '"PUT ' in line and "/blobs/uploads/" in line and "digest=" in line and '" 201 ' in line:
-            d = line.split("digest=", 1)[1].split(" ", 1)[0].split("&", 1)[0].replace("%3A", ":")
-            puts[d] = puts.get(d, 0) + 1
+    puts = uploaded_blobs(log)
     assert puts, log[-2000:]
     assert all(n == 1 for n in puts.values()), {d: n for d, n in puts.items() if n > 1}
     with start_ocikit_serve(str(tmp_path), root=root) as b:

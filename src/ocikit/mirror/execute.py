@@ -23,7 +23,7 @@ from ..ops.copy import count_link, execute_plan, gather_or_cancel, transfer_blob
 from ..ops.copy_options import CopyResult
 from ..ops.copy_plan import CopyPlan
 from ..ops.referrers import record_referrer, referrer_descriptor
-from ..progress import ProgressSink
+from ..progress import JobProgress, ProgressSink, emit
 from .journal import Journal
 from .places import Limits, SourceSet, Target, registry_of
 from .plan_types import KIND_REFERRER, MirrorPlan, PlannedImage
@@ -129,6 +129,9 @@ class _MirrorRun:
         self.ready: dict[tuple[str, Digest], asyncio.Future[None]] = {
             (k, d): loop.create_future() for d, need in plan.blobs.items() for k in need.destinations}
         self.image_done: dict[tuple[str, Digest | None], asyncio.Future[None]] = {}
+        self.started = time.monotonic()
+        self.images_finished = len(plan.unchanged)
+        self.bytes_total = int(self.report.plan.get("bytesToMove", 0))
         for p in plan.images:
             if p.plan is not None and p.job.kind != KIND_REFERRER:
                 fut = self.image_done.setdefault((p.job.path, p.source_digest), loop.create_future())
@@ -214,12 +217,20 @@ class _MirrorRun:
         self.count_placed(k, d, one, sibling)
         self.journal.blob_done(k, d, need.desc.size)
 
+    def progress(self) -> None:
+        """Tell the progress sink how far the job is: images and bytes done, so an ETA."""
+        if self.options.progress is not None:
+            emit(self.options.progress, JobProgress(
+                self.images_finished, len(self.plan.images) + len(self.plan.unchanged), self.report.bytes_moved,
+                max(self.bytes_total, self.report.bytes_moved), time.monotonic() - self.started))
+
     def count_placed(self, k: str, d: Digest, one: CopyResult, sibling: str | None) -> None:
         """Add one placement's counts to the report."""
         report, size = self.report, self.plan.blobs[d].desc.size
         if one.blobs_copied:
             report.blobs_moved += 1
             report.bytes_moved += size
+            self.progress()
             report.moved_digests.append(str(d))
             if (k, d) in self.journal.prior_blobs:
                 report.blobs_resent += 1
@@ -244,6 +255,8 @@ class _MirrorRun:
         except (OcikitError, OSError) as e:
             out.error = str(e) if isinstance(e, OcikitError) else f"{e.strerror or e}"
         finally:
+            self.images_finished += 1
+            self.progress()
             if done is not None and not done.done():
                 if out.status == "failed":
                     done.set_exception(RuntimeError(out.error or "failed"))

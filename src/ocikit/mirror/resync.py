@@ -1,8 +1,8 @@
 """A re-run's shortcut: images whose tag is unchanged at the source and in place at the target.
 
-For each tagged image of a job the source is asked for the tag's digest with one ``HEAD``
-(``Docker-Content-Digest``; a digest selector needs no request), and the target for the
-digest its tag names now:
+For each tagged image of a job the target is asked for the digest its tag names now, and
+(when the target has the tag) the source for the tag's digest with one ``HEAD``
+(``Docker-Content-Digest``; a digest selector needs no request):
 
 - a target that offers ocikit's tag-digests extension (advertised by ``GET
   /v2/_oci/ext/discover``, asked once per registry) answers for a whole repository with one
@@ -101,6 +101,9 @@ async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: R
         if job.kind != KIND_IMAGE or job.tag is None:
             return None
         try:
+            now = await tags.digest(job.path, job.tag)  # the target first: a new tag costs the source nothing
+            if now is None:
+                return None
             if is_digest(job.selector):
                 sd = Digest(job.selector)
             else:
@@ -116,7 +119,7 @@ async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: R
                 if rec is None or rec.source_digest != sd:
                     return None
                 want = rec.digest
-            if await tags.digest(job.path, job.tag) != want:
+            if now != want:
                 return None
         except (OcikitError, OSError):
             return None
