@@ -109,7 +109,7 @@ def docker_registry(tmp: str, *, htpasswd: str | None = None, token: dict | None
                             env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
     try:
         wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc)
-        yield RunningServer(f"127.0.0.1:{port}", proc, root, log_path)
+        yield RunningServer(f"127.0.0.1:{port}", proc, root, log.name)
     finally:
         stop_pid(proc)
         log.close()
