@@ -74,6 +74,8 @@ class MirrorReport:
     """HTTP requests per registry host and method (the whole job: planning, transfer, prune)."""
     pruned: list[dict[str, Any]] = field(default_factory=list)
     """``--prune``: one entry per tag removed (or kept, and why)."""
+    peak_rss_kb: int | None = None
+    """The process's peak resident memory when the job ended (kB; None off Linux)."""
 
     @property
     def failures(self) -> list[ImageOutcome]:
@@ -97,7 +99,7 @@ class MirrorReport:
                         + [{"blob": d, "error": e} for d, e in self.blob_failures.items()],
             "seconds": round(self.seconds, 3),
             "unchanged": sum(1 for i in self.images if i.status == "unchanged"),
-            "requests": self.requests, "pruned": self.pruned,
+            "requests": self.requests, "pruned": self.pruned, "peakRssKb": self.peak_rss_kb,
         }
 
 
@@ -132,6 +134,8 @@ class _MirrorRun:
         self.started = time.monotonic()
         self.images_finished = len(plan.unchanged)
         self.bytes_total = int(self.report.plan.get("bytesToMove", 0))
+        self.bytes_placed = 0
+        """Bytes of blobs placed from the source (copied, linked or found there): the progress's bytes."""
         for p in plan.images:
             if p.plan is not None and p.job.kind != KIND_REFERRER:
                 fut = self.image_done.setdefault((p.job.path, p.source_digest), loop.create_future())
@@ -221,16 +225,18 @@ class _MirrorRun:
         """Tell the progress sink how far the job is: images and bytes done, so an ETA."""
         if self.options.progress is not None:
             emit(self.options.progress, JobProgress(
-                self.images_finished, len(self.plan.images) + len(self.plan.unchanged), self.report.bytes_moved,
-                max(self.bytes_total, self.report.bytes_moved), time.monotonic() - self.started))
+                self.images_finished, len(self.plan.images) + len(self.plan.unchanged), self.bytes_placed,
+                max(self.bytes_total, self.bytes_placed), time.monotonic() - self.started))
 
     def count_placed(self, k: str, d: Digest, one: CopyResult, sibling: str | None) -> None:
         """Add one placement's counts to the report."""
         report, size = self.report, self.plan.blobs[d].desc.size
+        if sibling is None:
+            self.bytes_placed += size
+            self.progress()
         if one.blobs_copied:
             report.blobs_moved += 1
             report.bytes_moved += size
-            self.progress()
             report.moved_digests.append(str(d))
             if (k, d) in self.journal.prior_blobs:
                 report.blobs_resent += 1

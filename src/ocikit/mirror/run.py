@@ -16,6 +16,7 @@ from typing import Any
 
 from ..content import Options
 from ..errors import UsageError
+from ..memtune import peak_rss_kb
 from ..progress import ProgressSink
 from ..transports import OpenOptions
 from .bundle import BundleSource, BundleTarget
@@ -176,6 +177,7 @@ async def execute(prep: Prepared) -> MirrorReport:
             report.pruned = [o.to_dict() for o in await prune(prep)]
         prep.state.save()
         report.requests = request_counts(prep)
+        report.peak_rss_kb = peak_rss_kb()
         prep.journal.finish(report.ok)
         return report
     finally:
