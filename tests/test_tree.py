@@ -29,8 +29,10 @@ def _modules(src_dir: str) -> set[str]:
 
 
 def _test_dirs() -> list[str]:
-    return [d for d, dirs, _ in os.walk(TESTS) if not os.path.basename(d).startswith((".", "__"))
-            and "__pycache__" not in d]
+    # a directory with no Python file is data (tests/trust/js: the sigstore-js peer and its node_modules)
+    return [d for d, dirs, files in os.walk(TESTS) if not os.path.basename(d).startswith((".", "__"))
+            and "__pycache__" not in d and "node_modules" not in d.split(os.sep)
+            and any(f.endswith(".py") for f in files)]
 
 
 def test_every_test_directory_is_a_package() -> None:

@@ -247,9 +247,64 @@ class LayerLimitExceeded(LayerInvalid):
         self.value = value
 
 
-class StorageFull(OcikitError):
-    code = "STORAGE_FULL"
-    status = 507
+class DiskFull(OcikitError):
+    """No room left: the disk, or the quota on it, is full (``ENOSPC``/``EDQUOT``).
+
+    Raised the same way by every writer (:mod:`ocikit.durable`), which leaves no temp file and
+    no half-written final name behind. The server answers it with **503 Service Unavailable**:
+    the Distribution spec has no error code for a full disk (507 Insufficient Storage is
+    WebDAV's, and clients do not expect it), and 503 says what is true — this registry cannot
+    take the write now, the request was fine, and it may succeed once space is freed. On the
+    wire the body's code is the spec's catch-all ``UNKNOWN`` with ``detail`` ``{"reason":
+    "DISK_FULL"}``, which ocikit's client turns back into this error.
+    """
+
+    code = "DISK_FULL"
+    status = 503
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message, detail=detail if detail is not None else {"reason": self.code})
+
+
+StorageFull = DiskFull
+"""The former name of :class:`DiskFull`."""
+
+
+# --- trust: keys, signatures, policy --------------------------------------------------------
+
+
+class TrustError(OcikitError):
+    """Base of the signing and verification errors."""
+
+    code = "TRUST"
+
+
+class KeyInvalid(TrustError):
+    """A key file that cannot be read: not PEM, not the expected format, an unsupported algorithm."""
+
+
+class PassphraseInvalid(KeyInvalid):
+    """The passphrase does not open the encrypted private key."""
+
+
+class SignatureInvalid(TrustError):
+    """A signature that does not verify, or whose payload names another digest or identity."""
+
+
+class SignatureMissing(SignatureInvalid):
+    """No signature that the keys or policy in force accept was found."""
+
+
+class PolicyInvalid(TrustError):
+    """A containers-policy.json or registries.d file that does not parse (an unknown requirement type, ...)."""
+
+
+class PolicyRejected(TrustError):
+    """The policy in force refuses the image."""
+
+
+class SigningFailed(TrustError):
+    """Making a signature failed (gpg refused, no such key, ...)."""
 
 
 ERROR_CODES: dict[str, type[OcikitError]] = {

@@ -7,6 +7,7 @@
 - :mod:`helpers.rawhttp` — a raw-HTTP registry client that speaks the Distribution spec as written;
 - :mod:`helpers.images` — image sets that share layers, signatures (referrers) pushed to any store;
 - :mod:`helpers.layers` — hand-made tar layers and images, tree snapshots compared field by field;
+- :mod:`helpers.trust` — throwaway GPG keys, a registries.d naming a lookaside directory, images pushed for signing;
 - :mod:`helpers.trees` — a tree of every kind of entry, snapshots for the build and tar writer tests.
 
 The benches in ``bench/`` import :mod:`helpers.servers` too (they put ``tests`` on ``sys.path``).

@@ -111,9 +111,12 @@ def test_copy_referrers_between_registries(servers, src_kind, dst_kind, source, 
     lay = referrers(f"oci:{tmp_path / 'lay'}:v1")
     assert lay["source"] == "layout" and [r["digest"] for r in lay["referrers"]] == [sbom["digest"]]
     assert OCILayout(str(tmp_path / "lay")).validate() == []
-    # without --referrers, none arrive
+    # a plain copy carries them too (referrers are signatures, SBOMs: see docs/trust.md);
+    # --remove-signatures leaves them behind
     ocikit("copy", "--all", f"{src}:v1", f"{dst}-plain:v1")
-    assert referrers(f"{dst}-plain:v1")["referrers"] == []
+    assert [r["digest"] for r in referrers(f"{dst}-plain:v1")["referrers"]] == [sbom["digest"]]
+    ocikit("copy", "--all", "--remove-signatures", f"{src}:v1", f"{dst}-bare:v1")
+    assert referrers(f"{dst}-bare:v1")["referrers"] == []
 
 
 def test_bad_artifact_input_on_a_registry(servers, files) -> None:

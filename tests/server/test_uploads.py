@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ocikit import writeback
+from ocikit import durable
 from ocikit.digest import Digest
 
 MIB = 1 << 20
@@ -45,11 +45,11 @@ def test_write_parts_keeps_every_byte_and_bounds_each_syscall(tmp_path, monkeypa
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
         os.write(fd, b"head")
-        assert writeback.write_parts(fd, parts) == sum(sizes)
+        assert durable.write_parts(fd, parts) == sum(sizes)
     finally:
         os.close(fd)
     assert path.read_bytes() == b"head" + b"".join(parts)
-    assert all(n <= writeback.WRITE_MAX for n in calls[1:])
+    assert all(n <= durable.WRITE_MAX for n in calls[1:])
     assert sum(calls[1:]) == sum(sizes)
 
 
@@ -60,7 +60,7 @@ def test_write_parts_finishes_a_short_write(tmp_path, monkeypatch):
     parts = [b"abcdef", b"ghij"]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
-        assert writeback.write_parts(fd, parts) == 10
+        assert durable.write_parts(fd, parts) == 10
     finally:
         os.close(fd)
     assert path.read_bytes() == b"abcdefghij"
@@ -94,15 +94,15 @@ async def test_spool_is_flushed_in_the_background_while_it_grows(tmp_path, monke
     from ocikit.server.storage import fs
 
     monkeypatch.setattr(fs, "SYNC_EVERY", 2 * MIB)
-    monkeypatch.setattr(fs, "BATCH", MIB)
+    monkeypatch.setattr(durable, "BATCH", MIB)
     synced: list[int] = []   # the spool's size each time a background flush is started
-    real = fs.sync_in_background
+    real = durable.sync_in_background
 
     def sync_in_background(fd):
         synced.append(os.fstat(fd).st_size)
         return real(fd)
 
-    monkeypatch.setattr(fs, "sync_in_background", sync_in_background)
+    monkeypatch.setattr(durable, "sync_in_background", sync_in_background)
     rnd = random.Random(3)
     pieces = [rnd.randbytes(300_000) for _ in range(40)]
 

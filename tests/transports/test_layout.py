@@ -27,9 +27,9 @@ from ocikit.errors import (
 )
 from ocikit.model import Descriptor, build_manifest, parse_manifest
 from ocikit.testing import FileEntry, LayerSpec, write_image, write_index
-from ocikit.transports.layout import (
-    INDEX_FILE, TMP_PREFIX, TMP_STALE_SECONDS, VERIFIED_XATTR, OCILayout, _has_verified_record, _record_verified,
-)
+from ocikit.transports.layout import INDEX_FILE, TMP_PREFIX, TMP_STALE_SECONDS, VERIFIED_XATTR, OCILayout
+from ocikit.transports.layout.verified import has_verified_record as _has_verified_record
+from ocikit.transports.layout.verified import record_verified as _record_verified
 
 BASE = LayerSpec(entries=[FileEntry("etc/os-release", data=b"ID=debian\n"), FileEntry("bin", kind="dir")])
 
@@ -622,7 +622,7 @@ def test_link_trusts_a_matching_record_and_hashes_otherwise(tmp_path, monkeypatc
     if not _xattrs_work(src.path):
         pytest.skip("no user xattrs on this filesystem")
     desc, path = _recorded_blob(src, os.urandom(1 << 16))
-    import ocikit.transports.layout as layout_mod
+    import ocikit.transports.layout.link as layout_mod
     hashed: list[str] = []
     real = layout_mod.digest_file
 
@@ -682,16 +682,17 @@ def test_validate_ignores_records(layout: OCILayout) -> None:
 def test_put_blob_flushes_in_the_background_and_reports_its_errors(layout: OCILayout, monkeypatch) -> None:
     import concurrent.futures
 
-    import ocikit.transports.layout as layout_mod
-    monkeypatch.setattr(layout_mod, "SYNC_EVERY", 64 << 10)
-    monkeypatch.setattr(layout_mod, "BATCH", 64 << 10)
+    from ocikit import durable
+    from ocikit.transports.layout import blobwrite
+    monkeypatch.setattr(blobwrite, "SYNC_EVERY", 64 << 10)
+    monkeypatch.setattr(durable, "BATCH", 64 << 10)
     started: list[int] = []
-    real = layout_mod.sync_in_background
+    real = durable.sync_in_background
 
     def counting(fd: int) -> "concurrent.futures.Future[None]":
         started.append(fd)
         return real(fd)
-    monkeypatch.setattr(layout_mod, "sync_in_background", counting)
+    monkeypatch.setattr(durable, "sync_in_background", counting)
     parts = [os.urandom(64 << 10) for _ in range(4)]
     data = b"".join(parts)
     desc = Descriptor("application/octet-stream", Digest.of(data), len(data))
@@ -703,7 +704,7 @@ def test_put_blob_flushes_in_the_background_and_reports_its_errors(layout: OCILa
         fut: concurrent.futures.Future[None] = concurrent.futures.Future()
         fut.set_exception(OSError(5, "Input/output error"))
         return fut
-    monkeypatch.setattr(layout_mod, "sync_in_background", failing)
+    monkeypatch.setattr(durable, "sync_in_background", failing)
     other = [os.urandom(64 << 10) for _ in range(3)]
     odata = b"".join(other)
     odesc = Descriptor("application/octet-stream", Digest.of(odata), len(odata))

@@ -7,17 +7,8 @@ from typing import Any, Callable
 import click
 
 from ..layers.tarwriter import COMPRESSIONS, MTIME_POLICIES, TarOptions
-from ..ops.build import (
-    SCRATCH,
-    BuildRequest,
-    BuildResult,
-    ConfigChanges,
-    abuild,
-    parse_command,
-    parse_env,
-    parse_key_value,
-    parse_port,
-)
+from ..ops.build import SCRATCH, BuildRequest, BuildResult, abuild
+from ..ops.buildconfig import ConfigChanges, parse_command, parse_env, parse_key_value, parse_port
 from .main import run
 from .options import parse_platforms
 from .registry_cmds import open_options, transport_options
@@ -219,20 +210,15 @@ def layer_diff_command(lower: str, upper: str, out: str, compression: str, mtime
     opaque; the tar is reproducible like the ones build writes.
     """
     import os
-    import tempfile
 
+    from ..durable import publish, removing_on_error, temp_path
     from ..layers.treediff import write_diff_layer
 
-    d = os.path.dirname(os.path.abspath(out))
-    fd, tmp = tempfile.mkstemp(prefix=".ocikit-layer-", dir=d)
-    os.close(fd)
-    try:
+    final = os.path.abspath(out)
+    tmp = temp_path(os.path.dirname(final), os.path.basename(final))
+    with removing_on_error(tmp, out):
         r = write_diff_layer(lower, upper, tmp, compression, make_tar_options(mtime_policy, keep_owner, no_xattrs))
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        publish(tmp, final)
     if current_format() == "json":
         emit_json({"path": out, "mediaType": r.media_type, "digest": str(r.digest), "size": r.size,
                    "diffID": str(r.diff_id), "entries": r.entries})

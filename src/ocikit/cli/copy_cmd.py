@@ -11,6 +11,7 @@ from .main import run
 from .options import parse_platforms
 from .output import ProgressView, echo, emit_json, human_size, output_format
 from .registry_cmds import copy_transport_options, side_options
+from .trust_options import trust_copy_options, trust_hook
 
 
 @click.command("copy")
@@ -32,6 +33,7 @@ from .registry_cmds import copy_transport_options, side_options
               default=None, help="Convert manifests and media types to OCI or Docker v2s2 (digests change).")
 @click.option("--referrers", is_flag=True,
               help="Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of what is copied.")
+@trust_copy_options
 @copy_transport_options
 def copy_command(source: str, destination: str, all_platforms: bool, multi_arch: str | None,
                  platforms: tuple[str, ...], preserve_index_digest: bool, jobs: int, preserve_digests: bool,
@@ -44,19 +46,20 @@ def copy_command(source: str, destination: str, all_platforms: bool, multi_arch:
         all_platforms = True
     elif multi_arch == "index-only":
         raise click.UsageError("--multi-arch index-only is not supported; use --platform to pick children")
+    hook = trust_hook(source, destination, transport)  # policy, carried and new signatures
     with ProgressView() as view:
         options = CopyOptions(all_platforms=all_platforms, platforms=parse_platforms(platforms),
                               preserve_index_digest=preserve_index_digest, jobs=jobs, progress=view,
                               preserve_digests=preserve_digests, retry_times=transport.get("retry_times", 3),
-                              referrers=referrers, manifest_format=manifest_format)
+                              referrers=referrers, manifest_format=manifest_format, hooks=(hook,))
         result = run(acopy(source, destination, options, src_options=side_options("src", transport),
                            dst_options=side_options("dest", transport)))
-    report(result)
+    report(result, hook.carried.to_dict())
 
 
-def report(result: CopyResult) -> None:
+def report(result: CopyResult, signatures: dict[str, Any] | None = None) -> None:
     if output_format() == "json":
-        emit_json(result.to_dict())
+        emit_json({**result.to_dict(), **({"signatures": signatures} if signatures is not None else {})})
         return
     moved = result.bytes_copied + result.bytes_linked + result.bytes_mounted
     rate = f", {human_size(result.bytes_copied / result.seconds)}/s" if result.seconds > 0 and result.bytes_copied else ""
@@ -71,6 +74,9 @@ def report(result: CopyResult) -> None:
          f"{result.blobs_mounted} mounted ({human_size(result.bytes_mounted)}), "
          f"{result.blobs_skipped} already there ({human_size(result.bytes_skipped)}); "
          f"{human_size(moved)} in {result.seconds:.2f}s{rate}")
+    if signatures and any(signatures.values()):
+        echo(f"  signatures: {len(signatures['tags'])} tag(s), {len(signatures['referrers'])} referrer(s), "
+             f"{sum(signatures['lookaside'].values())} lookaside, {len(signatures['signed'])} new")
 
 
 def register(group: click.Group) -> None:

@@ -41,6 +41,9 @@ COMMANDS = {
     "serve": "ocikit.cli.serve_cmd",
     "registry": "ocikit.cli.serve_cmd",
     "mirror": "ocikit.cli.mirror_cmd",
+    "generate-key": "ocikit.cli.sign_cmd",
+    "sign": "ocikit.cli.sign_cmd",
+    "verify": "ocikit.cli.verify_cmd",
 }
 COMMAND_MODULES = sorted(set(COMMANDS.values()))
 

@@ -40,10 +40,14 @@ def _byte_count(text: str) -> int | None:
                    "the first 512 MiB (a decompression bomb); 0: no limit.")
 @click.option("--keep-partial", is_flag=True,
               help="After a failure, keep what was unpacked in DIR.partial (marked incomplete) instead of removing it.")
+@click.option("--policy", default=None, metavar="FILE",
+              help="Refuse IMAGE unless this containers-policy.json accepts it (\"system\": the system's).")
+@click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
+              help="registries.d directory naming the lookaside stores (with --policy).")
 @format_option
 def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | None, platform: str | None,
                    max_layer_size: str, max_expansion_ratio: float, keep_partial: bool,
-                   output_format: str | None) -> None:
+                   output_format: str | None, policy: str | None = None, registries_d: str | None = None) -> None:
     """Unpack IMAGE (oci:, docker://, oci-archive:, docker-archive:) into DIR, applying its layers in order.
 
     Paths are resolved inside DIR and never follow a symlink out of it. Every layer's digest and
@@ -53,6 +57,10 @@ def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | No
     """
     from ..layers.limits import LayerLimits
     from ..ops.unpack import UnpackOptions, unpack   # oci: layouts unpack with no event loop
+
+    if policy is not None:  # checked before anything is written
+        from ..trust.policy import enforce
+        enforce(policy, image, registries_d=registries_d)
 
     limits = LayerLimits(max_expansion_ratio=max_expansion_ratio or None, max_layer_size=_byte_count(max_layer_size))
     warnings: list[str] = []

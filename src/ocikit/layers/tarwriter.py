@@ -38,6 +38,7 @@ from typing import IO, Any, Mapping, Protocol
 
 from .. import mediatypes as mt
 from ..digest import Digest, Digester
+from ..durable import sync_data
 from ..errors import UsageError
 from ..model import Descriptor
 
@@ -516,7 +517,7 @@ class LayerWriter:
         digest, size, diff_id, tar_size = self.sink.finish()
         if sync:
             self._f.flush()
-            os.fsync(self._f.fileno())
+            sync_data(self._f.fileno())
         self._f.close()
         self.result = LayerResult(self.sink.media_type, digest, size, diff_id, tar_size, self.tar.entries)
         return self.result

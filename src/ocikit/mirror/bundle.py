@@ -31,7 +31,8 @@ from ..errors import LayoutInvalid, UsageError
 from ..model import ANNOTATION_REF_NAME, Descriptor
 from ..ops.copy_plan import CopyPlan
 from ..platforms import parse_platform
-from ..transports.layout import OCILayout, atomic_write
+from ..durable import atomic_write
+from ..transports.layout import OCILayout
 from .bundle_format import (A_KIND, A_MODE, A_PATH, A_PLATFORMS, A_SOURCE, A_SOURCE_DIGEST, A_SUBJECT, A_TAG,
                             BUNDLE_KEY, CHECKSUM_FILE, METADATA_FILE, METADATA_SCHEMA)
 from .plan_types import KIND_IMAGE, ImageJob, MirrorPlan, PlannedImage, merge_blobs

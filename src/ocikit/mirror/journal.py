@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..digest import Digest, DigestInvalid
+from ..durable import append_line, disk_full_guard, sync_data
 from ..errors import UsageError
 
 
@@ -97,12 +98,15 @@ class Journal:
             return
         line = json.dumps(rec, separators=(",", ":")) + "\n"
         with self._lock:
-            self._f.write(line)
-            self._f.flush()
+            what = self.path or "the mirror journal"
             now = time.monotonic()
             if now - self._synced >= SYNC_INTERVAL:
-                os.fsync(self._f.fileno())
+                append_line(self._f, line, what)  # written, flushed and synced
                 self._synced = now
+            else:
+                with disk_full_guard(what):  # written and flushed: the next group's sync covers it
+                    self._f.write(line)
+                    self._f.flush()
 
     def blob_done(self, key: str, digest: Digest, size: int) -> None:
         if (key, digest) in self.blobs:
@@ -124,7 +128,7 @@ class Journal:
         """Close; a run that finished without failures removes its journal (nothing left to resume)."""
         if self._f is not None:
             self._f.flush()
-            os.fsync(self._f.fileno())
+            sync_data(self._f.fileno())
             self._f.close()
             self._f = None
             if ok and self.path and os.path.exists(self.path):

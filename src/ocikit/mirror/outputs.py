@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable, Sequence
 
-from ..transports.layout import atomic_write
+from ..durable import atomic_write
 
 
 def repository_pairs(mapping: Iterable[dict[str, Any]], mirror_repo: Any) -> list[tuple[str, str]]:

@@ -26,7 +26,7 @@ from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, Options, RawManifest
 from ..digest import CHUNK, Digest, Verifier, digest_file, is_digest
 from ..errors import ArchiveInvalid, BlobUnknown, ManifestUnknown, UsageError
 from ..model import Descriptor, ImageIndex, parse_manifest
-from ..transports.layout import atomic_write
+from ..durable import atomic_write
 from .bundle_format import CHECKSUM_FILE, METADATA_FILE
 
 VOLUME_FMT = "ocikit-bundle-{:04d}.tar"

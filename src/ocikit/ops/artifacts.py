@@ -9,12 +9,11 @@ kept discoverable by :mod:`ocikit.ops.referrers` (API, tag schema or layout scan
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator, Mapping, Sequence
 
+from .. import durable
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Options, Store
 from ..digest import CHUNK, Digest, Verifier, digest_file
@@ -164,20 +163,12 @@ class PulledArtifact:
 
 
 async def _write_blob(store: Store, desc: Descriptor, final: str, opts: Options) -> None:
-    d = os.path.dirname(final)
-    tmp = os.path.join(d, f".ocikit-{secrets.token_hex(8)}")
+    """Stream a layer to ``final``, verified, by :mod:`ocikit.durable`'s temp-file-then-rename path."""
     v = Verifier(desc.digest, desc.size, what=f"layer {desc.digest}")
-    try:
-        with open(tmp, "wb") as out:
-            async for chunk in store.blob_chunks(desc, opts):
-                v.update(chunk)
-                await asyncio.to_thread(out.write, chunk)
-            v.verify()
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with durable.publishing(final) as t:
+        await durable.write_stream(t.fd, store.blob_chunks(desc, opts), v, sync_every=durable.SYNC_EVERY)
+        v.verify()
+        await asyncio.to_thread(t.sync)
 
 
 async def pull_artifact(store: Store, selector: str | None, directory: str,

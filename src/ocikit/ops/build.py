@@ -1,8 +1,9 @@
 """Build images from directories and tarballs, on a base image (any transport) or on scratch.
 
 The pipeline: each input becomes a layer blob (a directory through the reproducible tar
-writer, a tarball as it is) written into a *staging* layout — the target itself when the
-target is an OCI layout, else a temporary one; a new config and manifest are encoded
+writer, a tarball as it is; :mod:`.buildlayers`) written into a *staging* layout — the target
+itself when the target is an OCI layout, else a temporary one (:mod:`.overlay`); a new config
+(:mod:`.buildconfig`) and manifest are encoded
 deterministically (:func:`~ocikit.model.canonical_json`, ``created`` from ``SOURCE_DATE_EPOCH``);
 then the copy engine moves the image from an overlay of (staging, base) to the target, so
 every transport works and nothing is tagged before every blob is there.
@@ -15,193 +16,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
-import re
-import shlex
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import mediatypes as mt
-from ..content import DEFAULT_OPTIONS, DEFAULT_TRAITS, BlobLinker, Options, RawManifest, Store, read_blob
-from ..digest import CHUNK, Digest, Digester
-from ..errors import LayerInvalid, ManifestUnknown, OcikitError, PlatformNotFound, UsageError
-from ..layers.reader import open_layer_file
-from ..layers.tarwriter import LayerResult, LayerSink, TarOptions, source_date_epoch, write_tree_layer
+from ..content import DEFAULT_OPTIONS, BlobLinker, Options, Store, read_blob
+from ..digest import Digest
+from ..errors import OcikitError, PlatformNotFound, UsageError
+from ..layers.tarwriter import LayerResult, TarOptions, source_date_epoch
 from ..model import Descriptor, ImageIndex, ImageManifest, build_index, build_manifest, canonical_json, parse_config
 from ..platforms import Platform, host_platform, matches
 from ..progress import Message, ProgressSink, emit
-from ..transports.layout import TMP_PREFIX, OCILayout
+from ..transports.layout import OCILayout
+from .buildconfig import (
+    ConfigChanges,
+    apply_changes,
+    history_entries,
+    new_config,
+    parse_command,
+    parse_env,
+    parse_key_value,
+    parse_port,
+    rfc3339,
+)
+from .buildlayers import layer_from_input
 from .copy import CopyOptions, Node, copy_between, resolve_root
 from .inspect import choose_image
+from .overlay import OverlayStore, staging_for
 from .stores import finish
 
 ANNOTATION_BASE_DIGEST = "org.opencontainers.image.base.digest"
 ANNOTATION_BASE_NAME = "org.opencontainers.image.base.name"
 SCRATCH = "scratch"
-
-
-# ---- config changes (pure) ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ConfigChanges:
-    """Edits to an image config's ``config`` object and the manifest's annotations.
-
-    ``None`` leaves a field alone; an empty list removes ``Entrypoint``/``Cmd``.
-    ``env`` entries replace a variable of the same name or are appended.
-    """
-
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    env: tuple[tuple[str, str], ...] = ()
-    workdir: str | None = None
-    user: str | None = None
-    labels: tuple[tuple[str, str], ...] = ()
-    exposed_ports: tuple[str, ...] = ()
-    annotations: tuple[tuple[str, str], ...] = ()
-
-    def describe(self) -> list[str]:
-        """Dockerfile-like lines for history entries (deterministic)."""
-        out: list[str] = []
-        if self.entrypoint is not None:
-            out.append(f"ENTRYPOINT {json.dumps(list(self.entrypoint))}")
-        if self.cmd is not None:
-            out.append(f"CMD {json.dumps(list(self.cmd))}")
-        out += [f"ENV {k}={v}" for k, v in self.env]
-        if self.workdir is not None:
-            out.append(f"WORKDIR {self.workdir}")
-        if self.user is not None:
-            out.append(f"USER {self.user}")
-        out += [f"LABEL {k}={v}" for k, v in self.labels]
-        out += [f"EXPOSE {p}" for p in self.exposed_ports]
-        return out
-
-    @property
-    def touches_config(self) -> bool:
-        return bool(self.describe())
-
-
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_PORT = re.compile(r"^([0-9]{1,5})(?:/(tcp|udp|sctp))?$")
-
-
-def parse_env(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` -> (KEY, VALUE). The value may be empty, the name may not."""
-    key, eq, value = text.partition("=")
-    if not eq or not _ENV_NAME.match(key):
-        raise UsageError(f"bad --env {text!r}: expected NAME=VALUE with NAME of letters, digits and _")
-    return key, value
-
-
-def parse_key_value(text: str, what: str) -> tuple[str, str]:
-    key, eq, value = text.partition("=")
-    if not eq or not key:
-        raise UsageError(f"bad {what} {text!r}: expected KEY=VALUE")
-    return key, value
-
-
-def parse_port(text: str) -> str:
-    """``80``, ``80/tcp``, ``53/udp`` -> the ``ExposedPorts`` key (``80/tcp``)."""
-    m = _PORT.match(text.strip())
-    if not m or not 0 < int(m.group(1)) < 65536:
-        raise UsageError(f"bad --expose {text!r}: expected PORT[/tcp|/udp|/sctp] with 1 <= PORT <= 65535")
-    return f"{int(m.group(1))}/{m.group(2) or 'tcp'}"
-
-
-def parse_command(text: str, what: str) -> tuple[str, ...]:
-    """A JSON array of strings (``["/bin/app", "-v"]``) or a shell-like word list; ``""`` clears."""
-    s = text.strip()
-    if not s:
-        return ()
-    if s.startswith("["):
-        try:
-            v = json.loads(s)
-        except json.JSONDecodeError as e:
-            raise UsageError(f"bad {what} {text!r}: not a JSON array: {e.msg}") from None
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise UsageError(f"bad {what} {text!r}: expected a JSON array of strings")
-        return tuple(v)
-    try:
-        return tuple(shlex.split(s))
-    except ValueError as e:
-        raise UsageError(f"bad {what} {text!r}: {e}") from None
-
-
-def rfc3339(epoch: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def apply_changes(config: Mapping[str, Any] | None, changes: ConfigChanges) -> dict[str, Any]:
-    """A new ``config`` object (the image config's ``config`` field) with ``changes`` applied.
-
-    Existing keys keep their place; new keys are added in a fixed order.
-    """
-    c: dict[str, Any] = dict(config or {})
-    if changes.entrypoint is not None:
-        if changes.entrypoint:
-            c["Entrypoint"] = list(changes.entrypoint)
-        else:
-            c.pop("Entrypoint", None)
-    if changes.cmd is not None:
-        if changes.cmd:
-            c["Cmd"] = list(changes.cmd)
-        else:
-            c.pop("Cmd", None)
-    if changes.env:
-        env = list(c.get("Env") or [])
-        for key, value in changes.env:
-            item = f"{key}={value}"
-            for i, e in enumerate(env):
-                if e.partition("=")[0] == key:
-                    env[i] = item
-                    break
-            else:
-                env.append(item)
-        c["Env"] = env
-    if changes.workdir is not None:
-        c["WorkingDir"] = changes.workdir
-    if changes.user is not None:
-        c["User"] = changes.user
-    if changes.labels:
-        labels = dict(c.get("Labels") or {})
-        labels.update(changes.labels)
-        c["Labels"] = labels
-    if changes.exposed_ports:
-        ports = dict(c.get("ExposedPorts") or {})
-        for p in changes.exposed_ports:
-            ports.setdefault(p, {})
-        c["ExposedPorts"] = ports
-    return c
-
-
-def new_config(base: Mapping[str, Any] | None, platform: Platform, *, diff_ids: Sequence[str],
-               history: Sequence[Mapping[str, Any]], changes: ConfigChanges, created: str,
-               replace_layers: bool = False) -> dict[str, Any]:
-    """The image config of a built image: the base's (or a fresh one), new layers and history added.
-
-    ``replace_layers``: ``diff_ids`` and ``history`` replace the base's instead of extending them.
-    """
-    if base is None:
-        doc: dict[str, Any] = {"created": created, "architecture": platform.architecture, "os": platform.os}
-        if platform.variant:
-            doc["variant"] = platform.variant
-        doc["config"] = {}
-        doc["rootfs"] = {"type": "layers", "diff_ids": []}
-        doc["history"] = []
-    else:
-        doc = json.loads(json.dumps(base))
-        doc["created"] = created
-    doc["config"] = apply_changes(doc.get("config"), changes)
-    rootfs = dict(doc.get("rootfs") or {"type": "layers"})
-    rootfs["type"] = "layers"
-    rootfs["diff_ids"] = ([] if replace_layers else list(rootfs.get("diff_ids") or [])) + [str(d) for d in diff_ids]
-    doc["rootfs"] = rootfs
-    doc["history"] = ([] if replace_layers else list(doc.get("history") or [])) + [dict(h) for h in history]
-    return doc
 
 
 # ---- base images ---------------------------------------------------------------------------------
@@ -256,156 +103,6 @@ def oci_layer_descriptor(d: Descriptor) -> Descriptor:
     """A base layer's descriptor for an OCI manifest (Docker layer types mapped to OCI's)."""
     media_type = mt.TO_OCI.get(d.media_type, d.media_type)
     return Descriptor(media_type, d.digest, d.size, d.annotations, None, d.urls)
-
-
-# ---- stores used while building --------------------------------------------------------------
-
-
-class OverlayStore:
-    """Reads from ``top`` first, then from ``bottom`` (the base image's store). Read-only."""
-
-    traits = DEFAULT_TRAITS
-
-    def __init__(self, top: OCILayout, bottom: Store | None) -> None:
-        self.top = top
-        self.bottom = bottom
-
-    @property
-    def location(self) -> str:
-        return self.top.location
-
-    async def resolve(self, reference: str | None, opts: Options = DEFAULT_OPTIONS) -> Descriptor:
-        return await self.top.resolve(reference, opts)
-
-    async def get_manifest(self, reference: str, opts: Options = DEFAULT_OPTIONS) -> RawManifest:
-        try:
-            return await self.top.get_manifest(reference, opts)
-        except ManifestUnknown:
-            if self.bottom is None:
-                raise
-            return await self.bottom.get_manifest(reference, opts)
-
-    async def blob_chunks(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> AsyncIterator[bytes]:
-        src: Store = self.top
-        if self.bottom is not None and not self.top.has_blob_sync(desc):
-            src = self.bottom
-        async for chunk in src.blob_chunks(desc, opts):
-            yield chunk
-
-    async def has_blob(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
-        if self.top.has_blob_sync(desc):
-            return True
-        return self.bottom is not None and await self.bottom.has_blob(desc, opts)
-
-    async def put_blob(self, desc: Descriptor, chunks: AsyncIterator[bytes], opts: Options = DEFAULT_OPTIONS) -> None:
-        raise UsageError("read-only store")
-
-    async def has_manifest(self, desc: Descriptor, opts: Options = DEFAULT_OPTIONS) -> bool:
-        return self.top.has_blob_sync(desc)
-
-    async def put_manifest(self, raw: bytes, media_type: str, tag: str | None = None,
-                           opts: Options = DEFAULT_OPTIONS, *, root: bool = False) -> Digest:
-        raise UsageError("read-only store")
-
-    async def list_tags(self, opts: Options = DEFAULT_OPTIONS) -> list[str]:
-        return []
-
-    async def close(self) -> None:
-        return None
-
-
-@contextlib.contextmanager
-def staging_for(target: Store) -> Iterator[OCILayout]:
-    """Where new blobs are written: the target layout itself, else a temporary layout."""
-    if isinstance(target, OCILayout):
-        yield target
-        return
-    d = tempfile.mkdtemp(prefix="ocikit-build-")
-    try:
-        yield OCILayout(os.path.join(d, "staging"), create=True, sync=False)
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def blob_tmp(staging: OCILayout) -> str:
-    """A fresh temporary path among the staging layout's blobs (same filesystem: renamed in place)."""
-    d = os.path.join(staging.path, "blobs", "sha256")
-    os.makedirs(d, exist_ok=True)
-    return os.path.join(d, f"{TMP_PREFIX}build-{os.getpid()}-{os.urandom(6).hex()}")
-
-
-def adopt_blob(staging: OCILayout, tmp: str, digest: Digest) -> None:
-    """Move a finished, already-hashed temp file in the staging layout to its blob path."""
-    final = staging.blob_path(digest)
-    os.makedirs(os.path.dirname(final), exist_ok=True)
-    if staging.sync:
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-    os.replace(tmp, final)
-
-
-# ---- layers from inputs -----------------------------------------------------------------------
-
-
-def read_tarball(path: str) -> tuple[str | None, Digest, int, Digest, int]:
-    """Read a tarball through the layer reader: (compression, digest, size, diff_id, tar size).
-
-    Raises :class:`~ocikit.errors.LayerInvalid` when it is not a (compressed) tar archive.
-    """
-    try:
-        with open_layer_file(path) as r:
-            r.drain()
-            assert r.digest is not None and r.diff_id is not None
-            return r.compression, r.digest, r.compressed_size, r.diff_id, r.size
-    except LayerInvalid as e:
-        raise UsageError(f"{path}: not a layer tarball ({e})") from None
-
-
-def layer_from_input(path: str, staging: OCILayout, compression: str, tar_options: TarOptions) -> LayerResult:
-    """Write one input (a directory, or a tarball taken as it is) into ``staging`` as a layer blob."""
-    if not os.path.exists(path):
-        raise UsageError(f"{path}: no such file or directory")
-    tmp = blob_tmp(staging)
-    try:
-        if os.path.isdir(path):
-            res = write_tree_layer(path, tmp, compression, tar_options)
-        elif os.path.isfile(path):
-            res = _tarball_layer(path, tmp, compression)
-        else:
-            raise UsageError(f"{path}: not a directory or a tarball")
-        adopt_blob(staging, tmp, res.digest)
-        return res
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _tarball_layer(path: str, tmp: str, compression: str) -> LayerResult:
-    """A tarball as a layer: compressed ones are kept byte for byte, a plain tar is compressed."""
-    have, digest, size, diff_id, tar_size = read_tarball(path)
-    if have is None:
-        with open(path, "rb") as src, open(tmp, "wb") as out:
-            sink = LayerSink(out, compression)
-            try:
-                while chunk := src.read(CHUNK):
-                    sink.write(chunk)
-                digest, size, diff_id2, tar_size = sink.finish()
-            except BaseException:
-                sink.abort()
-                raise
-        if diff_id2 != diff_id:
-            raise UsageError(f"{path}: changed while it was read")
-        return LayerResult(sink.media_type, digest, size, diff_id, tar_size, 0)
-    d = Digester()
-    with open(path, "rb") as src, open(tmp, "wb") as out:
-        while chunk := src.read(CHUNK):
-            d.update(chunk)
-            out.write(chunk)
-    if d.digest() != digest:
-        raise UsageError(f"{path}: changed while it was read")
-    media = mt.OCI_LAYER_GZIP if have == "gzip" else mt.OCI_LAYER_ZSTD
-    return LayerResult(media, digest, size, diff_id, tar_size, 0)
 
 
 # ---- assembling and writing images ------------------------------------------------------------
@@ -510,19 +207,6 @@ class BuildResult:
         }
 
 
-def history_entries(created: str, created_by: str, n_layers: int, changes: ConfigChanges,
-                    sources: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """One history entry per new layer, then one (empty_layer) for config changes."""
-    out: list[dict[str, Any]] = []
-    for i in range(n_layers):
-        kind = sources[i] if i < len(sources) else "layer"
-        out.append({"created": created, "created_by": created_by, "comment": f"layer {i + 1} of {n_layers}: {kind}"})
-    if changes.touches_config:
-        out.append({"created": created, "created_by": f"{created_by}: " + "; ".join(changes.describe()),
-                    "empty_layer": True})
-    return out
-
-
 async def _load_bases(store: Store, name: str, selector: str | None, req: BuildRequest,
                       opts: Options) -> list[BaseImage]:
     if req.platforms or not req.all_platforms:
@@ -611,7 +295,7 @@ def build(req: BuildRequest) -> BuildResult:
 
 
 __all__ = [
-    "BaseImage", "BuildRequest", "BuildResult", "BuiltImage", "ConfigChanges", "OverlayStore", "SCRATCH",
-    "abuild", "adopt_blob", "apply_changes", "blob_tmp", "build", "layer_from_input", "load_base", "new_config", "parse_command",
-    "parse_env", "parse_key_value", "parse_port", "publish", "rfc3339", "staging_for", "write_image",
+    "BaseImage", "BuildRequest", "BuildResult", "BuiltImage", "ConfigChanges", "SCRATCH",
+    "abuild", "apply_changes", "build", "history_entries", "load_base", "new_config", "parse_command",
+    "parse_env", "parse_key_value", "parse_port", "publish", "rfc3339", "write_image",
 ]

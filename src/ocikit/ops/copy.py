@@ -221,9 +221,13 @@ async def copy_between(src: Store, selector: str | None, dst: Store, tag: str | 
     check_preserve_digests(plan, options)
     result = CopyResult(src.location, dst.location, plan.source_root_digest, plan.root.desc.digest,
                         plan.root.manifest.media_type, tag, platforms=plan.platforms)
+    for hook in options.hooks:
+        await hook.before_transfer(src, dst, plan, opts)
     await execute_plan(src, dst, plan, tag, options, result, opts)
     if options.referrers:
         await copy_referrers(src, dst, plan, options, result, opts)
+    for hook in options.hooks:
+        await hook.after_copy(src, dst, plan, options, result, opts)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -249,7 +253,7 @@ async def copy_referrers(src: Store, dst: Store, plan: CopyPlan, options: CopyOp
     done: set[Digest] = {n.desc.digest for n in plan.manifests}
     queue: list[Digest] = [n.desc.digest for n in plan.manifests]
     sub_options = dataclasses.replace(options, all_platforms=True, platforms=(), preserve_index_digest=False,
-                                      referrers=False)
+                                      referrers=False, hooks=())
     while queue:
         subject = queue.pop(0)
         found = await find_referrers(src, subject, None, opts)

@@ -7,11 +7,15 @@ Plain data shared by the copy engine (:mod:`ocikit.ops.copy`), its planner
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from ..digest import Digest
 from ..platforms import Platform
 from ..progress import ProgressSink
+
+if TYPE_CHECKING:
+    from ..content import Options, Store
+    from .copy_plan import CopyPlan
 
 
 @dataclass
@@ -38,6 +42,18 @@ class CopyOptions:
     """Whole-blob retries when a transfer fails on the network (stores retry requests themselves)."""
     referrers: bool = False
     """Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of every manifest copied, recursively."""
+    hooks: Sequence["CopyHook"] = ()
+    """Called around the transfer (policy checks, carrying signatures); not passed to nested copies."""
+
+
+class CopyHook(Protocol):
+    """Something a copy calls: ``before_transfer`` once the plan is made (raise to write nothing),
+    ``after_copy`` once every manifest is written (see :mod:`ocikit.trust.carry`)."""
+
+    async def before_transfer(self, src: "Store", dst: "Store", plan: "CopyPlan", opts: "Options") -> None: ...
+
+    async def after_copy(self, src: "Store", dst: "Store", plan: "CopyPlan", options: CopyOptions,
+                         result: "CopyResult", opts: "Options") -> None: ...
 
 
 @dataclass

@@ -13,7 +13,6 @@ destination with the copy engine in one plan, the index last.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from .. import mediatypes as mt
 from ..content import DEFAULT_OPTIONS, Store
 from ..digest import Digest
+from ..durable import lock
 from ..errors import InvalidReference, LayoutInvalid, ManifestInvalid, ManifestUnknown, NameUnknown, UsageError
 from ..model import Descriptor, ImageIndex, parse_index
 from ..progress import ProgressSink
@@ -113,12 +113,8 @@ def _list_lock(ref: ListRef):  # type: ignore[no-untyped-def]
         yield
         return
     os.makedirs(data_home(), exist_ok=True)
-    fd = os.open(os.path.join(data_home(), "lists.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with lock(os.path.join(data_home(), "lists.lock")):
         yield
-    finally:
-        os.close(fd)
 
 
 def _opened(ref: ListRef, *, write: bool,

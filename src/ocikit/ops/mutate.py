@@ -9,7 +9,6 @@ copy: retagging keeps the digest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tarfile
 import tempfile
@@ -25,7 +24,7 @@ from ..model import ImageManifest
 from ..platforms import Platform
 from ..progress import ProgressSink
 from ..transports.layout import OCILayout
-from .build import BaseImage, BuildRequest, BuildResult, ConfigChanges, abuild, adopt_blob, blob_tmp
+from .build import BaseImage, BuildRequest, BuildResult, ConfigChanges, abuild
 
 DataHandler = Callable[[LayerReader, TarMember], Any]
 """Consumes a regular file's data from the reader; returns the reference stored in the tree."""
@@ -112,16 +111,14 @@ def flatten_maker(compression: str, loop: asyncio.AbstractEventLoop) -> Callable
             raise UsageError("flatten needs an image")
         diff_ids = base.config.get("rootfs", {}).get("diff_ids") or []
         spool = _Spool(os.path.join(staging.path, "blobs", "sha256"))
-        tmp = blob_tmp(staging)
         try:
-            tree = merge_layers(base.store, base.manifest, diff_ids, spool, loop)
-            res = write_merged_layer(tree, spool, tmp, compression)
-            adopt_blob(staging, tmp, res.digest)
-            return [res]
+            with staging.staged_blob() as blob:
+                tree = merge_layers(base.store, base.manifest, diff_ids, spool, loop)
+                res = write_merged_layer(tree, spool, blob.path, compression)
+                blob.commit(res.digest, res.size)
+                return [res]
         finally:
             spool.close()
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return make
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..content import Options, Store
 from ..digest import Digest
+from ..durable import atomic_write
 from ..errors import ConfigInvalid, OcikitError, UsageError
 from ..layers.limits import DEFAULT_LIMITS, LayerLimits
 from ..layers.reader import LayerReader, open_layer
@@ -106,10 +107,7 @@ def _prepare(target: str) -> str:
 
 
 def _write_marker(staging: str, doc: dict[str, Any]) -> None:
-    tmp = os.path.join(staging, MARKER + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2)
-    os.replace(tmp, os.path.join(staging, MARKER))
+    atomic_write(os.path.join(staging, MARKER), json.dumps(doc, indent=2).encode(), sync=False)
 
 
 async def unpack_image(store: Store, selector: str | None, target: str,

@@ -1,23 +1,26 @@
 """The filesystem storage driver: keys are files under a root directory.
 
-Writes go to a hidden temporary file in the target directory, are flushed (``fsync``
-unless disabled) and renamed into place, and the directory is synced: a crash at any
-moment leaves either the old object or the new one, never half of one. Temporary names
-start with ``.`` and are never listed.
+Every write follows :mod:`ocikit.durable`'s rules: a hidden temp file in the target
+directory, flushed (unless ``fsync`` is off), renamed into place, the directory flushed — a
+crash at any moment leaves either the old object or the new one, never half of one; a full
+disk raises :class:`~ocikit.errors.DiskFull` (the server answers 503 and stays up) and leaves
+no temp file. Temp names start with ``.`` and are never listed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
-import secrets
 import shutil
 from typing import AsyncIterator
 
+from ... import durable
 from ...digest import CHUNK, Digester
-from ...writeback import BATCH, MAX_PARTS, SYNC_EVERY, hash_and_write, sync_in_background
 from .base import StorageDriver
+
+SYNC_EVERY = 64 << 20
+"""An upload spool is fdatasync'd in the background every this many bytes while it grows."""
+
 
 class FilesystemDriver(StorageDriver):
     """Keys as files under ``root``; upload spools under ``root/uploads/<id>/``."""
@@ -30,15 +33,6 @@ class FilesystemDriver(StorageDriver):
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
-
-    def _sync_dir(self, path: str) -> None:
-        if not self.fsync:
-            return
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
     # --- small objects ---------------------------------------------------------------
 
@@ -57,24 +51,7 @@ class FilesystemDriver(StorageDriver):
             self._write_atomic(self._path(key), data, False)
 
     def _write_atomic(self, path: str, data: bytes, sync: bool) -> None:
-        directory, name = os.path.split(path)
-        os.makedirs(directory, exist_ok=True)
-        tmp = os.path.join(directory, f".{name}.tmp.{secrets.token_hex(6)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if sync:
-                os.fdatasync(fd)
-        except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
-            raise
-        os.close(fd)
-        os.replace(tmp, path)
-        if sync:
-            self._sync_dir(directory)
+        durable.atomic_write(path, data, sync=sync)
 
     async def size(self, key: str) -> int | None:
         try:
@@ -140,10 +117,15 @@ class FilesystemDriver(StorageDriver):
     async def spool_create(self, upload_id: str, info: bytes) -> None:
         d = self._spool(upload_id)
         os.makedirs(d)
-        open(os.path.join(d, "data"), "wb").close()
-        # the session survives a restart only if its info does; but an fsync per session start
-        # is not worth it: a session lost to a power cut is simply restarted by the client
-        self._write_atomic(os.path.join(d, "info.json"), info, False)
+        try:
+            with durable.disk_full_guard(f"upload {upload_id}"):
+                open(os.path.join(d, "data"), "wb").close()
+                # the session survives a restart only if its info does; but an fsync per session
+                # start is not worth it: a session lost to a power cut is simply restarted
+                self._write_atomic(os.path.join(d, "info.json"), info, False)
+        except BaseException:
+            shutil.rmtree(d, ignore_errors=True)   # no half-made session stays behind
+            raise
 
     async def spool_info(self, upload_id: str) -> bytes | None:
         try:
@@ -176,49 +158,17 @@ class FilesystemDriver(StorageDriver):
         while the upload is still arriving, so the fdatasync before the 201 finds little to do
         (measured: 0.62 s -> 0.10 s at the end of a 1 GiB push).
         """
-        fd = os.open(self._spool(upload_id, "data"), os.O_WRONLY)
-        loop = asyncio.get_running_loop()
-        pending: asyncio.Future[None] | None = None
-        syncing: asyncio.Future[None] | None = None
-        pos = synced = offset
-        buf: list[bytes] = []
-        size = 0
+        path = self._spool(upload_id, "data")
+        fd = os.open(path, os.O_WRONLY)
         try:
-            os.lseek(fd, offset, os.SEEK_SET)
-            async for chunk in chunks:
-                buf.append(chunk)
-                size += len(chunk)
-                if size < BATCH and len(buf) < MAX_PARTS:
-                    continue
-                if pending is not None:
-                    await pending
-                pending = loop.run_in_executor(None, hash_and_write, fd, buf, digester,
-                                               pos if self.fsync else None)
-                pos += size
-                buf, size = [], 0
-                if self.fsync and pos - synced >= SYNC_EVERY and (syncing is None or syncing.done()):
-                    syncing = asyncio.wrap_future(sync_in_background(fd))
-                    synced = pos
-            if pending is not None:
-                await pending
-                pending = None
-            if buf:
-                hash_and_write(fd, buf, digester)
-                pos += size
-            if syncing is not None:
-                await syncing
-                syncing = None
-            return pos
-        except BaseException:
-            for fut in (pending, syncing):
-                if fut is not None:
-                    try:
-                        await asyncio.shield(fut)
-                    except Exception:  # noqa: BLE001 - the original error is the one to report
-                        pass
-            pending = syncing = None
-            os.ftruncate(fd, offset)
-            raise
+            with durable.disk_full_guard(f"upload {upload_id}"):
+                try:
+                    os.lseek(fd, offset, os.SEEK_SET)
+                    return await durable.write_stream(fd, chunks, digester, offset=offset, sync=self.fsync,
+                                                      sync_every=SYNC_EVERY)
+                except BaseException:
+                    os.ftruncate(fd, offset)   # nothing of a failed append stays in the spool
+                    raise
         finally:
             os.close(fd)
 
@@ -238,21 +188,12 @@ class FilesystemDriver(StorageDriver):
 
     def _commit(self, src: str, dst: str) -> None:
         """Flush the spool, rename it into place, flush the directory (in a worker thread)."""
-        if self.fsync:
-            fd = os.open(src, os.O_RDONLY)
+        with durable.disk_full_guard(dst):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
             try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
-        directory = os.path.dirname(dst)
-        os.makedirs(directory, exist_ok=True)
-        try:
-            os.rename(src, dst)
-        except OSError as e:  # pragma: no cover - the spool vanished (cancelled concurrently)
-            if e.errno != errno.ENOENT:
-                raise
-            raise FileNotFoundError(src) from e
-        self._sync_dir(directory)
+                durable.publish(src, dst, sync=self.fsync)
+            except FileNotFoundError as e:  # pragma: no cover - the spool vanished (cancelled concurrently)
+                raise FileNotFoundError(src) from e
 
     async def spool_delete(self, upload_id: str) -> None:
         shutil.rmtree(self._spool(upload_id), ignore_errors=True)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from ...digest import Digest
-from ...errors import DigestInvalid, InvalidReference, NotFound, OcikitError
+from ...errors import DigestInvalid, InvalidReference, ManifestUnreadable, NotFound, OcikitError
 from ...model import ImageIndex, ImageManifest
 from ...reference import validate_repository_name
 from ..auth import Principal
@@ -82,6 +82,8 @@ class GcPreview:
             try:
                 self.report = await collect_garbage(storage, dry_run=True, untagged=untagged)
                 self.finished, self.error = time.time(), None
+            except ManifestUnreadable as e:  # gc itself would refuse: say so, as the CLI does
+                self.error = f"gc refuses to sweep: {e}"
             except Exception as e:  # noqa: BLE001 - shown on the page, logged
                 log.exception("gc dry run failed")
                 self.error = f"the dry run failed: {e}"

@@ -21,6 +21,7 @@ from typing import AsyncIterator, Callable, Iterator
 from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, Options, RawManifest, StoreTraits
 from ...digest import CHUNK, Digest, Digester, Verifier, is_digest
+from ...durable import disk_full_guard
 from ...errors import (
     ArchiveInvalid,
     BlobUnknown,
@@ -390,10 +391,11 @@ class DockerArchiveWriter:
 
             try:
                 try:
-                    async for chunk in chunks:
-                        await self.inflight(asyncio.to_thread(feed, chunk))
-                    received.verify()
-                    await self.inflight(asyncio.to_thread(dw.close))
+                    with disk_full_guard(f"layer {desc.digest} to {self.location}"):
+                        async for chunk in chunks:
+                            await self.inflight(asyncio.to_thread(feed, chunk))
+                        received.verify()
+                        await self.inflight(asyncio.to_thread(dw.close))
                 finally:
                     await self.inflight(asyncio.to_thread(out.close))
                 diff_id = out.digester.digest()

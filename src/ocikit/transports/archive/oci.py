@@ -15,6 +15,7 @@ from typing import AsyncIterator, Iterable
 from ... import mediatypes as mt
 from ...content import DEFAULT_OPTIONS, DEFAULT_TRAITS, LinkResult, Options, RawManifest, Store
 from ...digest import Digest, Verifier, is_digest
+from ...durable import disk_full_guard
 from ...errors import ArchiveInvalid, BlobUnknown, ManifestUnknown
 from ...model import ANNOTATION_REF_NAME, Descriptor, canonical_json, parse_manifest
 from ...model.walk import walk
@@ -234,9 +235,10 @@ class OCIArchiveWriter:
             pwrite_all(tar.fd, chunk, at)
 
         try:
-            async for chunk in chunks:
-                await self.inflight(asyncio.to_thread(write, chunk, pos))
-                pos += len(chunk)
+            with disk_full_guard(f"blob {desc.digest} to {self.location}"):
+                async for chunk in chunks:
+                    await self.inflight(asyncio.to_thread(write, chunk, pos))
+                    pos += len(chunk)
             v.verify()
         except BaseException:
             tar.abandon(start)

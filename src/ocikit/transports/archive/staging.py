@@ -2,24 +2,24 @@
 
 Content for a new archive is staged in ``.NAME.ocikit-staging-XXXX/`` next to the target
 (same filesystem, so layouts can hardlink blobs in). :meth:`ArchiveOutput.publish` writes the
-whole tar to ``.NAME.ocikit-tmp-XXXX``, fsyncs it and renames it over the target, holding an
-exclusive ``flock`` on the parent directory so concurrent ocikit writers of one archive
-serialise. An interrupted write leaves only dot-files with ``ocikit-tmp``/``ocikit-staging``
-in their names, never a half archive under the target name.
+whole tar to a temp file (:func:`ocikit.durable.temp_path`: ``.tmp-NAME-XXXX``), flushes it and
+renames it over the target, holding an exclusive ``flock`` on the parent directory so
+concurrent ocikit writers of one archive serialise. An interrupted write leaves only dot-files
+(``.tmp-``, ``ocikit-staging``), never a half archive under the target name; a full disk
+raises :class:`~ocikit.errors.DiskFull`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import os
 import secrets
 import shutil
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
-from ...errors import ArchiveInvalid, StorageFull
+from ... import durable
+from ...errors import ArchiveInvalid
 from .tarwriter import TarWriter
 
 T = TypeVar("T")
@@ -34,6 +34,7 @@ class ArchiveOutput:
         self.base = os.path.basename(self.path)
         self.sync = sync
         self.token = secrets.token_hex(6)
+        self.tmp_path = durable.temp_path(self.dir, self.base)
         self._staging: str | None = None
         self._tar: TarWriter | None = None
         if os.path.isdir(self.path):
@@ -49,19 +50,9 @@ class ArchiveOutput:
             self._staging = d
         return self._staging
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """An exclusive lock on the target's directory, for read-merge-publish."""
-        fd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
-    @property
-    def tmp_path(self) -> str:
-        return os.path.join(self.dir, f".{self.base}.ocikit-tmp-{self.token}")
+        return durable.lock(self.dir)
 
     def tar(self) -> TarWriter:
         """The new archive's tar, opened on first use (members may be written before :meth:`publish`)."""
@@ -71,30 +62,20 @@ class ArchiveOutput:
         return self._tar
 
     def publish(self, write: Callable[[TarWriter], None]) -> None:
-        """Finish the archive with ``write(tar_writer)``, fsync it and rename it into place."""
-        try:
+        """Finish the archive with ``write(tar_writer)``, flush it and rename it into place."""
+        with durable.removing_on_error(self.tmp_path, self.path):
             try:
                 w = self.tar()
                 os.lseek(w.fd, 0, os.SEEK_END)
                 write(w)
                 w.finish()
                 if self.sync:
-                    os.fsync(w.fd)
+                    durable.sync_data(w.fd)
             finally:
                 self._close_tar()
-            os.replace(self.tmp_path, self.path)
-        except BaseException as e:
-            with contextlib.suppress(OSError):
-                os.unlink(self.tmp_path)
-            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-                raise StorageFull(f"no space left writing {self.path}") from None
-            raise
+            durable.publish(self.tmp_path, self.path, sync=False)
         if self.sync:
-            dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            durable.fsync_dir(self.dir)
 
     def _close_tar(self) -> None:
         if self._tar is not None:

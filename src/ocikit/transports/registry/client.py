@@ -26,6 +26,7 @@ from yarl import URL
 from ...errors import (
     ERROR_CODES,
     Denied,
+    DiskFull,
     NotFound,
     OcikitError,
     RegistryError,
@@ -131,6 +132,8 @@ async def error_from_response(resp: aiohttp.ClientResponse, what: str,
         return Denied(text)
     if status == 429:
         return TooManyRequests(text)
+    if isinstance(detail, dict) and detail.get("reason") == DiskFull.code:
+        return DiskFull(text)   # the registry's disk is full (an ocikit server says so)
     if status == 404 and not_found is not None and code in (None, "MANIFEST_UNKNOWN", "BLOB_UNKNOWN", "NAME_UNKNOWN"):
         return not_found(text)
     cls = ERROR_CODES.get(str(code)) if code else None

@@ -18,6 +18,7 @@ import os
 import subprocess
 from typing import Any
 
+from ...durable import atomic_write
 from ...errors import UsageError
 from .auth import Credentials
 
@@ -216,12 +217,8 @@ def find_credentials(host: str, *, creds: str | tuple[str, str] | Credentials | 
 
 
 def _write_json(path: str, doc: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(doc, indent="\t") + "\n")
-    os.replace(tmp, path)
+    """Replace the file at ``path`` (mode 0600: it holds secrets) atomically and durably."""
+    atomic_write(path, (json.dumps(doc, indent="\t") + "\n").encode(), mode=0o600)
 
 
 def store_credentials(host: str, creds: Credentials, authfile: str | None = None) -> str:
