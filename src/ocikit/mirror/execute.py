@@ -74,6 +74,9 @@ class MirrorReport:
     """HTTP requests per registry host and method (the whole job: planning, transfer, prune)."""
     pruned: list[dict[str, Any]] = field(default_factory=list)
     """``--prune``: one entry per tag removed (or kept, and why)."""
+    uploads_resumed: int = 0
+    """Chunked uploads that broke off and went on from the registry's offset."""
+    upload_bytes_resent: int = 0
     peak_rss_kb: int | None = None
     """The process's peak resident memory when the job ended (kB; None off Linux)."""
 
@@ -93,6 +96,7 @@ class MirrorReport:
                       "mounted": self.blobs_mounted, "linked": self.blobs_linked,
                       "alreadyThere": self.blobs_already, "bytesAlreadyThere": self.bytes_already,
                       "journaled": self.blobs_journaled, "resent": self.blobs_resent,
+                      "uploadsResumed": self.uploads_resumed, "uploadBytesResent": self.upload_bytes_resent,
                       "movedDigests": self.moved_digests},
             "failures": [{"source": i.source, "destination": i.destination, "error": i.error}
                          for i in self.failures]

@@ -86,6 +86,12 @@ class StoreCache:
             return RegistryStore(self.client(host, options), repo, own_client=False, write=write)
         return self.get(f"docker://{host}/{repo}", opener)
 
+    def upload_resumes(self) -> tuple[int, int]:
+        """Uploads resumed at the registry's offset after a break, and the bytes they sent again."""
+        from ..transports.registry import RegistryStore
+        stores = [s for s in self.stores.values() if isinstance(s, RegistryStore)]
+        return sum(s.upload_resumes for s in stores), sum(s.upload_bytes_resent for s in stores)
+
     def request_counts(self) -> dict[str, dict[str, int]]:
         """Requests sent so far, per registry host and HTTP method."""
         return {h: dict(sorted(c.requests.items())) for h, c in sorted(self.clients.items())}

@@ -177,6 +177,8 @@ async def execute(prep: Prepared) -> MirrorReport:
             report.pruned = [o.to_dict() for o in await prune(prep)]
         prep.state.save()
         report.requests = request_counts(prep)
+        if isinstance(prep.target, RegistryTarget):
+            report.uploads_resumed, report.upload_bytes_resent = prep.target.cache.upload_resumes()
         report.peak_rss_kb = peak_rss_kb()
         prep.journal.finish(report.ok)
         return report
