@@ -60,3 +60,12 @@ def registry_flags(side: str | None = None) -> Callable[[Callable[..., Any]], Ca
                          help="Credentials for the registry.")(f)
         return f
     return deco
+
+
+def compress_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """skopeo's ``--dest-compress-format`` and ``--dest-compress-level`` (``copy`` and ``mirror``)."""
+    f = click.option("--dest-compress-level", type=int, default=None, metavar="N",
+                     help="Compression level (gzip 0-9, zstd -7..22).")(f)
+    f = click.option("--dest-compress-format", type=click.Choice(["gzip", "zstd"], case_sensitive=False),
+                     default=None, help="Recompress layers as gzip or zstd (diff_ids stay; digests change).")(f)
+    return f
