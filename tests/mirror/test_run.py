@@ -14,24 +14,10 @@ from ocikit.mirror.bundle import A_SOURCE, METADATA_FILE
 from ocikit.mirror.config import parse_config
 from ocikit.mirror.run import MirrorJob, prepare, run_mirror
 from ocikit.mirror.verify import verify_plan
-from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
 from helpers.cli import expect_failure, run_json, run_ocikit
-from helpers.images import push_signature, write_app
-
-
-@pytest.fixture
-def src(tmp_path):
-    """Layout ``multi-arch``: tag multi = 3-platform index (signed via the sha256-<hex> tag), tag single."""
-    lay = OCILayout(str(tmp_path / "src" / "multi-arch"), create=True)
-    idx = write_index(lay, "multi")
-
-    async def more():
-        await write_app(lay, "single", 1)
-        await push_signature(lay, idx)
-    arun(more())
-    return lay, idx
+from helpers.images import write_app
 
 
 def write_cfg(tmp_path, text: str) -> str:

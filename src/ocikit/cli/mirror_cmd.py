@@ -18,6 +18,8 @@ from ..mirror.run import prune as prune_tags
 from ..mirror.verify import verify_plan
 from .main import run
 from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
+from ..ops.recompress import parse_recompression
+from .options import compress_options
 from .registry_cmds import copy_transport_options, side_options
 
 
@@ -51,6 +53,11 @@ def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="The mirror configuration (images: - source: docker://...).")(f)
     f = copy_transport_options(f)
     return format_option(f)
+
+
+def recompression(kw: dict[str, Any]) -> Any:
+    """``--dest-compress-format``/``--dest-compress-level`` as one request (None: layers kept)."""
+    return parse_recompression(kw.pop("dest_compress_format", None), kw.pop("dest_compress_level", None))
 
 
 def _job(config: str | None, from_: str | None, to: str | None, kw: dict[str, Any], **extra: Any) -> MirrorJob:
@@ -150,6 +157,7 @@ def _results(prep: Prepared, results: str | None) -> list[str]:
 @click.option("--state", default=None, metavar="FILE",
               help="Job state: the tags this job wrote (default: under ~/.local/state/ocikit/mirror, named "
                    "after the config and the target).")
+@compress_options
 @click.option("--recheck", is_flag=True,
               help="Plan every image, even one whose tag is unchanged at the source and in place at the target.")
 @click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
@@ -179,7 +187,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
     fmt = output_format()
     with ProgressView(enabled=None if fmt == "text" else False) as view:
         job = _job(config, from_, to, kw, journal=journal, since=since, progress=view, state=state,
-                   resync=not recheck, prune=prune)
+                   resync=not recheck, prune=prune, recompress=recompression(kw))
         pruned: list[Any] = []
 
         async def go() -> tuple[Prepared, MirrorReport | None]:

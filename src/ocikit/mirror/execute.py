@@ -36,7 +36,7 @@ class ImageOutcome:
     kind: str
     status: str
     """``ok``, ``done-earlier`` (journaled by an earlier run), ``unchanged`` (in place already: not
-    planned, not copied), ``failed``."""
+    planned, not copied), ``skipped`` (a referrer a recompressing job cannot carry), ``failed``."""
     digest: Digest | None = None
     source_digest: Digest | None = None
     platforms: list[str] = field(default_factory=list)
@@ -78,6 +78,8 @@ class MirrorReport:
     """Chunked uploads that broke off and went on from the registry's offset."""
     upload_bytes_resent: int = 0
     peak_rss_kb: int | None = None
+    recompressed: dict[str, str] = field(default_factory=dict)
+    """``--dest-compress-format``: every digest that changed, old -> new."""
     """The process's peak resident memory when the job ended (kB; None off Linux)."""
 
     @property
@@ -104,6 +106,7 @@ class MirrorReport:
             "seconds": round(self.seconds, 3),
             "unchanged": sum(1 for i in self.images if i.status == "unchanged"),
             "requests": self.requests, "pruned": self.pruned, "peakRssKb": self.peak_rss_kb,
+            **({"recompressed": self.recompressed} if self.recompressed else {}),
         }
 
 

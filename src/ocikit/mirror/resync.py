@@ -92,9 +92,11 @@ class TargetTags:
 
 
 async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: RegistryTarget, state: MirrorState,
-                         *, limits: Limits, pins: dict[tuple[str, str], Digest], opts: Options = Options()
-                         ) -> list[Unchanged]:
-    """The jobs whose image needs nothing (see the module doc); errors just mean "plan it"."""
+                         *, limits: Limits, pins: dict[tuple[str, str], Digest], opts: Options = Options(),
+                         byte_exact: bool = True) -> list[Unchanged]:
+    """The jobs whose image needs nothing (see the module doc); errors just mean "plan it".
+
+    ``byte_exact`` False (a recompressing job): every image's target digest is the state's."""
     tags = TargetTags(target, limits, opts)
 
     async def check(job: ImageJob) -> Unchanged | None:
@@ -112,7 +114,7 @@ async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: R
             pinned = pins.get((job.source_key, job.selector))
             if pinned is not None and pinned != sd:
                 return None  # a killed run copies what it pinned
-            if job.mode == "all":
+            if job.mode == "all" and byte_exact:
                 want = sd
             else:
                 rec = state.get(job.path, job.tag)

@@ -17,6 +17,7 @@ from typing import Any
 from ..content import Options
 from ..errors import UsageError
 from ..memtune import peak_rss_kb
+from ..ops.recompress import Recompression
 from ..progress import ProgressSink
 from ..transports import OpenOptions
 from .bundle import BundleSource, BundleTarget
@@ -26,6 +27,7 @@ from .journal import Journal, default_journal_path
 from .places import Limits, RegistryTarget, SourceSet, Target, parse_target
 from .plan import ImageJob, MirrorPlan, PlannedImage, build_plan, jobs_from_config
 from .prune import PruneOutcome, prune_candidates, prune_tags
+from .recompressed import execute_recompressed
 from .resync import find_unchanged
 from .state import MirrorState, TagRecord, default_state_path
 
@@ -52,6 +54,8 @@ class MirrorJob:
     """Skip images whose tag is unchanged at the source and in place at the target (:mod:`.resync`)."""
     prune: bool = False
     """Remove the tags this job wrote in earlier runs that it no longer selects (:mod:`.prune`)."""
+    recompress: Recompression | None = None
+    """``--dest-compress-format``: images copied with their layers recompressed (:mod:`.recompressed`)."""
 
     def origin(self) -> str:
         """What the job copies from: the config file or the bundle directory."""
@@ -136,7 +140,7 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
         unchanged = []
         if job.resync and not verify and isinstance(target, RegistryTarget):
             unchanged = await find_unchanged(jobs, sources, target, state, limits=limits, pins=journal.pins,
-                                             opts=opts)
+                                             opts=opts, byte_exact=job.recompress is None)
         skip = {id(u.job) for u in unchanged}
         plan = await build_plan([j for j in jobs if id(j) not in skip], sources, target, limits=limits,
                                 pins=journal.pins, known_present=known, check_target=check_target, opts=opts)
@@ -165,9 +169,15 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
 async def execute(prep: Prepared) -> MirrorReport:
     """Transfer, then (for a bundle target) write the metadata when everything succeeded."""
     try:
-        report = await execute_mirror(prep.plan, prep.sources, prep.target, prep.journal,
-                                      ExecuteOptions(prep.job.jobs, prep.job.per_registry, prep.job.progress,
-                                                     prep.job.dest_options.retry_times))
+        eopts = ExecuteOptions(prep.job.jobs, prep.job.per_registry, prep.job.progress,
+                               prep.job.dest_options.retry_times)
+        if prep.job.recompress is not None:
+            if isinstance(prep.target, BundleTarget):
+                raise UsageError("--dest-compress-format applies to a registry or oci: target, not a bundle")
+            report = await execute_recompressed(prep.plan, prep.sources, prep.target, prep.journal, eopts,
+                                                prep.job.recompress)
+        else:
+            report = await execute_mirror(prep.plan, prep.sources, prep.target, prep.journal, eopts)
         if report.ok and isinstance(prep.target, BundleTarget):
             srcs = [j.source for j in prep.jobs]
             prep.target.finalize(prep.plan, sources=srcs,
@@ -191,8 +201,9 @@ def record_state(prep: Prepared, report: MirrorReport) -> None:
     if isinstance(prep.target, BundleTarget):
         return
     for p, out in zip(prep.plan.images, report.images):
-        if p.job.tag and out.status in ("ok", "done-earlier") and p.digest and p.source_digest:
-            prep.state.record(TagRecord(p.job.path, p.job.tag, p.digest, p.source_digest, p.job.source))
+        digest = out.digest or p.digest  # a recompressed image's own digest
+        if p.job.tag and out.status in ("ok", "done-earlier") and digest and p.source_digest:
+            prep.state.record(TagRecord(p.job.path, p.job.tag, digest, p.source_digest, p.job.source))
     for u in prep.plan.unchanged:
         assert u.job.tag is not None
         prep.state.record(TagRecord(u.job.path, u.job.tag, u.digest, u.source_digest, u.job.source))
