@@ -206,9 +206,12 @@ class SourceSet:
 class Limits:
     """At most ``per_registry`` transfers per registry at once, and ``total`` overall.
 
-    ``light`` requests (mounts, manifests, HEADs) have their own lane of ``per_registry`` per
-    registry, so they do not queue behind large blob transfers.
+    ``light`` requests (mounts, manifests, HEADs) have their own lane of ``LIGHT_FACTOR *
+    per_registry`` per registry, so they do not queue behind large blob transfers (a no-op
+    re-run of 1,000 images is 2,000 HEADs: latency-bound, not bandwidth-bound).
     """
+
+    LIGHT_FACTOR = 4
 
     def __init__(self, total: int, per_registry: int) -> None:
         self.total = asyncio.Semaphore(max(1, total))
@@ -218,7 +221,8 @@ class Limits:
     def _sem(self, name: str) -> asyncio.Semaphore:
         s = self.sems.get(name)
         if s is None:
-            s = self.sems[name] = asyncio.Semaphore(self.per_registry)
+            n = self.per_registry * (self.LIGHT_FACTOR if name.startswith("light:") else 1)
+            s = self.sems[name] = asyncio.Semaphore(n)
         return s
 
     @contextlib.asynccontextmanager
