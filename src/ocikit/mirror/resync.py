@@ -1,8 +1,8 @@
 """A re-run's shortcut: images whose tag is unchanged at the source and in place at the target.
 
-For each tagged image of a job the target is asked for the digest its tag names now, and
-(when the target has the tag) the source for the tag's digest with one ``HEAD``
-(``Docker-Content-Digest``; a digest selector needs no request):
+For each tagged image of a job the target is asked for the digest its tag names now, and at
+the same time the source for the tag's digest with one ``HEAD`` (``Docker-Content-Digest``; a
+digest selector needs no request):
 
 - a target that offers ocikit's tag-digests extension (advertised by ``GET
   /v2/_oci/ext/discover``, asked once per registry) answers for a whole repository with one
@@ -102,15 +102,17 @@ async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: R
     async def check(job: ImageJob) -> Unchanged | None:
         if job.kind != KIND_IMAGE or job.tag is None:
             return None
+        async def source_digest() -> Digest:
+            if is_digest(job.selector):
+                return Digest(job.selector)
+            async with limits.hold(job.registry, light=True):
+                return (await sources.store_for(job.source_key).resolve(job.selector, opts)).digest
+
         try:
-            now = await tags.digest(job.path, job.tag)  # the target first: a new tag costs the source nothing
+            # both sides at once: a re-run is latency-bound (a new tag costs one source HEAD more)
+            now, sd = await asyncio.gather(tags.digest(job.path, job.tag), source_digest())
             if now is None:
                 return None
-            if is_digest(job.selector):
-                sd = Digest(job.selector)
-            else:
-                async with limits.hold(job.registry, light=True):
-                    sd = (await sources.store_for(job.source_key).resolve(job.selector, opts)).digest
             pinned = pins.get((job.source_key, job.selector))
             if pinned is not None and pinned != sd:
                 return None  # a killed run copies what it pinned
