@@ -38,6 +38,7 @@ import errno
 import fcntl
 import os
 import secrets
+import time
 from typing import TYPE_CHECKING, AsyncIterator, Iterator, Sequence
 
 from .errors import DiskFull
@@ -169,28 +170,98 @@ class TempFile:
         self.synced = True
 
 
+def lock_temp(fd: int) -> bool:
+    """Take the writer's lock on an open temp file (``flock``, not waiting): held while a writer
+    fills the file and released by the kernel when the writer ends in any way, so a temp file
+    nobody holds is one whose writer is gone (:func:`abandoned`)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _still_at(fd: int, path: str) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.lstat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def claim_temp(directory: str, name: str, mode: int = 0o644) -> tuple[str, int]:
+    """Open ``.tmp-NAME`` in ``directory`` for a new ``name``, locked and empty. A file of that
+    name left by a writer that died (a killed copy) is taken over, so a re-run leaves no orphan;
+    if a live writer holds it, a fresh ``.tmp-NAME-HEX`` is used instead."""
+    path = os.path.join(directory, f"{TMP_PREFIX}{name}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, mode)
+    if lock_temp(fd) and _still_at(fd, path):
+        os.ftruncate(fd, 0)
+        return path, fd
+    os.close(fd)
+    path = temp_path(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    lock_temp(fd)
+    return path, fd
+
+
+def abandoned(path: str, older_than: float = 0.0, *, remove: bool = False) -> bool:
+    """Is the temp file ``path`` one whose writer is gone (no lock held) and unchanged for
+    ``older_than`` seconds? With ``remove``, unlink it too (under its lock, so no writer can
+    take it meanwhile)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except (FileNotFoundError, OSError):
+        return False
+    try:
+        if not lock_temp(fd) or not _still_at(fd, path):
+            return False
+        st = os.fstat(fd)  # ctime too: a hardlinked temp file keeps its source's old mtime
+        if time.time() - max(st.st_mtime, st.st_ctime) < older_than:
+            return False
+        if remove:
+            os.unlink(path)
+        return True
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def publishing(final: str, *, sync: bool = True, sync_dir: bool = True, mode: int = 0o644,
-               what: str | None = None) -> Iterator[TempFile]:
+               what: str | None = None, reuse: bool = False) -> Iterator[TempFile]:
     """Write a new ``final`` atomically: the block fills the yielded :class:`TempFile`; when it
-    ends normally the file is flushed (with ``sync``), closed and renamed onto ``final`` (its
-    directory made if missing), and the directory flushed (with ``sync`` and ``sync_dir``). If anything fails, the temp file is
-    removed and ``final`` is untouched; a full disk raises :class:`DiskFull` naming ``what``."""
+    ends normally the file is flushed (with ``sync``), renamed onto ``final`` (its directory made
+    if missing) while the writer's lock is held, and the directory flushed (with ``sync`` and
+    ``sync_dir``). If anything fails, the temp file is removed and ``final`` is untouched; a full
+    disk raises :class:`DiskFull` naming ``what``. ``reuse``: the temp file is ``.tmp-NAME``,
+    taken over from a writer that died (:func:`claim_temp`), for content named by its digest."""
     directory = os.path.dirname(final) or "."
-    tmp = temp_path(directory, os.path.basename(final))
-    with removing_on_error(tmp, what or final):
-        os.makedirs(directory, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-        t = TempFile(tmp, fd)
-        try:
+    base = os.path.basename(final)
+    fd = -1
+    tmp = temp_path(directory, base)
+    try:
+        with removing_on_error(tmp, what or final):
+            os.makedirs(directory, exist_ok=True)
+            if reuse:
+                tmp, fd = claim_temp(directory, base, mode)
+            else:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+                lock_temp(fd)
+            t = TempFile(tmp, fd)
             yield t
             if sync and not t.synced:
                 sync_data(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            os.replace(tmp, final)  # before the lock goes with the close: never a half file taken over
         if sync and sync_dir:
             fsync_dir(directory)
+    except BaseException:
+        if fd >= 0 and reuse:
+            with contextlib.suppress(OSError):
+                if _still_at(fd, tmp):
+                    os.unlink(tmp)
+        raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def atomic_write(path: str, data: bytes, *, sync: bool = True, mode: int = 0o644) -> None:
@@ -362,7 +433,7 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
 
 
 __all__ = [
-    "BATCH", "DISK_FULL_ERRNOS", "INLINE_MAX", "MAX_PARTS", "SYNC_EVERY", "TMP_PREFIX", "WRITE_MAX", "TempFile",
+    "BATCH", "DISK_FULL_ERRNOS", "INLINE_MAX", "MAX_PARTS", "SYNC_EVERY", "TMP_PREFIX", "abandoned", "claim_temp", "lock_temp", "WRITE_MAX", "TempFile",
     "append_line", "atomic_write", "disk_full_guard", "fsync_dir", "hash_and_write", "is_disk_full", "lock",
     "publish", "publishing", "removing_on_error", "start_writeback", "sync_data", "sync_in_background",
     "sync_path", "temp_path", "write_fully", "write_parts", "write_stream",

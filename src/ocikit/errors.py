@@ -307,6 +307,18 @@ class SigningFailed(TrustError):
     """Making a signature failed (gpg refused, no such key, ...)."""
 
 
+class StorageUnavailable(OcikitError):
+    """The storage backend (an S3 bucket) cannot be reached or refuses us: answered 503 + Retry-After."""
+
+    code = "UNAVAILABLE"
+    status = 503
+    retry_after = 5
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 ERROR_CODES: dict[str, type[OcikitError]] = {
     "BLOB_UNKNOWN": BlobUnknown,
     "BLOB_UPLOAD_INVALID": BlobUploadInvalid,

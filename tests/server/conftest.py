@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import AsyncIterator, Iterator
 
 import aiohttp
@@ -9,13 +10,27 @@ import bcrypt
 import pytest
 
 from helpers.rawhttp import USERS, Client
-from helpers.servers import RunningServer, start_ocikit_serve
+from helpers.servers import RunningServer, SeaweedServer, seaweedfs, start_ocikit_serve
 
 
-@pytest.fixture(scope="module")
-def serve(tmp_path_factory) -> Iterator[RunningServer]:
-    """One ``ocikit serve`` subprocess shared by a module's tests (each test uses its own repositories)."""
-    with start_ocikit_serve(str(tmp_path_factory.mktemp("serve"))) as srv:
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory) -> Iterator[SeaweedServer]:
+    """One SeaweedFS per test process; each server under test gets its own key prefix in its bucket."""
+    with seaweedfs(str(tmp_path_factory.mktemp("seaweed"))) as s:
+        yield s
+
+
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def serve(request, tmp_path_factory) -> Iterator[RunningServer]:
+    """One ``ocikit serve`` subprocess shared by a module's tests (each test uses its own repositories),
+    once on the filesystem driver and once on the S3 driver (SeaweedFS)."""
+    tmp = str(tmp_path_factory.mktemp("serve"))
+    if request.param == "s3":
+        s3: SeaweedServer = request.getfixturevalue("seaweed")
+        with start_ocikit_serve(tmp, storage=s3.storage_url(os.path.basename(tmp)), env=s3.env) as srv:
+            yield srv
+        return
+    with start_ocikit_serve(tmp) as srv:
         yield srv
 
 

@@ -27,7 +27,7 @@ from ocikit.errors import (
 )
 from ocikit.model import Descriptor, build_manifest, parse_manifest
 from ocikit.testing import FileEntry, LayerSpec, write_image, write_index
-from ocikit.transports.layout import INDEX_FILE, TMP_PREFIX, TMP_STALE_SECONDS, VERIFIED_XATTR, OCILayout
+from ocikit.transports.layout import INDEX_FILE, TMP_PREFIX, VERIFIED_XATTR, OCILayout
 from ocikit.transports.layout.verified import has_verified_record as _has_verified_record
 from ocikit.transports.layout.verified import record_verified as _record_verified
 
@@ -396,15 +396,23 @@ def test_gc_keeps_blobs_of_unknown_json_documents(layout: OCILayout) -> None:
 
 
 def test_gc_temp_files(layout: OCILayout) -> None:
+    """A temp file nobody holds (its writer died) goes once older than the grace; one a live
+    writer holds (its flock) stays whatever its age."""
+    import fcntl
+
     d = os.path.join(layout.path, "blobs", "sha256")
-    fresh, stale = os.path.join(d, TMP_PREFIX + "fresh"), os.path.join(d, TMP_PREFIX + "stale")
-    for p in (fresh, stale):
+    live, dead = os.path.join(d, TMP_PREFIX + "live"), os.path.join(d, TMP_PREFIX + "dead")
+    for p in (live, dead):
         open(p, "wb").write(b"partial")
-    old = time.time() - TMP_STALE_SECONDS - 5
-    os.utime(stale, (old, old))
-    res = layout.gc()
-    assert res.removed == [stale]
-    assert os.path.exists(fresh) and not os.path.exists(stale)
+    old = time.time() - 7200
+    os.utime(live, (old, old))
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert layout.gc(grace_seconds=3600).removed == []  # the dead one is younger than the grace
+        res = layout.gc()
+        assert res.removed == [dead]
+        assert os.path.exists(live) and not os.path.exists(dead)
+    assert layout.gc().removed == [live]  # its writer let go
 
 
 def test_gc_grace(layout: OCILayout) -> None:

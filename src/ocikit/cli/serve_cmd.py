@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -24,6 +25,9 @@ def _parse_duration(value: str) -> float:
 @click.command("serve")
 @click.option("--listen", default=None, metavar="HOST:PORT", help="Address to listen on [127.0.0.1:5000].")
 @click.option("--root", default=None, metavar="DIR", help="Storage directory (filesystem driver).")
+@click.option("--storage", default=None, metavar="URL",
+              help="s3://BUCKET/PREFIX?endpoint=URL[&region=R&path_style=true&part_size=8MiB&redirect=presigned"
+                   "&redirect_expiry=600] (credentials: AWS env vars or ~/.aws files), or a directory.")
 @click.option("--config", "config_path", default=None, metavar="FILE", help="YAML configuration; flags override it.")
 @click.option("--read-only", is_flag=True, default=None, help="Refuse pushes and deletes (405 UNSUPPORTED).")
 @click.option("--enable-delete", is_flag=True, default=None,
@@ -35,9 +39,9 @@ def _parse_duration(value: str) -> float:
 @click.option("--seed-sample", is_flag=True, help="Write a small multi-arch sample image (sample/multiarch).")
 @click.option("--quiet", is_flag=True, help="No access log.")
 @click.option("--no-ui", is_flag=True, help="Do not serve the web UI under /ui/.")
-def serve_command(listen: str | None, root: str | None, config_path: str | None, read_only: bool | None,
-                  enable_delete: bool | None, tls_cert: str | None, tls_key: str | None, htpasswd: str | None, no_fsync: bool,
-                  seed_sample: bool, quiet: bool, no_ui: bool) -> None:
+def serve_command(listen: str | None, root: str | None, storage: str | None, config_path: str | None,
+                  read_only: bool | None, enable_delete: bool | None, tls_cert: str | None, tls_key: str | None,
+                  htpasswd: str | None, no_fsync: bool, seed_sample: bool, quiet: bool, no_ui: bool) -> None:
     """Serve an OCI Distribution v1.1 registry from --root until SIGTERM/SIGINT."""
     from ..server.app import serve
     from ..server.config import ServerConfig, load_config
@@ -46,7 +50,7 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
     cfg = load_config(config_path) if config_path else ServerConfig()
     cfg = cfg.with_overrides(listen=listen, root=root, read_only=read_only or None,
                              delete_enabled=enable_delete or None, tls_cert=tls_cert,
-                             tls_key=tls_key)
+                             tls_key=tls_key).with_storage(storage)
     if no_fsync:
         cfg.fsync = False
     if quiet:
@@ -74,8 +78,8 @@ def serve_command(listen: str | None, root: str | None, config_path: str | None,
             click.echo("try:")
             for c in try_commands(host, bool(cfg.tls_cert)):
                 click.echo(f"  {c}")
-        click.echo(f"ocikit serve: listening on {'https' if cfg.tls_cert else 'http'}://{host} (root {cfg.root})",
-                   err=True)
+        scheme = "https" if cfg.tls_cert else "http"
+        click.echo(f"ocikit serve: listening on {scheme}://{host} ({cfg.storage_description})", err=True)
         sys.stdout.flush()
 
     asyncio.run(serve(cfg, on_ready=ready, before_listen=seed))
@@ -87,7 +91,8 @@ def registry_group() -> None:
 
 
 @registry_group.command("gc")
-@click.option("--root", required=True, metavar="DIR", help="The storage directory of ocikit serve.")
+@click.option("--root", default=None, metavar="DIR", help="The storage directory of ocikit serve.")
+@click.option("--storage", default=None, metavar="URL", help="s3://BUCKET/PREFIX?endpoint=URL (as ocikit serve).")
 @click.option("--dry-run", is_flag=True, help="List what would be removed, remove nothing.")
 @click.option("--untagged", is_flag=True,
               help="Also remove manifests no tag reaches (never children or referrers of kept ones).")
@@ -95,17 +100,22 @@ def registry_group() -> None:
               help="Keep anything written more recently than this (pushes in flight): 30s, 10m, 1h, 0.")
 @click.option("--upload-grace", default="24h", show_default=True, help="Keep upload sessions idle less than this.")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default=None)
-def gc_command(root: str, dry_run: bool, untagged: bool, grace: str, upload_grace: str,
+def gc_command(root: str | None, storage: str | None, dry_run: bool, untagged: bool, grace: str, upload_grace: str,
                output_format: str | None) -> None:
     """Mark and sweep: remove unreferenced blobs, links, stale uploads (and untagged manifests)."""
-    from ..server.gc import GcLock, collect_garbage
-    from ..server.storage.fs import FilesystemDriver
-    from ..server.storage.registry import RegistryStorage
+    from ..errors import UsageError
+    from ..server.config import ServerConfig
+    from ..server.gc import GcLock
+    from ..server.gclease import collect_with_lease
 
-    storage = RegistryStorage(FilesystemDriver(root))
-    with GcLock(root):
-        report = run(collect_garbage(storage, dry_run=dry_run, untagged=untagged,
-                                     grace=_parse_duration(grace), upload_grace=_parse_duration(upload_grace)))
+    if (root is None) == (storage is None):
+        raise UsageError("registry gc: give --root DIR or --storage URL")
+    cfg = ServerConfig(root=root or "").with_storage(storage)
+    kw = dict(dry_run=dry_run, untagged=untagged, grace=_parse_duration(grace),
+              upload_grace=_parse_duration(upload_grace))
+    # a bucket is locked by a lease object inside it (collect_with_lease); a directory by flock
+    with GcLock(cfg.root) if cfg.s3 is None else contextlib.nullcontext():
+        report = run(collect_with_lease(cfg, **kw))  # type: ignore[arg-type]
     if (output_format or current_format(click.get_current_context())) == "json":
         emit_json(report.to_dict())
         return

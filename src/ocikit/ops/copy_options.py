@@ -15,7 +15,7 @@ from ..progress import ProgressSink
 
 if TYPE_CHECKING:
     from ..content import Options, Store
-    from .copy_plan import CopyPlan
+    from .copy_types import CopyPlan
 
 
 @dataclass

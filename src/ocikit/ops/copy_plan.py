@@ -7,50 +7,17 @@ plan's manifests needs only the source Store; nothing is written here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..content import Options, RawManifest, Store
 from ..digest import Digest, verify_bytes
 from ..errors import PlatformNotFound, Unsupported
-from ..model import Descriptor, ImageIndex, ImageManifest, Manifest, filter_index, parse_manifest
+from ..model import Descriptor, ImageIndex, ImageManifest, filter_index, parse_manifest
 from ..model.graph import CONTENT_ROLES, MANIFEST, ROOT, Link
 from ..model.walk import awalk
 from ..platforms import Platform, best_match, host_platform, select
 from .copy_options import CopyOptions
-
-
-@dataclass
-class Node:
-    """A manifest in the copy plan: its descriptor, raw bytes and parsed view."""
-
-    desc: Descriptor
-    raw: bytes
-    manifest: Manifest
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """One manifest a format conversion (:func:`ocikit.ops.convert.convert_plan`) rewrote."""
-
-    old: Descriptor
-    new: Descriptor
-
-
-@dataclass
-class CopyPlan:
-    """What a copy moves: :func:`plan_copy` makes it, the engine executes it."""
-
-    root: Node
-    source_root_digest: Digest
-    manifests: list[Node]
-    """Every manifest to write, children before parents, the root last."""
-    blobs: dict[Digest, Descriptor]
-    platforms: list[str]
-    sparse: bool = False
-    """The root is the source index kept byte-exact while only some children are copied."""
-    conversions: list[Conversion] = field(default_factory=list)
-    """Manifests ``--format`` rewrote (old and new descriptors), children first; empty without it."""
+from .copy_types import Conversion, CopyPlan, Node
 
 
 async def fetch_manifest(store: Store, desc: Descriptor, opts: Options) -> Node:

@@ -24,7 +24,7 @@ from .context import REGISTRY, Registry
 from .errors import error_response, simple_error
 from .metrics import Metrics
 from .routes import Route, parse_route
-from .storage.fs import FilesystemDriver
+from .storage.drivers import open_driver
 from .storage.registry import RegistryStorage
 
 log = logging.getLogger("ocikit.server")
@@ -133,7 +133,7 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 
 def build_registry(config: ServerConfig) -> Registry:
-    driver = FilesystemDriver(config.root, fsync=config.fsync)
+    driver = open_driver(config)
     storage = RegistryStorage(driver, accept_sparse_index=config.accept_sparse_index,
                               check_blobs=config.check_blobs)
     return Registry(storage, Authenticator(config.auth), config, Metrics())
@@ -178,6 +178,11 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
     """
     tune_malloc()
     registry = build_registry(config)
+    try:
+        await registry.storage.driver.check()  # wrong credentials, no bucket: one line, before listening
+    except BaseException:
+        await registry.storage.driver.close()
+        raise
     if before_listen is not None:
         await before_listen(registry)
     app = create_app(config, registry)
@@ -197,7 +202,7 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
         except (NotImplementedError, RuntimeError):  # pragma: no cover - not the main thread
             pass
     url = f"{'https' if tls else 'http'}://{host}:{port}"
-    log.info("ocikit serve: listening on %s, storage %s", url, config.root)
+    log.info("ocikit serve: listening on %s, storage %s", url, config.storage_description)
     try:
         if on_ready is not None:
             await on_ready(registry, f"{host}:{port}")
@@ -211,3 +216,4 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
         while registry.metrics.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         await runner.cleanup()
+        await registry.storage.driver.close()

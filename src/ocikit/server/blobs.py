@@ -1,4 +1,4 @@
-"""``/v2/<name>/blobs/<digest>``: GET and HEAD (sendfile, Range) and DELETE."""
+"""``/v2/<name>/blobs/<digest>``: GET and HEAD (sendfile, Range, or a 307 to a presigned URL) and DELETE."""
 
 from __future__ import annotations
 
@@ -17,12 +17,25 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
     path = reg.storage.blob_path(digest)
     if path is not None:
         return web.FileResponse(path, headers=headers)
-    resp = web.StreamResponse(headers=headers)
-    resp.content_length = size
+    if request.method == "HEAD":  # from metadata alone
+        return web.Response(headers={**headers, "Content-Length": str(size)})
+    url = await reg.storage.blob_redirect(digest)
+    if url is not None:
+        return web.Response(status=307, headers={"Location": url, "Docker-Content-Digest": str(digest),
+                                                 "Content-Length": "0"})
+    offset, length, status = 0, size, 200
+    rng = request.http_range
+    if rng.start is not None or rng.stop is not None:
+        start, stop, _ = rng.indices(size)
+        if start >= stop:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
+        offset, length, status = start, stop - start, 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
     await resp.prepare(request)
-    if request.method != "HEAD":
-        async for chunk in reg.storage.blob_chunks(digest):
-            await resp.write(chunk)
+    async for chunk in reg.storage.blob_chunks(digest, offset, length):
+        await resp.write(chunk)
     await resp.write_eof()
     return resp
 

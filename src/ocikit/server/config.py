@@ -5,6 +5,9 @@ Example::
     listen: 127.0.0.1:5000
     tls: {cert: /etc/ocikit/cert.pem, key: /etc/ocikit/key.pem}
     storage: {driver: filesystem, root: /var/lib/ocikit, fsync: true, delete: {enabled: false}}
+    # or, for replicas over one bucket (credentials: AWS env vars / ~/.aws files, or access_key/secret_key):
+    # storage: {driver: s3, bucket: registry, prefix: prod, endpoint: "http://127.0.0.1:8333",
+    #           region: us-east-1, path_style: true, part_size: 8MiB, redirect: presigned, redirect_expiry: 600}
     read_only: false
     auth:
       mode: token              # none | htpasswd | token
@@ -31,6 +34,7 @@ import yaml
 from ..errors import UsageError
 from ..uint import parse_uint
 from ..model.manifest import MAX_MANIFEST_SIZE
+from .storage.s3settings import S3Settings, parse_s3_url, settings_from_mapping
 
 ACTIONS = ("pull", "push", "delete")
 
@@ -64,6 +68,8 @@ class AuthConfig:
 class ServerConfig:
     listen: str = "127.0.0.1:5000"
     root: str = "./ocikit-registry"
+    s3: S3Settings | None = None
+    """Set: the S3 driver over this bucket instead of the filesystem under ``root``."""
     tls_cert: str | None = None
     tls_key: str | None = None
     fsync: bool = True
@@ -87,6 +93,20 @@ class ServerConfig:
         if number is None:
             raise UsageError(f"--listen {self.listen[:80]!r}: expected HOST:PORT")
         return host.strip("[]") or "127.0.0.1", number
+
+    @property
+    def storage_description(self) -> str:
+        return self.s3.describe() if self.s3 is not None else f"root {self.root}"
+
+    def with_storage(self, value: str | None) -> "ServerConfig":
+        """Apply ``--storage``: ``s3://BUCKET/PREFIX?endpoint=...`` or a directory (``file://`` optional)."""
+        if value is None:
+            return self
+        if value.startswith("s3://"):
+            return dataclasses.replace(self, s3=parse_s3_url(value))
+        if "://" in value and not value.startswith("file://"):
+            raise UsageError(f"--storage {value!r}: expected s3://BUCKET/PREFIX?endpoint=URL or a directory")
+        return dataclasses.replace(self, s3=None, root=value.removeprefix("file://"))
 
     def with_overrides(self, **kw: Any) -> "ServerConfig":
         """A copy with every non-``None`` keyword applied (the command-line flags)."""
@@ -170,8 +190,10 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     cfg.tls_cert, cfg.tls_key = _optional_text(tls, "cert", "tls."), _optional_text(tls, "key", "tls.")
     storage = _section(doc, "storage")
     driver = storage.get("driver", "filesystem")
-    if driver != "filesystem":
-        raise UsageError(f"config: storage.driver {str(driver)[:40]!r}: only 'filesystem' is available")
+    if driver == "s3":
+        cfg.s3 = settings_from_mapping(storage)
+    elif driver != "filesystem":
+        raise UsageError(f"config: storage.driver {str(driver)[:40]!r}: expected filesystem or s3")
     if storage.get("root") is not None:
         cfg.root = str(_optional_text(storage, "root", "storage."))
     cfg.fsync = bool(storage.get("fsync", True))

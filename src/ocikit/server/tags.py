@@ -22,11 +22,11 @@ def paginate(items: list[str], n: int | None, last: str | None) -> tuple[list[st
 
 async def list_tags(request: web.Request, name: str, _: str) -> web.StreamResponse:
     reg = registry(request)
-    tags = await reg.storage.list_tags(name)
-    if tags is None:
-        raise NameUnknown(f"repository name not known to registry: {name}", detail={"name": name})
     n = query_int(request, "n")
-    page, more = paginate(tags, n, request.query.get("last"))
+    got = await reg.storage.list_tags_page(name, n, request.query.get("last"))
+    if got is None:
+        raise NameUnknown(f"repository name not known to registry: {name}", detail={"name": name})
+    page, more = got
     headers = {}
     if more and page:
         headers["Link"] = f'</v2/{name}/tags/list?{urlencode({"n": n, "last": page[-1]})}>; rel="next"'

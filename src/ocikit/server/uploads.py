@@ -91,8 +91,7 @@ async def patch_upload(request: web.Request, name: str, upload_id: str) -> web.S
 async def put_upload(request: web.Request, name: str, upload_id: str) -> web.StreamResponse:
     reg = registry(request)
     digest = _digest_param(request)
-    await reg.storage.upload_state(name, upload_id)
-    if has_body(request):
+    if has_body(request):  # appending checks the session first
         await _append(request, name, upload_id)
     await reg.storage.finish_upload(name, upload_id, digest)
     reg.metrics.blobs_committed += 1

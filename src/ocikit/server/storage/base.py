@@ -92,10 +92,12 @@ class StorageDriver(abc.ABC):
         """The spool's bytes (to rebuild a hash after a restart)."""
 
     @abc.abstractmethod
-    async def spool_commit(self, upload_id: str, key: str) -> None:
+    async def spool_commit(self, upload_id: str, key: str) -> bool | None:
         """Make the spool's bytes durable and move them under ``key`` atomically; drop the spool.
 
         If ``key`` already exists (same content, content-addressed) the spool is just dropped.
+        ``True`` tells that ``key`` was just created (fresh, no touch needed); ``None``/``False``: unknown
+        or already there.
         """
 
     @abc.abstractmethod
@@ -106,6 +108,48 @@ class StorageDriver(abc.ABC):
 
     @abc.abstractmethod
     async def spool_mtime(self, upload_id: str) -> float | None: ...
+
+    # --- declared optional abilities (defaults fit a local filesystem) -----------------
+
+    catalog_index: bool = False
+    """The registry keeps ``catalog/<name>`` index objects so ``_catalog`` pages are single listings
+    (object stores); otherwise ``_catalog`` walks ``repositories/``."""
+
+    async def check(self) -> None:
+        """Fail fast at start (wrong credentials, missing bucket) with a one-line error."""
+
+    def describe(self) -> str:
+        """Where the bytes live, for logs."""
+        return type(self).__name__
+
+    async def redirect_url(self, key: str) -> str | None:
+        """A URL a client may fetch the object from directly (presigned), or ``None`` to stream."""
+        return None
+
+    async def list_after(self, prefix: str, after: str | None, limit: int | None) -> list[str]:
+        """Names directly under ``prefix`` sorted after ``after``, at most ``limit`` (a page)."""
+        names = [n for n in await self.list(prefix) if after is None or n > after]
+        return names if limit is None else names[:limit]
+
+    async def list_keys(self, prefix: str, after: str | None, limit: int | None) -> list[str]:
+        """Every key below ``prefix`` (recursively, relative to it), sorted, after ``after``, at most ``limit``."""
+        out: list[str] = []
+
+        async def walk(p: str, rel: str) -> None:
+            for n in await self.list(p):
+                child = f"{rel}/{n}" if rel else n
+                if await self.is_dir(f"{p}/{n}"):
+                    await walk(f"{p}/{n}", child)
+                else:
+                    out.append(child)
+
+        await walk(prefix, "")
+        out = sorted(k for k in out if after is None or k > after)
+        return out if limit is None else out[:limit]
+
+    async def purge_incomplete(self, before: float) -> list[str]:
+        """Abort writes a crashed process left half done (multipart uploads) started before ``before``."""
+        return []
 
     async def close(self) -> None:
         """Release resources."""

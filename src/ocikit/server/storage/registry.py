@@ -6,8 +6,9 @@ Key layout (every component validated before it gets here)::
     uploads/<id>/{data,info.json}                       upload spools (driver-managed)
     repositories/<name>/_layers/<alg>/<hex>             blob linked into the repository (empty)
     repositories/<name>/_manifests/revisions/<alg>/<hex>  manifest in the repository (its media type)
-    repositories/<name>/_manifests/tags/<tag>           tag -> digest
+    repositories/<name>/_manifests/tags/<tag>           tag -> "<digest> <media type>" (older: digest)
     repositories/<name>/_referrers/<alg>/<hex>/<alg>-<hex>  referrer descriptor (JSON) per subject
+    catalog/<name>                                      (object stores only) repository index for _catalog
 
 Repository path components never start with ``_``, so the ``_`` directories cannot collide
 with nested repositories. Order of writes makes crashes harmless: a blob is renamed into
@@ -87,6 +88,13 @@ class RegistryStorage:
         self._cache_bytes = 0
         self._digesters: dict[str, Digester] = {}
         self._upload_locks: dict[str, asyncio.Lock] = {}
+        self._indexed: set[str] = set()
+
+    async def _index_repository(self, name: str) -> None:
+        """Record ``name`` in the catalog index (once per process; a PUT of an empty object)."""
+        if self.driver.catalog_index and name not in self._indexed:
+            await self.driver.put(f"catalog/{name}", b"", durable=True)
+            self._indexed.add(name)
 
     # --- blobs -----------------------------------------------------------------------
 
@@ -108,11 +116,17 @@ class RegistryStorage:
     def blob_path(self, digest: Digest) -> str | None:
         return self.driver.local_path(blob_key(digest))
 
+    async def blob_redirect(self, digest: Digest) -> str | None:
+        """A URL to send a blob GET to (a presigned object URL), or ``None`` to stream it."""
+        return await self.driver.redirect_url(blob_key(digest))
+
     def blob_chunks(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.read_chunks(blob_key(digest), offset, length)
 
-    async def link_blob(self, name: str, digest: Digest) -> None:
-        await self.driver.touch(blob_key(digest))
+    async def link_blob(self, name: str, digest: Digest, *, touch: bool = True) -> None:
+        await self._index_repository(name)
+        if touch:  # refresh it for a concurrent gc's grace (not needed when it was just written)
+            await self.driver.touch(blob_key(digest))
         await self.driver.put(repo_key(name, "_layers", digest.algorithm, digest.encoded), b"", durable=True)
 
     async def mount_blob(self, name: str, source: str, digest: Digest) -> int | None:
@@ -200,9 +214,9 @@ class RegistryStorage:
             if actual != digest:
                 await self.cancel_upload(name, upload_id, locked=True)
                 raise DigestMismatch(digest, actual, what="upload")
-            await self.driver.spool_commit(upload_id, blob_key(digest))
+            fresh = await self.driver.spool_commit(upload_id, blob_key(digest))
             self._forget(upload_id)
-            await self.link_blob(name, digest)
+            await self.link_blob(name, digest, touch=not fresh)
             return state.offset
 
     async def cancel_upload(self, name: str, upload_id: str, *, locked: bool = False) -> None:
@@ -232,22 +246,36 @@ class RegistryStorage:
             self._cache_bytes -= len(old)
         return raw
 
-    async def resolve_tag(self, name: str, tag: str) -> Digest | None:
+    async def _read_tag(self, name: str, tag: str) -> tuple[Digest, str | None] | None:
+        """A tag's digest and, when the tag carries it, its manifest's media type."""
         raw = await self.driver.get(repo_key(name, "_manifests", "tags", tag))
-        return Digest(raw.decode().strip()) if raw else None
+        if not raw:
+            return None
+        digest, _, media_type = raw.decode().strip().partition(" ")
+        return Digest(digest), media_type or None
+
+    async def resolve_tag(self, name: str, tag: str) -> Digest | None:
+        got = await self._read_tag(name, tag)
+        return got[0] if got else None
 
     async def manifest_media_type(self, name: str, digest: Digest) -> str | None:
         raw = await self.driver.get(repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded))
         return raw.decode() if raw is not None else None
 
     async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
+        """A manifest by digest (its revision link, then its bytes) or by tag. A tag written since
+        tags carry the media type (``<digest> <media type>``) needs no revision read: a revision is
+        written before its tags and deleted after them."""
+        media_type: str | None = None
         if isinstance(reference, Digest):
             digest: Digest | None = reference
         else:
-            digest = await self.resolve_tag(name, reference)
+            got = await self._read_tag(name, reference)
+            digest, media_type = got if got else (None, None)
         if digest is None:
             raise ManifestUnknown(f"manifest unknown: {name}:{reference}", detail={"tag": str(reference)})
-        media_type = await self.manifest_media_type(name, digest)
+        if media_type is None:
+            media_type = await self.manifest_media_type(name, digest)
         raw = await self._read_manifest_bytes(digest) if media_type is not None else None
         if raw is None or media_type is None:
             raise ManifestUnknown(f"manifest unknown: {name}@{digest}", detail={"digest": str(digest)})
@@ -293,6 +321,7 @@ class RegistryStorage:
         if self.check_blobs:
             await self.check_references(name, m)
         d = self.driver
+        await self._index_repository(name)
         key = blob_key(digest)
         if await d.size(key) is None:
             await d.put(key, raw)
@@ -306,7 +335,7 @@ class RegistryStorage:
             await d.put(repo_key(name, "_referrers", subject.algorithm, subject.encoded,  # type: ignore[union-attr]
                                  f"{digest.algorithm}-{digest.encoded}"), json.dumps(entry).encode())
         if not isinstance(reference, Digest):
-            await d.put(repo_key(name, "_manifests", "tags", reference), str(digest).encode())
+            await d.put(repo_key(name, "_manifests", "tags", reference), f"{digest} {m.media_type}".encode())
         return PutManifestResult(digest, subject)
 
     async def delete_manifest(self, name: str, digest: Digest) -> None:
@@ -340,6 +369,22 @@ class RegistryStorage:
         if not await self.repository_exists(name):
             return None
         return await self.driver.list(repo_key(name, "_manifests", "tags"))
+
+    async def list_tags_page(self, name: str, n: int | None, last: str | None) -> tuple[list[str], bool] | None:
+        """A page of tags after ``last`` (one delimiter listing on an object store) and whether more follow."""
+        if not await self.repository_exists(name):
+            return None
+        got = await self.driver.list_after(repo_key(name, "_manifests", "tags"), last or None,
+                                           None if n is None else n + 1)
+        return (got, False) if n is None else (got[:n], len(got) > n)
+
+    async def catalog_page(self, n: int | None, last: str | None) -> tuple[list[str], bool]:
+        """A page of repository names after ``last``: one listing of the index on an object store."""
+        if self.driver.catalog_index:
+            got = await self.driver.list_keys("catalog", last or None, None if n is None else n + 1)
+        else:
+            got = [r for r in await self.catalog() if not last or r > last]
+        return (got, False) if n is None else (got[:n], len(got) > n)
 
     async def tag_modified(self, name: str, tag: str) -> float | None:
         """When ``tag`` was last pushed (its link's modification time), ``None`` if absent."""
@@ -378,6 +423,8 @@ class RegistryStorage:
 
     async def catalog(self) -> list[str]:
         """Every repository name, sorted."""
+        if self.driver.catalog_index:
+            return await self.driver.list_keys("catalog", None, None)
         names: list[str] = []
 
         async def walk(prefix: str, name: str) -> None:

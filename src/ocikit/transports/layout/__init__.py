@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from ...durable import TMP_PREFIX, atomic_write
 from ...durable import lock as lock_directory
-from .layoutgc import TMP_STALE_SECONDS, GcResult
+from .layoutgc import GcResult
 from .indexfile import INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, check_layout_file, parse_index_file
 from .ocilayout import OCILayout, open_layout
 from .verified import VERIFIED_XATTR
 
 __all__ = [
-    "INDEX_FILE", "LAYOUT_FILE", "LAYOUT_VERSION", "TMP_PREFIX", "TMP_STALE_SECONDS", "VERIFIED_XATTR",
+    "INDEX_FILE", "LAYOUT_FILE", "LAYOUT_VERSION", "TMP_PREFIX", "VERIFIED_XATTR",
     "GcResult", "OCILayout", "atomic_write", "check_layout_file", "lock_directory", "open_layout",
     "parse_index_file",
 ]

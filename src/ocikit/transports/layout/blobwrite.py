@@ -40,7 +40,7 @@ def write_blob_file(layout: LayoutDir, desc: Descriptor, src: Iterator[bytes]) -
     """Write a blob from an iterator of chunks, verified, atomically."""
     v = Verifier(desc.digest, desc.size)
     with durable.publishing(layout.blob_path(desc.digest), sync=layout.sync, sync_dir=False,
-                            what=_what(layout, desc.digest)) as t:
+                            what=_what(layout, desc.digest), reuse=True) as t:
         for chunk in src:
             v.update(chunk)
             t.write(chunk)
@@ -54,7 +54,7 @@ async def put_blob(layout: LayoutDir, desc: Descriptor, chunks: AsyncIterator[by
     """Stream a blob in (:func:`ocikit.durable.write_stream`), verified, atomically."""
     v = Verifier(desc.digest, desc.size)
     with durable.publishing(layout.blob_path(desc.digest), sync=layout.sync, sync_dir=False,
-                            what=_what(layout, desc.digest)) as t:
+                            what=_what(layout, desc.digest), reuse=True) as t:
         await durable.write_stream(t.fd, chunks, v, sync=layout.sync, sync_every=SYNC_EVERY, pipeline=False)
         v.verify()
         if layout.sync:
@@ -100,8 +100,15 @@ def staged_blob(layout: LayoutDir, algorithm: str = "sha256") -> Iterator[Staged
     tmp = durable.temp_path(d)
     with durable.removing_on_error(tmp, f"a new blob in {layout.location}"):
         os.makedirs(d, exist_ok=True)
-        staged = StagedBlob(layout, tmp)
-        yield staged
-        if not staged.committed:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        # the writer fills the file by name; this fd holds the writer's lock meanwhile, so a
+        # concurrent `layout gc` sees a live temp file (durable.abandoned)
+        held = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            durable.lock_temp(held)
+            staged = StagedBlob(layout, tmp)
+            yield staged
+            if not staged.committed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        finally:
+            os.close(held)

@@ -13,16 +13,13 @@ import time
 from dataclasses import dataclass, field
 
 from ...digest import Digest
+from ... import durable
 from ...durable import TMP_PREFIX
 from ...errors import LayoutInvalid, ManifestUnknown, ManifestUnreadable
 from ...model import Descriptor
 from ...model.manifest import MAX_MANIFEST_SIZE
 from ...model.walk import walk
 from .indexfile import IndexFile
-
-
-TMP_STALE_SECONDS = 600.0
-"""gc removes a writer's temp file only once it has not changed for this long."""
 
 
 @dataclass
@@ -58,8 +55,8 @@ def collect(layout: IndexFile, *, dry_run: bool = False, grace_seconds: float = 
     """Remove blobs nothing reachable points at, and stale temp files.
 
     Blobs whose inode changed within ``grace_seconds`` are kept (a writer may be about to
-    tag them); a temp file is removed only once it has not changed for
-    ``max(grace_seconds, TMP_STALE_SECONDS)`` (a writer may be filling it right now).
+    tag them); a temp file is removed once no writer holds it (:func:`ocikit.durable.abandoned`:
+    its writer died, as a killed copy's does) and it is older than ``grace_seconds``.
     """
     res = GcResult()
     now = time.time()
@@ -77,9 +74,12 @@ def collect(layout: IndexFile, *, dry_run: bool = False, grace_seconds: float = 
                 except FileNotFoundError:
                     continue  # a writer renamed its temp file meanwhile
                 if name.startswith(TMP_PREFIX):
-                    if now - st.st_mtime < max(grace_seconds, TMP_STALE_SECONDS):
-                        continue
-                    res.removed.append(p)
+                    # a writer's temp file: removed once its writer is gone (no lock held: a
+                    # killed copy) and it is older than the grace period
+                    if durable.abandoned(p, grace_seconds, remove=not dry_run):
+                        res.removed.append(p)
+                        res.bytes_freed += st.st_size
+                    continue
                 elif now - st.st_ctime < grace_seconds:
                     continue
                 elif f"{alg}:{name}" in keep:

@@ -68,13 +68,23 @@ def link_sync(target: LayoutDir, source: LayoutDir, desc: Descriptor) -> LinkRes
             # the link is the source's own inode: a record ocikit left on it when it wrote
             # and verified those bytes vouches for them
             verified = has_verified_record(tmp, os.stat(tmp), desc.digest)
-        if not verified:
-            # a link shares the source's bytes: check them, so a corrupt blob does not spread
-            actual, size = digest_file(tmp, desc.digest.algorithm)
-            if size != desc.size:
-                raise SizeInvalid(f"{source.location}: blob {desc.digest} is {size} bytes, "
-                                  f"the descriptor says {desc.size}", expected=desc.size, actual=size)
-            if actual != desc.digest:
-                raise DigestMismatch(desc.digest, actual, what=f"{source.location}: blob")
-        durable.publish(tmp, final, sync=False)   # the directory is flushed before index.json names it
+        held = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)  # the writer's lock, for a concurrent gc
+        durable.lock_temp(held)
+        try:
+            _check_and_publish(tmp, final, source, desc, verified)
+        finally:
+            os.close(held)
     return how
+
+
+def _check_and_publish(tmp: str, final: str, source: LayoutDir, desc: Descriptor, verified: bool) -> None:
+    """Check a linked blob's bytes unless a record vouches for them, then rename it in."""
+    if not verified:
+        # a link shares the source's bytes: check them, so a corrupt blob does not spread
+        actual, size = digest_file(tmp, desc.digest.algorithm)
+        if size != desc.size:
+            raise SizeInvalid(f"{source.location}: blob {desc.digest} is {size} bytes, "
+                              f"the descriptor says {desc.size}", expected=desc.size, actual=size)
+        if actual != desc.digest:
+            raise DigestMismatch(desc.digest, actual, what=f"{source.location}: blob")
+    durable.publish(tmp, final, sync=False)   # the directory is flushed before index.json names it
