@@ -136,11 +136,11 @@ def token_server(issuer: TokenIssuer, users: dict[str, str], *, service: str = "
 
 
 def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0,
-               seen: list[tuple[str, str]] | None = None,
+               seen: Callable[[web.Request], None] | None = None,
                cut: Callable[[web.Request, bytes], bool] | None = None) -> web.Application:
     """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs;
-    ``seen`` collects (method, path) of every request; ``cut(request, body)`` True drops the
-    connection instead of forwarding the request."""
+    ``seen(request)`` is told of every request; ``cut(request, body)`` True drops the connection
+    instead of forwarding the request."""
     state: dict[str, Any] = {}
 
     async def startup(app: web.Application) -> None:
@@ -150,9 +150,9 @@ def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: 
         await state["session"].close()
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        sess: ClientSession = state["session"]
         if seen is not None:
-            seen.append((request.method, request.path))
+            seen(request)
+        sess: ClientSession = state["session"]
         body = await request.read()
         if cut is not None and cut(request, body):
             assert request.transport is not None
@@ -216,10 +216,11 @@ def cutting_proxy(upstream: str, digest: str, cut_after: int, times: int = 1) ->
 
 
 @contextlib.contextmanager
-def counting_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+def recording_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     """Proxy that passes everything through and records (method, path) of every request."""
     seen: list[tuple[str, str]] = []
-    with serve_app(_proxy_app(upstream, lambda request, status: None, seen=seen)) as host:
+    with serve_app(_proxy_app(upstream, lambda request, status: None,
+                              seen=lambda request: seen.append((request.method, request.path)))) as host:
         yield host, seen
 
 
@@ -268,3 +269,31 @@ def lying_proxy(upstream: str, digest: str) -> Iterator[str]:
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
         yield host
+
+
+@contextlib.contextmanager
+def counting_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """Proxy that counts the blob GETs it passes on, by digest (``counts[digest]``)."""
+    counts: dict[str, int] = {}
+
+    def mangle(request: web.Request, status: int) -> Any:
+        digest = request.path.rsplit("/", 1)[-1]
+        counts[digest] = counts.get(digest, 0) + 1
+        return None
+
+    with serve_app(_proxy_app(upstream, mangle)) as host:
+        yield host, counts
+
+
+@contextlib.contextmanager
+def manifest_counting_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
+    """Proxy that counts manifest requests by method and reference (``counts["GET v1"]``)."""
+    counts: dict[str, int] = {}
+
+    def seen(request: web.Request) -> None:
+        if "/manifests/" in request.path:
+            key = f"{request.method} {request.path.rsplit('/', 1)[-1]}"
+            counts[key] = counts.get(key, 0) + 1
+
+    with serve_app(_proxy_app(upstream, lambda request, status: None, seen=seen)) as host:
+        yield host, counts

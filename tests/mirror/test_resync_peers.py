@@ -13,7 +13,7 @@ import pytest
 
 from ocikit.transports import OpenOptions, open_store
 
-from helpers.app_servers import counting_proxy
+from helpers.app_servers import recording_proxy
 from helpers.cli import run_json
 from helpers.images import write_app
 from helpers.servers import docker_registry, start_ocikit_serve
@@ -63,7 +63,7 @@ def test_noop_rerun_against_ocikit_serve_is_one_request_per_repository(tmp_path)
     ntags = sum(len(t) for t in REPOS.values())
     with docker_registry(str(tmp_path)) as src, start_ocikit_serve(str(tmp_path)) as dst:
         arun(populate(src.host))
-        with counting_proxy(src.host) as (sp, src_seen), counting_proxy(dst.host) as (dp, dst_seen):
+        with recording_proxy(src.host) as (sp, src_seen), recording_proxy(dst.host) as (dp, dst_seen):
             cfg = config(tmp_path, sp)
             first = mirror(cfg, f"docker://{dp}/mirror", tmp_path, "one")
             assert first["unchanged"] == 0 and first["blobs"]["moved"] > 0
@@ -88,7 +88,7 @@ def test_noop_rerun_against_ocikit_serve_is_one_request_per_repository(tmp_path)
 def test_noop_rerun_against_docker_registry_makes_no_manifest_get(tmp_path):
     with docker_registry(str(tmp_path / "a")) as src, docker_registry(str(tmp_path / "b")) as dst:
         arun(populate(src.host))
-        with counting_proxy(src.host) as (sp, src_seen), counting_proxy(dst.host) as (dp, dst_seen):
+        with recording_proxy(src.host) as (sp, src_seen), recording_proxy(dst.host) as (dp, dst_seen):
             cfg = config(tmp_path, sp)
             mirror(cfg, f"docker://{dp}/mirror", tmp_path, "one")
             src_seen.clear()

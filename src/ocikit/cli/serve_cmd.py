@@ -99,14 +99,17 @@ def registry_group() -> None:
 @click.option("--grace", default="1h", show_default=True,
               help="Keep anything written more recently than this (pushes in flight): 30s, 10m, 1h, 0.")
 @click.option("--upload-grace", default="24h", show_default=True, help="Keep upload sessions idle less than this.")
+@click.option("--retention", "retention_config", default=None, metavar="FILE",
+              help="First apply the retention: rules of this server configuration (YAML).")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default=None)
 def gc_command(root: str | None, storage: str | None, dry_run: bool, untagged: bool, grace: str, upload_grace: str,
-               output_format: str | None) -> None:
+               retention_config: str | None, output_format: str | None) -> None:
     """Mark and sweep: remove unreferenced blobs, links, stale uploads (and untagged manifests)."""
     from ..errors import UsageError
     from ..server.config import ServerConfig
     from ..server.gc import GcLock
     from ..server.gclease import collect_with_lease
+    from ..server.retention import apply_retention_file
 
     if (root is None) == (storage is None):
         raise UsageError("registry gc: give --root DIR or --storage URL")
@@ -115,11 +118,14 @@ def gc_command(root: str | None, storage: str | None, dry_run: bool, untagged: b
               upload_grace=_parse_duration(upload_grace))
     # a bucket is locked by a lease object inside it (collect_with_lease); a directory by flock
     with GcLock(cfg.root) if cfg.s3 is None else contextlib.nullcontext():
+        kept = run(apply_retention_file(cfg, retention_config, dry_run=dry_run)) if retention_config else None
         report = run(collect_with_lease(cfg, **kw))  # type: ignore[arg-type]
     if (output_format or current_format(click.get_current_context())) == "json":
-        emit_json(report.to_dict())
+        emit_json({**report.to_dict(), **({"retention": kept.to_dict()} if kept else {})})
         return
     verb = "would remove" if dry_run else "removed"
+    for line in kept.lines() if kept else []:
+        click.echo(line)
     for repo, d in report.manifests:
         click.echo(f"{verb} manifest {repo}@{d}")
     for repo, d in report.links:

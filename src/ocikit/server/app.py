@@ -20,9 +20,11 @@ from ..memtune import tune_malloc
 from . import blobs, catalog, extensions, manifests, referrers, tags, uploads
 from .auth import Authenticator, Need
 from .config import ServerConfig
+from .cache import OBSERVER, cache_metrics, install_cache
 from .context import REGISTRY, Registry
 from .errors import error_response, simple_error
 from .metrics import Metrics
+from .pullthrough import PULLTHROUGH
 from .routes import Route, parse_route
 from .storage.drivers import open_driver
 from .storage.registry import RegistryStorage
@@ -86,7 +88,10 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                 raise Unsupported("the registry is in read-only mode")
             if request.method == "DELETE" and route.kind != "upload" and not reg.config.delete_enabled:
                 raise Unsupported("deletes are disabled on this registry (ocikit serve --enable-delete)")
-            if route.kind == "upload":
+            proxied = await _pull_through(request, route)
+            if proxied is not None:
+                resp = proxied
+            elif route.kind == "upload":
                 resp = await uploads.upload_route(request, route.name or "", route.reference or "")
             else:
                 handler = HANDLERS.get((route.kind, request.method))
@@ -103,8 +108,19 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     finally:
         reg.metrics.in_flight -= 1
     resp.headers[API_HEADER[0]] = API_HEADER[1]
+    observer = request.app.get(OBSERVER)
+    if observer is not None and kind != "unknown":
+        observer(request, kind, route.name, route.reference, resp)
     reg.metrics.observe(kind, request.method, resp.status, time.perf_counter() - started)
     return resp
+
+
+async def _pull_through(request: web.Request, route: Route) -> web.StreamResponse | None:
+    """The pull-through cache's answer for a read under a ``proxy:`` prefix (None: not proxied)."""
+    pt = request.app.get(PULLTHROUGH)
+    if pt is None or request.method not in ("GET", "HEAD") or route.kind not in ("manifest", "blob", "tags"):
+        return None
+    return await pt.handle(request, route.kind, route.name or "", route.reference or "")
 
 
 async def token_endpoint(request: web.Request) -> web.StreamResponse:
@@ -124,7 +140,8 @@ async def metrics_endpoint(request: web.Request) -> web.StreamResponse:
         await reg.auth.authenticate(request.headers, _realm_url(request, reg), Need(None, None))
     except OcikitError as e:
         return error_response(e)
-    return web.Response(text=request.app[REGISTRY].metrics.render(), content_type="text/plain",
+    return web.Response(text=request.app[REGISTRY].metrics.render() + cache_metrics(request.app),
+                        content_type="text/plain",
                         headers={"X-Content-Type-Options": "nosniff"})
 
 
@@ -143,6 +160,7 @@ def create_app(config: ServerConfig, registry: Registry | None = None) -> web.Ap
     """The registry as an aiohttp application (no sockets opened)."""
     app = web.Application(client_max_size=config.manifest_size + 1024)
     app[REGISTRY] = registry or build_registry(config)
+    install_cache(app, config, app[REGISTRY])
     app.router.add_route("*", "/v2", dispatch)
     app.router.add_route("*", "/v2/{tail:.*}", dispatch)
     app.router.add_get("/auth/token", token_endpoint)

@@ -37,6 +37,7 @@ from ..model.manifest import MAX_MANIFEST_SIZE
 from .storage.s3settings import S3Settings, parse_s3_url, settings_from_mapping
 
 ACTIONS = ("pull", "push", "delete")
+EXTRA_SECTIONS = ("proxy", "retention", "notifications", "sync")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,9 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     ui: bool = True
     """Serve the web UI under ``/ui/``."""
+    extra_sections: dict[str, Any] = field(default_factory=dict)
+    """The raw ``proxy``, ``retention``, ``notifications`` and ``sync`` sections
+    (parsed by :func:`ocikit.server.cache_config.parse_cache`)."""
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -180,7 +184,8 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     if not isinstance(doc, dict):
         raise UsageError("config: expected a mapping at the top level")
     cfg = ServerConfig()
-    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout", "ui"}
+    known = {"listen", "tls", "storage", "read_only", "auth", "limits", "manifests", "log", "shutdown_timeout", "ui",
+             *EXTRA_SECTIONS}
     unknown = set(doc) - known
     if unknown:
         raise UsageError(f"config: unknown keys {sorted(map(str, unknown))}")
@@ -219,6 +224,7 @@ def parse_config(doc: dict[str, Any]) -> ServerConfig:
     cfg.accept_sparse_index = bool(manifests.get("accept_sparse_index", False))
     cfg.access_log = bool(_section(doc, "log").get("access", True))
     cfg.ui = bool(_section(doc, "ui").get("enabled", True))
+    cfg.extra_sections = {k: doc[k] for k in EXTRA_SECTIONS if doc.get(k) is not None}
     if "shutdown_timeout" in doc:
         cfg.shutdown_timeout = _number(doc, "shutdown_timeout", "", 30.0, float)
     return cfg

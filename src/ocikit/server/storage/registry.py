@@ -307,8 +307,12 @@ class RegistryStorage:
             await self.driver.touch(blob_key(desc.digest))
 
     async def put_manifest(self, name: str, reference: str | Digest, raw: bytes,
-                           content_type: str | None) -> PutManifestResult:
-        """Check and store a manifest; tag it when ``reference`` is a tag."""
+                           content_type: str | None, *, check: bool | None = None) -> PutManifestResult:
+        """Check and store a manifest; tag it when ``reference`` is a tag.
+
+        ``check``: whether everything it names must be here (default: the ``check_blobs``
+        setting; a pull-through cache stores manifests before their blobs).
+        """
         if isinstance(reference, Digest):
             actual = Digest.of(raw, reference.algorithm)
             if actual != reference:
@@ -318,7 +322,7 @@ class RegistryStorage:
             digest = Digest.of(raw)
         hint = (content_type or "").split(";")[0].strip() or None
         m = parse_manifest(raw, hint if hint in mt.MANIFEST_TYPES else None)
-        if self.check_blobs:
+        if self.check_blobs if check is None else check:
             await self.check_references(name, m)
         d = self.driver
         await self._index_repository(name)

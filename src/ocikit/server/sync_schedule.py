@@ -1,0 +1,114 @@
+"""Scheduled sync: ``sync:`` entries are mirror jobs the server runs into itself on an interval.
+
+Each entry is a mirror configuration (``images:`` as ``ocikit mirror`` reads them: tags by
+regex or semver, platforms, referrers; ``rewrite:``) plus when and where::
+
+    sync:
+      - interval: 1h                 # run at start, then this long after each run ends
+        prefix: mirrored             # images land under LOCAL/mirrored/<path>
+        tls-verify: true             # for the sources
+        images:
+          - source: docker://registry.example/library/httpd
+            include: ["^2\\.4\\."]
+            platforms: [linux/amd64, linux/arm64]
+            platform-mode: rewrite
+
+A run is ``ocikit mirror`` with this server as the target (over HTTP, on its own listen
+address), journaled under ``ROOT/sync/``: a run after a complete one sends nothing it verified
+before. Each run ends with a ``sync.done`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import OcikitError, UsageError
+from ..mirror.config import MirrorConfig, parse_config
+from ..mirror.run import MirrorJob, run_mirror
+from ..reference import validate_repository_name
+from ..transports.open_options import OpenOptions
+from .cache_config import parse_duration
+
+log = logging.getLogger("ocikit.server.sync")
+
+_KEYS = {"interval", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name"}
+
+
+@dataclass(frozen=True)
+class SyncEntry:
+    """One ``sync[]`` entry, checked."""
+
+    name: str
+    mirror: MirrorConfig
+    interval: float
+    prefix: str = ""
+    tls_verify: bool = True
+    cert_dir: str | None = None
+    auth_file: str | None = None
+
+
+def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
+    """Check the raw ``sync:`` entries (mirror rules for ``images``/``rewrite``)."""
+    out = []
+    for i, e in enumerate(entries):
+        where = f"sync[{i}]"
+        unknown = sorted(set(e) - _KEYS)
+        if unknown:
+            raise UsageError(f"config: {where}: unknown keys {unknown}")
+        if "interval" not in e:
+            raise UsageError(f"config: {where}.interval: required (how often to run, e.g. 1h)")
+        interval = parse_duration(e["interval"], f"{where}.interval")
+        if interval < 1:
+            raise UsageError(f"config: {where}.interval: at least 1s")
+        prefix = str(e.get("prefix") or "").strip("/")
+        if prefix:
+            validate_repository_name(prefix)
+        tls = e.get("tls-verify", True)
+        if not isinstance(tls, bool):
+            raise UsageError(f"config: {where}.tls-verify: expected true or false")
+        mirror = parse_config({k: e[k] for k in ("images", "rewrite") if k in e}, f"config: {where}")
+        out.append(SyncEntry(str(e.get("name") or i), mirror, interval, prefix, tls,
+                             e.get("cert-dir"), e.get("auth-file")))
+    return out
+
+
+def job_for(entry: SyncEntry, listen: str, root: str) -> MirrorJob:
+    """The mirror job of one run: this server (plain HTTP on its own address) as the target,
+    journaled under ``root/sync/`` (a filesystem root) or where ``ocikit mirror`` keeps journals."""
+    host, _, port = listen.rpartition(":")
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::", "[::]") else host
+    target = f"docker://{host}:{port}" + (f"/{entry.prefix}" if entry.prefix else "")
+    journal = None  # with storage in a bucket: the default journal place of `ocikit mirror`
+    if root and os.path.isdir(root):
+        journal = os.path.join(root, "sync", f"{entry.name}.journal")
+        os.makedirs(os.path.dirname(journal), exist_ok=True)
+    return MirrorJob(to=target, config=entry.mirror, journal=journal,
+                     src_options=OpenOptions(tls_verify=entry.tls_verify, cert_dir=entry.cert_dir,
+                                             auth_file=entry.auth_file),
+                     dest_options=OpenOptions(tls_verify=False), jobs=4, per_registry=4)
+
+
+async def sync_loop(entry: SyncEntry, job: Callable[[], MirrorJob], ready: asyncio.Event,
+                    emit: Callable[[str, dict[str, Any]], None] | None) -> None:
+    """Run ``entry`` once the server listens, then every ``interval`` after each run ends."""
+    await ready.wait()
+    while True:
+        try:
+            report = await run_mirror(job())
+            data = {"sync": entry.name, "ok": report.ok, "images": len(report.images),
+                    "blobsMoved": report.blobs_moved, "bytesMoved": report.bytes_moved,
+                    "blobsSkipped": report.blobs_already + report.blobs_journaled,
+                    "seconds": round(report.seconds, 3),
+                    "outcomes": {i.destination: i.status for i in report.images}}
+            log.info("sync %s: %d images, %d blobs moved (%d bytes), %d already there", entry.name,
+                     data["images"], report.blobs_moved, report.bytes_moved, data["blobsSkipped"])
+        except (OcikitError, OSError) as e:
+            data = {"sync": entry.name, "ok": False, "error": str(e)}
+            log.warning("sync %s failed: %s", entry.name, e)
+        if emit is not None:
+            emit("sync.done", data)
+        await asyncio.sleep(entry.interval)

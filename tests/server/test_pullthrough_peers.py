@@ -1,0 +1,314 @@
+"""The pull-through cache with Debian's docker-registry as the upstream: skopeo, podman, raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from ocikit.digest import Digest
+from ocikit.testing import write_index
+from ocikit.transports.layout import OCILayout
+
+from helpers.app_servers import counting_proxy, lying_proxy, manifest_counting_proxy, serve_app
+from helpers.cli import expect_failure
+from helpers.rawhttp import error_code
+from helpers.peers import require, sh, skopeo_digest, skopeo_raw
+from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid
+
+pytestmark = pytest.mark.peer
+
+
+def proxy_config(upstream: str, ttl: str = "5m") -> str:
+    return (f"proxy:\n  - prefix: hub\n    upstream: docker://{upstream}\n    tls-verify: false\n"
+            f"    tag-ttl: {ttl}\n    retries: 0\n")
+
+
+@pytest.fixture
+def runroot():
+    """podman refuses a runroot longer than 50 characters: a short one in /tmp, removed after."""
+    path = tempfile.mkdtemp(prefix="ock-run-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _blob_file(root: str, digest: str) -> str:
+    alg, enc = digest.split(":")
+    return os.path.join(root, "blobs", alg, enc[:2], enc)
+
+
+def test_skopeo_and_podman_pull_through_then_upstream_down(tmp_path, runroot):
+    skopeo = require("skopeo")
+    podman = [require("podman"), "--root", str(tmp_path / "storage"), "--runroot", runroot,
+              "--storage-driver", "vfs"]
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{up.host}/library/multi:v1")
+        upstream_raw = skopeo_raw(f"docker://{up.host}/library/multi:v1")
+        digest = str(Digest.of(upstream_raw))
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host, ttl="0s")) as srv:
+            by_tag = f"docker://{srv.host}/hub/library/multi:v1"
+            by_digest = f"docker://{srv.host}/hub/library/multi@{digest}"
+
+            def pulls(round_: str) -> None:
+                out = tmp_path / f"out-{round_}"
+                sh(skopeo, "copy", "--all", "--src-tls-verify=false", by_tag, f"oci:{out}:tag")
+                sh(skopeo, "copy", "--all", "--src-tls-verify=false", by_digest, f"oci:{out}:digest")
+                assert skopeo_raw(by_tag) == upstream_raw
+                assert skopeo_digest(by_digest) == digest
+                for child in json.loads(upstream_raw)["manifests"]:
+                    assert skopeo_digest(f"docker://{srv.host}/hub/library/multi@{child['digest']}") == \
+                        child["digest"]
+                for ref in (by_tag, by_digest):
+                    sh(*podman, "pull", "-q", "--tls-verify=false", ref)
+                    got = sh(*podman, "image", "inspect", "--format", "{{.Digest}}",
+                             ref.removeprefix("docker://")).stdout.decode().strip()
+                    assert got == digest
+                    sh(*podman, "rmi", "-a", "-f")
+
+            pulls("cold")
+            stop_pid(up.proc)
+            pulls("upstream-down")
+
+            async def tag_state() -> tuple[str, str]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/hub/library/multi/manifests/v1",
+                                     headers={"Accept": json.loads(upstream_raw)["mediaType"]}) as r:
+                        assert r.status == 200
+                        return r.headers["Ocikit-Cache"], r.headers["Docker-Content-Digest"]
+            assert asyncio.run(tag_state()) == ("stale", digest)
+
+
+async def _push_big_blob(host: str, path: str, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = os.urandom(min(left, 4 << 20))
+            h.update(piece)
+            f.write(piece)
+            left -= len(piece)
+    digest = f"sha256:{h.hexdigest()}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"http://{host}/v2/big/blob/blobs/uploads/") as r:
+            assert r.status == 202
+            loc = r.headers["Location"]
+        with open(path, "rb") as f:
+            async with s.put(loc if loc.startswith("http") else f"http://{host}{loc}", params={"digest": digest},
+                             data=f, headers={"Content-Length": str(size),
+                                              "Content-Type": "application/octet-stream"}) as r:
+                assert r.status == 201, await r.text()
+    return digest
+
+
+async def _pull_hash(session: aiohttp.ClientSession, url: str) -> str:
+    h = hashlib.sha256()
+    async with session.get(url) as r:
+        assert r.status == 200, await r.text()
+        async for chunk in r.content.iter_chunked(1 << 20):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+@pytest.mark.slow
+def test_ten_clients_one_upstream_get(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "big"), 200 << 20))
+        os.unlink(tmp_path / "big")
+        with counting_proxy(up.host) as (counted, counts), \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(counted)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def ten() -> list[str]:
+                async with aiohttp.ClientSession() as s:
+                    return await asyncio.gather(*(_pull_hash(s, url) for _ in range(10)))
+            assert asyncio.run(ten()) == [digest] * 10
+            assert counts[digest] == 1
+            assert os.path.getsize(_blob_file(srv.root, digest)) == 200 << 20
+            # cached: an eleventh client never reaches the upstream
+            assert asyncio.run(ten()) == [digest] * 10
+            assert counts[digest] == 1
+
+
+def test_lying_upstream_is_an_error_and_nothing_is_cached(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 3 << 20))
+        with lying_proxy(up.host, digest) as liar, \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(liar)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def pull() -> None:
+                async with aiohttp.ClientSession() as s:
+                    await _pull_hash(s, url)
+            for _ in range(2):  # the second try goes upstream again: nothing was kept
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    asyncio.run(pull())
+            assert not os.path.exists(_blob_file(srv.root, digest))
+
+
+def test_tags_list_merges_cache_and_upstream(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up:
+        for tag in ("a", "b"):
+            sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+               f"docker://{up.host}/lib/x:{tag}")
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host, ttl="0s")) as srv:
+            sh(skopeo, "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+               f"docker://{srv.host}/hub/lib/x:a", f"docker://{srv.host}/hub/lib/x:local")
+
+            async def tags() -> tuple[str, list[str]]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/hub/lib/x/tags/list") as r:
+                        return r.headers["Ocikit-Cache"], (await r.json())["tags"]
+            assert asyncio.run(tags()) == ("merged", ["a", "b", "local"])
+
+            async def missing() -> list[tuple[int, str]]:
+                out = []
+                async with aiohttp.ClientSession() as s:
+                    for path in ("manifests/nope", f"blobs/sha256:{'0' * 64}", f"manifests/sha256:{'1' * 64}"):
+                        for method in ("GET", "HEAD"):
+                            async with s.request(method, f"{srv.url}/v2/hub/lib/x/{path}") as r:
+                                body = await r.read()
+                                out.append((r.status, error_code(json.loads(body)) if body else ""))
+                return out
+            assert skopeo_digest(f"docker://{srv.host}/hub/lib/x:local") == \
+                skopeo_digest(f"docker://{srv.host}/hub/lib/x:a")  # upstream lacks it: served from here
+            assert asyncio.run(missing()) == [(404, "MANIFEST_UNKNOWN"), (404, ""), (404, "BLOB_UNKNOWN"), (404, ""),
+                                              (404, "MANIFEST_UNKNOWN"), (404, "")]
+            stop_pid(up.proc)
+            assert asyncio.run(tags()) == ("stale", ["a", "local"])
+
+            async def local_tag_state() -> str:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/hub/lib/x/manifests/local",
+                                     headers={"Accept": "application/vnd.oci.image.index.v1+json"}) as r:
+                        assert r.status == 200
+                        return r.headers["Ocikit-Cache"]
+            assert asyncio.run(local_tag_state()) == "stale"
+
+            async def uncached_while_down() -> list[int]:
+                async with aiohttp.ClientSession() as s:
+                    out = []
+                    for path in (f"blobs/sha256:{'2' * 64}", "manifests/never-fetched", "/v2/"):
+                        url = f"{srv.url}{path}" if path.startswith("/") else f"{srv.url}/v2/hub/lib/x/{path}"
+                        async with s.get(url) as r:
+                            out.append(r.status)
+                    return out
+            assert asyncio.run(uncached_while_down()) == [502, 502, 200]  # a bad gateway; the server stays up
+
+
+def test_proxy_to_itself_is_refused(tmp_path):
+    port = free_port()
+    cfg = tmp_path / "loop.yml"
+    cfg.write_text(proxy_config(f"localhost:{port}"))
+    expect_failure("serve", "--listen", f"127.0.0.1:{port}", "--root", str(tmp_path / "root"), "--config", str(cfg),
+                   match=r"proxy prefix 'hub': upstream localhost:\d+ is this server itself")
+
+
+def test_two_upstreams_one_with_credentials_from_an_auth_file(tmp_path):
+    import base64
+
+    import bcrypt
+
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(f"alice:{bcrypt.hashpw(b'wonderland', bcrypt.gensalt(4)).decode()}\n")
+    with docker_registry(str(tmp_path)) as one, docker_registry(str(tmp_path), htpasswd=str(htpasswd)) as two:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{one.host}/lib/x:v1")
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", "--dest-creds", "alice:wonderland",
+           f"oci:{tmp_path / 'src'}:multi", f"docker://{two.host}/team/y:v2")
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auths": {two.host: {"auth": base64.b64encode(b"alice:wonderland").decode()}}}))
+        cfg = (proxy_config(one.host).replace("prefix: hub", "prefix: one")
+               + f"  - prefix: two\n    upstream: docker://{two.host}/team\n    tls-verify: false\n"
+                 f"    auth-file: {auth}\n")
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            out = tmp_path / "out"
+            sh(skopeo, "copy", "--all", "--src-tls-verify=false", f"docker://{srv.host}/one/lib/x:v1", f"oci:{out}:one")
+            sh(skopeo, "copy", "--all", "--src-tls-verify=false", f"docker://{srv.host}/two/y:v2", f"oci:{out}:two")
+            assert skopeo_raw(f"docker://{srv.host}/one/lib/x:v1") == skopeo_raw(f"docker://{one.host}/lib/x:v1")
+            assert skopeo_digest(f"docker://{srv.host}/two/y:v2") == skopeo_digest(f"docker://{one.host}/lib/x:v1")
+
+
+def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 64 << 20))
+        with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def run() -> tuple[str, str]:
+                async with aiohttp.ClientSession() as slow_s, aiohttp.ClientSession() as fast_s:
+                    async with slow_s.get(url) as slow:  # subscribes, then reads nothing for a while
+                        assert slow.status == 200
+                        first = await slow.content.readexactly(1)
+                        fast = await _pull_hash(fast_s, url)  # finishes while the slow one sits
+                        h = hashlib.sha256(first)
+                        async for chunk in slow.content.iter_chunked(1 << 20):  # the rest, from the stored copy
+                            h.update(chunk)
+                        return fast, f"sha256:{h.hexdigest()}"
+            assert asyncio.run(run()) == (digest, digest)
+
+
+def test_concurrent_pulls_of_one_tag_make_one_upstream_manifest_get(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{up.host}/lib/m:v1")
+        with manifest_counting_proxy(up.host) as (counted, counts), \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(counted)) as srv:
+            async def ten() -> set[str]:
+                async with aiohttp.ClientSession() as s:
+                    async def one() -> str:
+                        async with s.get(f"{srv.url}/v2/hub/lib/m/manifests/v1",
+                                         headers={"Accept": "application/vnd.oci.image.index.v1+json"}) as r:
+                            assert r.status == 200
+                            return r.headers["Docker-Content-Digest"]
+                    return set(await asyncio.gather(*(one() for _ in range(10))))
+            assert len(asyncio.run(ten())) == 1
+            assert counts == {"GET v1": 1}
+
+
+def test_proxy_fetch_and_pull_events(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    got: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    with docker_registry(str(tmp_path)) as up, serve_app(app) as receiver:
+        sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+           f"docker://{up.host}/lib/e:v1")
+        cfg = proxy_config(up.host) + f"notifications:\n  - url: http://{receiver}/hook\n    events: [proxy.fetch, pull]\n"
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            raw = skopeo_raw(f"docker://{srv.host}/hub/lib/e:v1")  # fetched upstream, then pulled
+            skopeo_raw(f"docker://{srv.host}/hub/lib/e:v1")  # pulled from the cache
+            digest = str(Digest.of(raw))
+            deadline = time.monotonic() + 30
+            while len(got) < 3:
+                assert time.monotonic() < deadline, got
+                time.sleep(0.05)
+    kinds = [(e["type"].removeprefix("dev.ocikit.registry."), e["data"]["digest"]) for e in got]
+    assert kinds == [("proxy.fetch", digest), ("pull", digest), ("pull", digest)]
+    assert got[0]["data"]["upstream"] == up.host and got[0]["data"]["tag"] == "v1"

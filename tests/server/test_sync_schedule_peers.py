@@ -1,0 +1,67 @@
+"""Scheduled sync inside ``ocikit serve`` from a docker-registry: exactly the matching tags, then nothing moves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from ocikit import mediatypes as mt
+from ocikit.testing import write_index
+from ocikit.transports.layout import OCILayout
+
+from helpers.app_servers import serve_app
+from helpers.peers import require, sh
+from helpers.servers import docker_registry, start_ocikit_serve
+
+pytestmark = pytest.mark.peer
+
+
+def test_sync_regex_and_platform_subset_then_nothing_moves(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    done: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        event = await request.json()
+        if event["type"] == "dev.ocikit.registry.sync.done":
+            done.append(event["data"])
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    with docker_registry(str(tmp_path)) as up, serve_app(app) as receiver:
+        for tag in ("v1.0", "v1.1", "v2.0", "latest"):
+            sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+               f"docker://{up.host}/library/multi:{tag}")
+        cfg = (f"notifications:\n  - url: http://{receiver}/hook\n    events: [sync.done]\n"
+               f"sync:\n  - name: upstream\n    interval: 1s\n    prefix: mirrored\n    tls-verify: false\n"
+               f"    images:\n      - source: docker://{up.host}/library/multi\n"
+               f"        include: ['^v1\\.']\n        platforms: [linux/amd64, linux/arm64]\n"
+               f"        platform-mode: rewrite\n")
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            deadline = time.monotonic() + 120
+            while len(done) < 2:
+                assert time.monotonic() < deadline, f"fewer than two sync runs: {done}"
+                time.sleep(0.1)
+            first, second = done[0], done[1]
+            assert first["ok"] and first["blobsMoved"] > 0, first
+            assert second["ok"] and second["blobsMoved"] == 0 and second["bytesMoved"] == 0, second
+
+            async def check() -> tuple[list[str], list[str]]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/mirrored/library/multi/tags/list") as r:
+                        tags = (await r.json())["tags"]
+                    async with s.get(f"{srv.url}/v2/mirrored/library/multi/manifests/v1.0",
+                                     headers={"Accept": mt.OCI_INDEX}) as r:
+                        index = json.loads(await r.read())
+                    return tags, sorted(f"{m['platform']['os']}/{m['platform']['architecture']}"
+                                        for m in index["manifests"])
+            tags, platforms = asyncio.run(check())
+            assert tags == ["v1.0", "v1.1"]
+            assert platforms == ["linux/amd64", "linux/arm64"]
