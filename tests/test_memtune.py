@@ -60,3 +60,19 @@ def test_tuned_buffers_come_from_the_heap_and_stay_for_reuse():
     assert got["mmapped"] < SIZE, got      # not a fresh mmap (a page fault and a clear per page)
     assert got["heap_grew"] >= SIZE, got   # the heap served it
     assert got["heap_kept"] >= SIZE, got   # and, freed, it stays below the trim threshold for the next one
+
+
+def test_peak_rss_is_the_process_own_high_water_mark():
+    from ocikit.memtune import peak_rss_kb
+    before = peak_rss_kb()
+    assert before is not None and before > 0
+    big = bytearray(64 << 20)  # touched: 64 MiB resident
+    for i in range(0, len(big), 4096):
+        big[i] = 1
+    assert peak_rss_kb() >= before and peak_rss_kb() >= (64 << 10)
+    del big
+    # a child's own peak, not ours (a fresh interpreter is far below this process's 64 MiB+)
+    child = subprocess.run([sys.executable, "-c", "from ocikit.memtune import peak_rss_kb; print(peak_rss_kb())"],
+                           capture_output=True, text=True, check=True)
+    assert 0 < int(child.stdout) < peak_rss_kb()
+    assert peak_rss_kb(2 ** 22 + 12345) is None  # no such process

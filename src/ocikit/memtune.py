@@ -28,4 +28,17 @@ def tune_malloc() -> bool:
         bool(mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD))
 
 
-__all__ = ["tune_malloc"]
+def peak_rss_kb(pid: int | str = "self") -> int | None:
+    """A process's peak resident set (``VmHWM`` of /proc/PID/status, kB): its own, unlike a child's
+    ``ru_maxrss``, which starts from its parent's at fork. None where there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+__all__ = ["peak_rss_kb", "tune_malloc"]

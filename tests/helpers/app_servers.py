@@ -136,8 +136,11 @@ def token_server(issuer: TokenIssuer, users: dict[str, str], *, service: str = "
 
 
 def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0,
-               seen: Callable[[web.Request], None] | None = None) -> web.Application:
-    """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs."""
+               seen: Callable[[web.Request], None] | None = None,
+               cut: Callable[[web.Request, bytes], bool] | None = None) -> web.Application:
+    """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs;
+    ``seen(request)`` is told of every request; ``cut(request, body)`` True drops the connection
+    instead of forwarding the request."""
     state: dict[str, Any] = {}
 
     async def startup(app: web.Application) -> None:
@@ -151,6 +154,10 @@ def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: 
             seen(request)
         sess: ClientSession = state["session"]
         body = await request.read()
+        if cut is not None and cut(request, body):
+            assert request.transport is not None
+            request.transport.close()
+            return web.Response(status=499)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         async with sess.request(request.method, f"http://{upstream}{request.rel_url}", headers=headers,
                                 data=body or None, allow_redirects=False) as up:
@@ -205,6 +212,37 @@ def cutting_proxy(upstream: str, digest: str, cut_after: int, times: int = 1) ->
         return action
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
+        yield host, stats
+
+
+@contextlib.contextmanager
+def recording_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Proxy that passes everything through and records (method, path) of every request."""
+    seen: list[tuple[str, str]] = []
+    with serve_app(_proxy_app(upstream, lambda request, status: None,
+                              seen=lambda request: seen.append((request.method, request.path)))) as host:
+        yield host, seen
+
+
+@contextlib.contextmanager
+def push_cutting_proxy(upstream: str, cut_at: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Proxy that drops, once, the blob-upload PATCH whose bytes would take the upload past
+    ``cut_at`` (not forwarded: the registry keeps what came before); ``stats["patches"]`` lists
+    every PATCH's Content-Range as it arrived."""
+    stats: dict[str, Any] = {"cuts": 0, "patches": []}
+
+    def decide(request: web.Request, body: bytes) -> bool:
+        if request.method != "PATCH" or "/blobs/uploads/" not in request.path:
+            return False
+        rng = request.headers.get("Content-Range", "")
+        stats["patches"].append(rng)
+        start = int(rng.split("-")[0]) if rng else 0
+        if stats["cuts"] == 0 and start + len(body) > cut_at:
+            stats["cuts"] += 1
+            return True
+        return False
+
+    with serve_app(_proxy_app(upstream, lambda request, status: None, cut=decide)) as host:
         yield host, stats
 
 

@@ -70,6 +70,8 @@ class RunningServer:
     """``127.0.0.1:PORT`` — what goes after ``docker://``."""
     proc: subprocess.Popen
     root: str
+    log: str | None = None
+    """Its output (``ocikit serve``: the access log unless ``--quiet``)."""
 
     @property
     def url(self) -> str:
@@ -107,7 +109,7 @@ def docker_registry(tmp: str, *, htpasswd: str | None = None, token: dict | None
                             env={**os.environ, "OTEL_TRACES_EXPORTER": "none"})
     try:
         wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc)
-        yield RunningServer(f"127.0.0.1:{port}", proc, root)
+        yield RunningServer(f"127.0.0.1:{port}", proc, root, log.name)
     finally:
         stop_pid(proc)
         log.close()
@@ -208,14 +210,15 @@ def seaweedfs(tmp: str, bucket: str = "ocikit", *,
 def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None = None,
                        args: tuple[str, ...] = (), port: int | None = None,
                        fsync: bool = False, delete: bool = True, storage: str | None = None,
-                       env: dict[str, str] | None = None) -> Iterator[RunningServer]:
+                       env: dict[str, str] | None = None, quiet: bool = True) -> Iterator[RunningServer]:
     """``python -m ocikit serve`` on a free 127.0.0.1 port, storage in ``tmp`` (or ``root``).
 
     ``config``: YAML text written to a file and passed as ``--config``; ``args``: extra flags
     (``--read-only``, ``--htpasswd FILE``, ``--seed-sample``...); ``fsync`` off by default (tests
     need no power-loss safety); ``delete`` passes ``--enable-delete`` (the spec tests delete);
     ``storage``: a ``--storage`` URL (s3://...) instead of ``--root``, with ``env`` carrying its
-    credentials. Stopped by PID (SIGTERM).
+    credentials; ``quiet=False`` keeps the access log (in ``RunningServer.log``: count requests
+    with :func:`uploaded_blobs`). Stopped by PID (SIGTERM).
     """
     fixed = port
     attempts = 1 if fixed else 3  # a free port can be taken by someone else before we bind it
@@ -225,7 +228,7 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
         os.makedirs(root, exist_ok=True)
         where = ("--storage", storage) if storage else ("--root", root)
         cmd = [*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", *where,
-               "--quiet", *(() if fsync else ("--no-fsync",)),
+               *(("--quiet",) if quiet else ()), *(() if fsync else ("--no-fsync",)),
                *(("--enable-delete",) if delete else ()), *args]
         if config is not None:
             cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
@@ -245,7 +248,17 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
                 if b"address already in use" not in f.read() or attempt == attempts - 1:
                     raise
     try:
-        yield RunningServer(f"127.0.0.1:{port}", proc, root)
+        yield RunningServer(f"127.0.0.1:{port}", proc, root, log_path)
     finally:
         stop_pid(proc)
         log.close()
+
+
+def uploaded_blobs(log_text: str) -> dict[str, int]:
+    """Blob digest -> how many uploads of it ``ocikit serve``'s access log shows completed (201)."""
+    puts: dict[str, int] = {}
+    for line in log_text.splitlines():
+        if '"PUT ' in line and "/blobs/uploads/" in line and "digest=" in line and '" 201 ' in line:
+            d = line.split("digest=", 1)[1].split(" ", 1)[0].split("&", 1)[0].replace("%3A", ":")
+            puts[d] = puts.get(d, 0) + 1
+    return puts

@@ -14,24 +14,10 @@ from ocikit.mirror.bundle import A_SOURCE, METADATA_FILE
 from ocikit.mirror.mirror_config import parse_config
 from ocikit.mirror.run import MirrorJob, prepare, run_mirror
 from ocikit.mirror.verify import verify_plan
-from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
 from helpers.cli import expect_failure, run_json, run_ocikit
-from helpers.images import push_signature, write_app
-
-
-@pytest.fixture
-def src(tmp_path):
-    """Layout ``multi-arch``: tag multi = 3-platform index (signed via the sha256-<hex> tag), tag single."""
-    lay = OCILayout(str(tmp_path / "src" / "multi-arch"), create=True)
-    idx = write_index(lay, "multi")
-
-    async def more():
-        await write_app(lay, "single", 1)
-        await push_signature(lay, idx)
-    arun(more())
-    return lay, idx
+from helpers.images import write_app
 
 
 def write_cfg(tmp_path, text: str) -> str:
@@ -291,3 +277,18 @@ def test_an_entry_that_cannot_be_listed_fails_alone(tmp_path, src):
     assert "cannot list the tags of oci:" in rep["images"][0]["error"]
     p = run_ocikit("mirror", "--config", cfg, "--to", f"oci:{tmp_path / 't'}", "--dry-run", check=False, text=True)
     assert p.returncode == 1 and "FAILED" in p.stdout and "1 image(s) could not be planned" in p.stdout
+
+
+def test_progress_reports_images_and_bytes_done_to_the_end(tmp_path, src):
+    from ocikit.progress import JobProgress
+    lay, _ = src
+    cfg = parse_config({"images": [{"source": f"oci:{lay.path}:multi"}, {"source": f"oci:{lay.path}:single"}]})
+    events: list[JobProgress] = []
+    rep = arun(run_mirror(MirrorJob(to=f"oci:{tmp_path / 'tree'}", config=cfg, journal="",
+                                    progress=lambda e: events.append(e) if isinstance(e, JobProgress) else None)))
+    assert rep.ok and events
+    last = events[-1]
+    assert last.images_done == last.images_total == len(rep.images)
+    assert last.bytes_done == last.bytes_total == rep.plan["bytesToMove"] > 0
+    assert [e.images_done for e in events] == sorted(e.images_done for e in events)
+    assert any(e.eta() is not None and e.eta() > 0 for e in events[:-1])

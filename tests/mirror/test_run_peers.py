@@ -23,7 +23,7 @@ from ocikit.transports import OpenOptions, open_store
 from helpers.cli import OCIKIT, run_json, run_ocikit
 from helpers.images import push_signature, write_app
 from helpers.peers import require, skopeo, skopeo_digest, skopeo_inspect, skopeo_raw
-from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid, wait_http
+from helpers.servers import docker_registry, free_port, start_ocikit_serve, stop_pid, uploaded_blobs, wait_http
 
 pytestmark = pytest.mark.peer
 INSECURE = OpenOptions(tls_verify=False)
@@ -134,13 +134,17 @@ def test_twenty_images_registry_to_registry_move_each_blob_once(tmp_path):
         assert blobs["mounted"] == 2 * 19
         run_ocikit("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                 "--dest-tls-verify=false", text=True)
-        # the plan asks the target: everything is there already
+        # every tag is in place: the plan skips all 20 images
         rc, dry = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                            "--dest-tls-verify=false", "--dry-run")
+        assert dry["plan"]["unchanged"] == 20 and dry["plan"]["uniqueBlobs"] == 0
+        # --recheck plans them all; the plan asks the target: everything is there already
+        rc, dry = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false", "--dry-run", "--recheck")
         assert dry["plan"]["blobsAlreadyThere"] == 42 and dry["plan"]["bytesToMove"] == 0
         # a second run moves nothing
         rc, rep2 = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
-                            "--dest-tls-verify=false", "--journal", str(tmp_path / "j"))
+                            "--dest-tls-verify=false", "--journal", str(tmp_path / "j"), "--recheck")
         assert rep2["blobs"]["moved"] == 0 and rep2["blobs"]["alreadyThere"] == 42
 
 
@@ -197,11 +201,7 @@ def test_kill_9_mid_import_then_rerun_resends_nothing(tmp_path):
         stop_pid(serve)
     # the registry's own access log: no blob the first run completed was uploaded again
     log = open(serve.log_path).read()  # type: ignore[attr-defined]
-    puts: dict[str, int] = {}
-    for line in log.splitlines():
-        if '"PUT ' in line and "/blobs/uploads/" in line and "digest=" in line and '" 201 ' in line:
-            d = line.split("digest=", 1)[1].split(" ", 1)[0].split("&", 1)[0].replace("%3A", ":")
-            puts[d] = puts.get(d, 0) + 1
+    puts = uploaded_blobs(log)
     assert puts, log[-2000:]
     assert all(n == 1 for n in puts.values()), {d: n for d, n in puts.items() if n > 1}
     with start_ocikit_serve(str(tmp_path), root=root) as b:

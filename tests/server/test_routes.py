@@ -34,6 +34,8 @@ D = str(Digest.of(b"x"))
     ("/v2/a/tags/list", "tags", "a", None),
     ("/v2/tags/list/tags/list", "tags", "tags/list", None),
     ("/v2/a/referrers/" + D, "referrers", "a", D),
+    ("/v2/_oci/ext/discover", "discover", None, None),
+    ("/v2/a/b/_ocikit/tags/digests", "tag-digests", "a/b", None),
 ])
 def test_parse_route(path, kind, name, ref):
     r = parse_route(path)

@@ -7,8 +7,9 @@ from typing import Any
 import click
 
 from ..ops.copy import CopyOptions, CopyResult, acopy
+from ..ops.recompress import acopy_recompressed, parse_recompression
 from .main import run
-from .options import parse_platforms
+from .options import compress_options, parse_platforms
 from .output import ProgressView, echo, emit_json, human_size, output_format
 from .registry_cmds import copy_transport_options, side_options
 from .trust_options import trust_copy_options, trust_hook
@@ -33,11 +34,13 @@ from .trust_options import trust_copy_options, trust_hook
               default=None, help="Convert manifests and media types to OCI or Docker v2s2 (digests change).")
 @click.option("--referrers", is_flag=True,
               help="Also copy the OCI 1.1 referrers (signatures, SBOMs, ...) of what is copied.")
+@compress_options
 @trust_copy_options
 @copy_transport_options
 def copy_command(source: str, destination: str, all_platforms: bool, multi_arch: str | None,
                  platforms: tuple[str, ...], preserve_index_digest: bool, jobs: int, preserve_digests: bool,
-                 referrers: bool, manifest_format: str | None = None, **transport: Any) -> None:
+                 referrers: bool, manifest_format: str | None = None, dest_compress_format: str | None = None,
+                 dest_compress_level: int | None = None, **transport: Any) -> None:
     """Copy an image from SOURCE to DESTINATION (docker://, oci:, oci-archive:, docker-archive:).
 
     Digests are kept: every manifest is written as the exact bytes read.
@@ -46,21 +49,30 @@ def copy_command(source: str, destination: str, all_platforms: bool, multi_arch:
         all_platforms = True
     elif multi_arch == "index-only":
         raise click.UsageError("--multi-arch index-only is not supported; use --platform to pick children")
+    want = parse_recompression(dest_compress_format, dest_compress_level)
     hook = trust_hook(source, destination, transport)  # policy, carried and new signatures
     with ProgressView() as view:
         options = CopyOptions(all_platforms=all_platforms, platforms=parse_platforms(platforms),
                               preserve_index_digest=preserve_index_digest, jobs=jobs, progress=view,
                               preserve_digests=preserve_digests, retry_times=transport.get("retry_times", 3),
                               referrers=referrers, manifest_format=manifest_format, hooks=(hook,))
-        result = run(acopy(source, destination, options, src_options=side_options("src", transport),
-                           dst_options=side_options("dest", transport)))
-    report(result, hook.carried.to_dict())
+        sides = {"src_options": side_options("src", transport), "dst_options": side_options("dest", transport)}
+        changes: dict[str, str] | None = None
+        if want is None:
+            result = run(acopy(source, destination, options, **sides))
+        else:
+            result, changes = run(acopy_recompressed(source, destination, options, want, **sides))
+    report(result, hook.carried.to_dict(), changes)
 
 
-def report(result: CopyResult, signatures: dict[str, Any] | None = None) -> None:
+def report(result: CopyResult, signatures: dict[str, Any] | None = None,
+           changes: dict[str, str] | None = None) -> None:
     if output_format() == "json":
-        emit_json({**result.to_dict(), **({"signatures": signatures} if signatures is not None else {})})
+        emit_json({**result.to_dict(), **({"signatures": signatures} if signatures is not None else {}),
+                   **({"recompressed": changes} if changes is not None else {})})
         return
+    for old, new in (changes or {}).items():
+        echo(f"  recompressed {old} -> {new}")
     moved = result.bytes_copied + result.bytes_linked + result.bytes_mounted
     rate = f", {human_size(result.bytes_copied / result.seconds)}/s" if result.seconds > 0 and result.bytes_copied else ""
     echo(f"Copied {result.source} -> {result.target}")

@@ -14,7 +14,7 @@ from ..ops.inspect import inspect_image, tree
 from ..core.transportref import parse_transport_reference
 from ..transports import open_store
 from .main import run
-from .registry_cmds import open_options, transport_options
+from .registry_cmds import open_options, pull_transport_options
 from .options import override_platform, platform_override_options
 from .output import echo, emit_json, format_option, human_size
 from .output import output_format as current_format
@@ -26,7 +26,7 @@ from .output import output_format as current_format
 @click.option("--config", "show_config", is_flag=True, help="Print the exact config bytes of the image.")
 @click.option("--no-tags", "-n", is_flag=True, help="Do not list the repository's tags.")
 @platform_override_options
-@transport_options
+@pull_transport_options
 @format_option
 def inspect_command(image: str, raw: bool, show_config: bool, no_tags: bool, override_os: str | None,
                     override_arch: str | None, override_variant: str | None, output_format: str | None,
@@ -75,7 +75,7 @@ def _opts() -> Any:
 @click.command("tree")
 @click.argument("image")
 @click.option("--referrers", is_flag=True, help="Show the artifacts that refer to each manifest.")
-@transport_options
+@pull_transport_options
 @format_option
 def tree_command(image: str, referrers: bool, output_format: str | None, **transport: Any) -> None:
     """Show the graph under IMAGE: index -> manifests (platforms) -> config and layers."""

@@ -19,7 +19,7 @@ from .copy_cmd import report as report_copy
 from .main import run
 from .options import parse_platforms
 from .output import ProgressView, echo, emit_json, format_option, human_size
-from .registry_cmds import open_options, transport_options
+from .registry_cmds import open_options, pull_transport_options, push_transport_options, transport_options
 from .output import output_format as current_format
 
 
@@ -88,7 +88,7 @@ def manifest_group() -> None:
               show_default=True, help="oci: an OCI image index; docker (v2s2): a Docker manifest list.")
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="An annotation on the index (repeatable).")
-@transport_options
+@pull_transport_options
 def create_command(list_name: str, images: tuple[str, ...], all_platforms: bool, amend: bool,
                    index_format: str, annotations: tuple[str, ...], **transport: Any) -> None:
     """Create the manifest list LIST, optionally adding IMAGEs; prints its digest."""
@@ -108,7 +108,7 @@ def create_command(list_name: str, images: tuple[str, ...], all_platforms: bool,
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="An annotation on the new entry (repeatable).")
 @format_option
-@transport_options
+@pull_transport_options
 def add_command(list_name: str, image: str, all_platforms: bool, os: str | None, arch: str | None,
                 variant: str | None, os_version: str | None, os_features: tuple[str, ...],
                 annotations: tuple[str, ...], output_format: str | None, **transport: Any) -> None:
@@ -158,7 +158,7 @@ def remove_command(list_name: str, digest: str, output_format: str | None, **tra
 @manifest_group.command("inspect")
 @click.argument("list_name", metavar="LIST")
 @click.option("--raw", is_flag=True, help="Print the index's exact bytes.")
-@transport_options
+@pull_transport_options
 def inspect_command(list_name: str, raw: bool, **transport: Any) -> None:
     """Print LIST's index (pretty JSON; --raw for its exact bytes)."""
     index = run(ml.inspect_list(list_name, options=open_options(**transport)))
@@ -180,7 +180,7 @@ def inspect_command(list_name: str, raw: bool, **transport: Any) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=6, show_default=True)
 @click.option("--digestfile", type=click.Path(dir_okay=False), default=None,
               help="Write the pushed list's digest to this file.")
-@transport_options
+@push_transport_options
 def push_command(list_name: str, destination: str, all_images: bool, index_format: str | None, remove: bool,
                  jobs: int, digestfile: str | None, **transport: Any) -> None:
     """Push LIST and the images it lists to DESTINATION (docker://, oci:, ...) with the copy engine."""
@@ -197,7 +197,7 @@ def push_command(list_name: str, destination: str, all_images: bool, index_forma
 
 @manifest_group.command("exists")
 @click.argument("list_name", metavar="LIST")
-@transport_options
+@pull_transport_options
 def exists_command(list_name: str, **transport: Any) -> None:
     """Exit 0 if LIST exists and is a manifest list, 1 otherwise (podman's `manifest exists`)."""
     from ..core.errors import ManifestInvalid, NotFound
@@ -285,7 +285,7 @@ def artifact_group() -> None:
 @click.option("--annotation", "annotations", multiple=True, metavar="KEY=VALUE",
               help="A manifest annotation (repeatable).")
 @format_option
-@transport_options
+@push_transport_options
 def artifact_push_command(reference: str, files: tuple[str, ...], artifact_type: str, subject: str | None,
                           annotations: tuple[str, ...], output_format: str | None, **transport: Any) -> None:
     """Push FILEs (PATH or PATH:MEDIATYPE) as an artifact to REFERENCE; prints its digest."""
@@ -303,7 +303,7 @@ def artifact_push_command(reference: str, files: tuple[str, ...], artifact_type:
 @click.argument("reference")
 @click.argument("directory", type=click.Path(file_okay=False))
 @format_option
-@transport_options
+@pull_transport_options
 def artifact_pull_command(reference: str, directory: str, output_format: str | None, **transport: Any) -> None:
     """Write the files of the artifact at REFERENCE into DIRECTORY (each verified)."""
     res = run(art.apull(reference, directory, options=open_options(**transport)))
@@ -318,7 +318,7 @@ def artifact_pull_command(reference: str, directory: str, output_format: str | N
 @click.argument("reference")
 @click.option("--artifact-type", default=None, metavar="MEDIATYPE", help="Only referrers of this type.")
 @format_option
-@transport_options
+@pull_transport_options
 def referrers_command(reference: str, artifact_type: str | None, output_format: str | None, **transport: Any) -> None:
     """List the artifacts referring to REFERENCE (referrers API, else the sha256-<hex> tag schema)."""
     from ..transports import open_store

@@ -14,9 +14,12 @@ from ..mirror.outputs import write_outputs
 from ..mirror.plan import KIND_REFERRER, MirrorPlan
 from ..mirror.places import RegistryTarget, Target
 from ..mirror.run import MirrorJob, Prepared, execute, mapping, prepare
+from ..mirror.run import prune as prune_tags
 from ..mirror.verify import verify_plan
 from .main import run
 from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
+from ..ops.recompress import parse_recompression
+from .options import compress_options
 from .registry_cmds import copy_transport_options, side_options
 
 
@@ -50,6 +53,11 @@ def job_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="The mirror configuration (images: - source: docker://...).")(f)
     f = copy_transport_options(f)
     return format_option(f)
+
+
+def recompression(kw: dict[str, Any]) -> Any:
+    """``--dest-compress-format``/``--dest-compress-level`` as one request (None: layers kept)."""
+    return parse_recompression(kw.pop("dest_compress_format", None), kw.pop("dest_compress_level", None))
 
 
 def _job(config: str | None, from_: str | None, to: str | None, kw: dict[str, Any], **extra: Any) -> MirrorJob:
@@ -95,6 +103,8 @@ def _plan_lines(plan: MirrorPlan, target: Target) -> list[str]:
                  f"({human_size(s['bytesAlreadyThere'])})")
     if not s["targetChecked"]:
         lines.append("(the target was not asked what it holds)")
+    if s["unchanged"]:
+        lines.append(f"{s['unchanged']} image(s) unchanged at the source and in place at the target: skipped")
     if s["failed"]:
         lines.append(f"{s['failed']} image(s) could not be planned")
     return lines
@@ -112,6 +122,14 @@ def _report_text(report: MirrorReport) -> None:
          f"{report.seconds:.2f}s")
     for d, e in report.blob_failures.items():
         echo(f"  FAILED   blob {d}: {e}")
+    for p in report.pruned:
+        echo(f"  {'pruned' if p['status'] == 'removed' else p['status']:8} {p['destination']} {p['digest']}"
+             + (f" ({p['reason']})" if p.get("reason") else ""))
+    unchanged = sum(1 for i in report.images if i.status == "unchanged")
+    if unchanged:
+        echo(f"{unchanged} image(s) unchanged: skipped")
+    echo("requests: " + "; ".join(f"{h} " + ", ".join(f"{n} {m}" for m, n in c.items())
+                                  for h, c in report.requests.items()))
     n = len(report.failures) + len(report.blob_failures)
     echo("mirror complete" if report.ok else f"mirror finished with {n} failure(s); re-run to continue")
 
@@ -133,13 +151,22 @@ def _results(prep: Prepared, results: str | None) -> list[str]:
               help="With --to dir:: write only what an earlier bundle (its ocikit-mirror.json) lacks.")
 @click.option("--volume-size", default=None, metavar="SIZE",
               help="With --to dir:: split the bundle into tar volumes of at most SIZE (700M, 4.7G, ...).")
+@click.option("--prune", is_flag=True,
+              help="Remove at the target the tags this job wrote in earlier runs that the config no longer "
+                   "selects (with --dry-run: list them).")
+@click.option("--state", default=None, metavar="FILE",
+              help="Job state: the tags this job wrote (default: under ~/.local/state/ocikit/mirror, named "
+                   "after the config and the target).")
+@compress_options
+@click.option("--recheck", is_flag=True,
+              help="Plan every image, even one whose tag is unchanged at the source and in place at the target.")
 @click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
               help="Write registries.conf, ImageDigestMirrorSet/ImageTagMirrorSet/ImageContentSourcePolicy "
                    "YAML and mapping.txt here (registry targets).")
 @click.pass_context
 def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: str | None, dry_run: bool,
                  journal: str | None, since: str | None, volume_size: str | None, results: str | None,
-                 **kw: Any) -> None:
+                 prune: bool, state: str | None, recheck: bool, **kw: Any) -> None:
     """Mirror the images of a config (or a disk bundle) to a registry or to a disk bundle.
 
     \b
@@ -159,12 +186,17 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
         raise click.UsageError("--since and --volume-size apply to a dir:BUNDLE target")
     fmt = output_format()
     with ProgressView(enabled=None if fmt == "text" else False) as view:
-        job = _job(config, from_, to, kw, journal=journal, since=since, progress=view)
+        job = _job(config, from_, to, kw, journal=journal, since=since, progress=view, state=state,
+                   resync=not recheck, prune=prune, recompress=recompression(kw))
+        pruned: list[Any] = []
 
         async def go() -> tuple[Prepared, MirrorReport | None]:
             prep = await prepare(job, dry_run=dry_run)
             if dry_run:
-                await prep.close()
+                try:
+                    pruned.extend(o.to_dict() for o in await prune_tags(prep, dry_run=True))
+                finally:
+                    await prep.close()
                 return prep, None
             if fmt == "text":  # the plan comes first, then the transfer
                 for line in _plan_lines(prep.plan, prep.target)[-3:]:
@@ -175,7 +207,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
         prep, report = run(go())
     if report is None:
         if fmt == "json":
-            emit_json({"target": prep.target.location, "plan": prep.plan.summary(),
+            emit_json({"target": prep.target.location, "plan": prep.plan.summary(), "prune": pruned,
                        "images": [dict(p.job.to_dict(), digest=p.digest, sourceDigest=p.source_digest,
                                        platforms=p.plan.platforms if p.plan else [], error=p.error)
                                   for p in prep.plan.images]})
@@ -183,6 +215,9 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
             echo(f"Plan: {prep.target.location}")
             for line in _plan_lines(prep.plan, prep.target):
                 echo(line)
+            for p in pruned:
+                echo(f"  {'prune' if p['status'] == 'would-remove' else p['status']:8} {p['destination']} "
+                     f"{p['digest']}" + (f" ({p['reason']})" if p.get("reason") else ""))
         if any(p.plan is None for p in prep.plan.images):
             ctx.exit(1)
         return

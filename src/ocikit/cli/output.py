@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import click
 
-from ..progress import BlobAdvanced, BlobDone, BlobStarted
+from ..progress import BlobAdvanced, BlobDone, BlobStarted, JobProgress
 
 FORMATS = click.Choice(["text", "json"])
 
@@ -73,7 +73,12 @@ class ProgressView:
         p = self.progress
         if p is None:
             return
-        if isinstance(event, BlobStarted):
+        if isinstance(event, JobProgress):  # a whole job: one bar of bytes, images counted in its text
+            if self.total is None:
+                self.total = p.add_task("", total=event.bytes_total or None)
+            p.update(self.total, completed=event.bytes_done, total=event.bytes_total or None,
+                     description=f"images {event.images_done}/{event.images_total}")
+        elif isinstance(event, BlobStarted):
             self.tasks[event.digest] = p.add_task(f"{event.digest.short}", total=event.size)
         elif isinstance(event, BlobAdvanced):
             t = self.tasks.get(event.digest)

@@ -12,25 +12,16 @@ from ..core.errors import Unsupported, UsageError
 from ..core.transportref import parse_transport_reference
 from ..transports import OpenOptions, open_store
 from .main import run
+from .options import bool_option, registry_flags
 from .output import echo
 
 
-def _bool_option(name: str, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """skopeo's boolean flags: ``--tls-verify``, ``--tls-verify=false``."""
-    return click.option(name, type=click.BOOL, default=None, is_flag=False, flag_value=True, metavar="BOOL",
-                        help=help)
-
-
-def transport_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--creds``, ``--authfile``, ``--tls-verify``, ``--cert-dir``, ``--retry-times`` for one-image commands."""
-    f = click.option("--retry-times", type=click.IntRange(0, 100), default=3, show_default=True,
-                     help="Retries on network errors and 408/429/5xx answers.")(f)
-    f = click.option("--cert-dir", type=click.Path(file_okay=False), default=None,
-                     help="Directory with CA certificates (*.crt) and client pairs (*.cert, *.key).")(f)
-    f = _bool_option("--tls-verify", "Require HTTPS and verify certificates (default true; false allows plain HTTP).")(f)
-    f = click.option("--authfile", default=None, help="auth.json to read credentials from.")(f)
-    f = click.option("--creds", default=None, metavar="USER[:PASS]", help="Credentials for the registry.")(f)
-    return f
+transport_options = registry_flags()
+"""The registry flags of a command that reads and writes with one set of them (podman's spellings)."""
+pull_transport_options = registry_flags("src")
+"""... of a command that only reads: ``--src-tls-verify``, ``--src-creds``... are accepted too."""
+push_transport_options = registry_flags("dest")
+"""... of a command that only writes: ``--dest-tls-verify``, ``--dest-creds``... are accepted too."""
 
 
 def copy_transport_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,7 +29,7 @@ def copy_transport_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for side, what in (("dest", "destination"), ("src", "source")):
         f = click.option(f"--{side}-cert-dir", default=None, type=click.Path(file_okay=False),
                          help=f"Certificates directory for the {what} registry.")(f)
-        f = _bool_option(f"--{side}-tls-verify", f"TLS verification for the {what} registry.")(f)
+        f = bool_option(f"--{side}-tls-verify", help=f"TLS verification for the {what} registry.")(f)
         f = click.option(f"--{side}-authfile", default=None, help=f"auth.json for the {what} registry.")(f)
         f = click.option(f"--{side}-creds", default=None, metavar="USER[:PASS]",
                          help=f"Credentials for the {what} registry.")(f)
@@ -74,7 +65,7 @@ def side_options(side: str, kw: dict[str, Any]) -> OpenOptions:
 
 @click.command("list-tags")
 @click.argument("image")
-@transport_options
+@pull_transport_options
 def list_tags_command(image: str, **kw: Any) -> None:
     """List the tags of a repository (docker://HOST/REPO) or a layout/archive, as skopeo does."""
     tref = parse_transport_reference(image, default_transport="docker")
@@ -136,7 +127,7 @@ def _host(registry: str) -> str:
 @click.option("--authfile", default=None, help="auth.json to write (default $REGISTRY_AUTH_FILE or "
               "$XDG_RUNTIME_DIR/containers/auth.json).")
 @click.option("--get-login", is_flag=True, help="Print the user name logged in to REGISTRY.")
-@_bool_option("--tls-verify", "Require HTTPS and verify certificates.")
+@bool_option("--tls-verify", help="Require HTTPS and verify certificates.")
 @click.option("--cert-dir", type=click.Path(file_okay=False), default=None)
 def login_command(registry: str, username: str | None, password: str | None, password_stdin: bool,
                   authfile: str | None, get_login: bool, tls_verify: bool | None, cert_dir: str | None) -> None:

@@ -23,7 +23,7 @@ from ..ops.copy import count_link, execute_plan, gather_or_cancel, transfer_blob
 from ..ops.copy_options import CopyResult
 from ..ops.copy_plan import CopyPlan
 from ..ops.referrers import record_referrer, referrer_descriptor
-from ..progress import ProgressSink
+from ..progress import JobProgress, ProgressSink, emit
 from .journal import Journal
 from .places import Limits, SourceSet, Target, registry_of
 from .plan_types import KIND_REFERRER, MirrorPlan, PlannedImage
@@ -35,7 +35,8 @@ class ImageOutcome:
     destination: str
     kind: str
     status: str
-    """``ok``, ``done-earlier`` (journaled by an earlier run), ``failed``."""
+    """``ok``, ``done-earlier`` (journaled by an earlier run), ``unchanged`` (in place already: not
+    planned, not copied), ``skipped`` (a referrer a recompressing job cannot carry), ``failed``."""
     digest: Digest | None = None
     source_digest: Digest | None = None
     platforms: list[str] = field(default_factory=list)
@@ -69,6 +70,17 @@ class MirrorReport:
     moved_digests: list[str] = field(default_factory=list)
     seconds: float = 0.0
     plan: dict[str, Any] = field(default_factory=dict)
+    requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    """HTTP requests per registry host and method (the whole job: planning, transfer, prune)."""
+    pruned: list[dict[str, Any]] = field(default_factory=list)
+    """``--prune``: one entry per tag removed (or kept, and why)."""
+    uploads_resumed: int = 0
+    """Chunked uploads that broke off and went on from the registry's offset."""
+    upload_bytes_resent: int = 0
+    peak_rss_kb: int | None = None
+    recompressed: dict[str, str] = field(default_factory=dict)
+    """``--dest-compress-format``: every digest that changed, old -> new."""
+    """The process's peak resident memory when the job ended (kB; None off Linux)."""
 
     @property
     def failures(self) -> list[ImageOutcome]:
@@ -76,7 +88,7 @@ class MirrorReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.blob_failures
+        return not self.failures and not self.blob_failures and not any(p["status"] == "failed" for p in self.pruned)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,11 +98,15 @@ class MirrorReport:
                       "mounted": self.blobs_mounted, "linked": self.blobs_linked,
                       "alreadyThere": self.blobs_already, "bytesAlreadyThere": self.bytes_already,
                       "journaled": self.blobs_journaled, "resent": self.blobs_resent,
+                      "uploadsResumed": self.uploads_resumed, "uploadBytesResent": self.upload_bytes_resent,
                       "movedDigests": self.moved_digests},
             "failures": [{"source": i.source, "destination": i.destination, "error": i.error}
                          for i in self.failures]
                         + [{"blob": d, "error": e} for d, e in self.blob_failures.items()],
             "seconds": round(self.seconds, 3),
+            "unchanged": sum(1 for i in self.images if i.status == "unchanged"),
+            "requests": self.requests, "pruned": self.pruned, "peakRssKb": self.peak_rss_kb,
+            **({"recompressed": self.recompressed} if self.recompressed else {}),
         }
 
 
@@ -122,6 +138,11 @@ class _MirrorRun:
         self.ready: dict[tuple[str, Digest], asyncio.Future[None]] = {
             (k, d): loop.create_future() for d, need in plan.blobs.items() for k in need.destinations}
         self.image_done: dict[tuple[str, Digest | None], asyncio.Future[None]] = {}
+        self.started = time.monotonic()
+        self.images_finished = len(plan.unchanged)
+        self.bytes_total = int(self.report.plan.get("bytesToMove", 0))
+        self.bytes_placed = 0
+        """Bytes of blobs placed from the source (copied, linked or found there): the progress's bytes."""
         for p in plan.images:
             if p.plan is not None and p.job.kind != KIND_REFERRER:
                 fut = self.image_done.setdefault((p.job.path, p.source_digest), loop.create_future())
@@ -137,6 +158,9 @@ class _MirrorRun:
                                               p.job.kind, "failed", error=p.error))
         image_tasks = [asyncio.create_task(self.write_image(p, out)) for p, out in zip(plan.images, report.images)]
         await gather_or_cancel([*blob_tasks, *image_tasks])
+        for u in plan.unchanged:
+            report.images.append(ImageOutcome(u.job.source, self.target.display(u.job.path, u.job.tag), u.job.kind,
+                                              "unchanged", u.digest, u.source_digest))
         return report
 
     # ---- blobs ---------------------------------------------------------------------------------
@@ -204,9 +228,19 @@ class _MirrorRun:
         self.count_placed(k, d, one, sibling)
         self.journal.blob_done(k, d, need.desc.size)
 
+    def progress(self) -> None:
+        """Tell the progress sink how far the job is: images and bytes done, so an ETA."""
+        if self.options.progress is not None:
+            emit(self.options.progress, JobProgress(
+                self.images_finished, len(self.plan.images) + len(self.plan.unchanged), self.bytes_placed,
+                max(self.bytes_total, self.bytes_placed), time.monotonic() - self.started))
+
     def count_placed(self, k: str, d: Digest, one: CopyResult, sibling: str | None) -> None:
         """Add one placement's counts to the report."""
         report, size = self.report, self.plan.blobs[d].desc.size
+        if sibling is None:
+            self.bytes_placed += size
+            self.progress()
         if one.blobs_copied:
             report.blobs_moved += 1
             report.bytes_moved += size
@@ -234,6 +268,8 @@ class _MirrorRun:
         except (OcikitError, OSError) as e:
             out.error = str(e) if isinstance(e, OcikitError) else f"{e.strerror or e}"
         finally:
+            self.images_finished += 1
+            self.progress()
             if done is not None and not done.done():
                 if out.status == "failed":
                     done.set_exception(RuntimeError(out.error or "failed"))

@@ -69,17 +69,32 @@ class StoreCache:
         self.stores: dict[str, Store] = {}
         self.clients: dict[str, Any] = {}
 
+    def client(self, host: str, options: OpenOptions) -> Any:
+        """The one :class:`~ocikit.transports.registry.RegistryClient` of ``host``."""
+        from ..transports.registry import client_for
+        client = self.clients.get(host)
+        if client is None:
+            client = self.clients[host] = client_for(host, options)
+        return client
+
     def repository(self, host: str, repo: str, options: OpenOptions, *, write: bool) -> Store:
         from ..core.reference import validate_repository_name as _check
-        from ..transports.registry import RegistryStore, client_for
+        from ..transports.registry import RegistryStore
 
         def opener() -> Store:
             _check(repo)
-            client = self.clients.get(host)
-            if client is None:
-                client = self.clients[host] = client_for(host, options)
-            return RegistryStore(client, repo, own_client=False, write=write)
+            return RegistryStore(self.client(host, options), repo, own_client=False, write=write)
         return self.get(f"docker://{host}/{repo}", opener)
+
+    def upload_resumes(self) -> tuple[int, int]:
+        """Uploads resumed at the registry's offset after a break, and the bytes they sent again."""
+        from ..transports.registry import RegistryStore
+        stores = [s for s in self.stores.values() if isinstance(s, RegistryStore)]
+        return sum(s.upload_resumes for s in stores), sum(s.upload_bytes_resent for s in stores)
+
+    def request_counts(self) -> dict[str, dict[str, int]]:
+        """Requests sent so far, per registry host and HTTP method."""
+        return {h: dict(sorted(c.requests.items())) for h, c in sorted(self.clients.items())}
 
     def get(self, key: str, opener: "callable") -> Store:  # type: ignore[valid-type]
         s = self.stores.get(key)
@@ -121,6 +136,10 @@ class RegistryTarget:
 
     def image_store(self, job: ImageJob, plan: CopyPlan | None) -> Store:
         return self.store_for(job.path)
+
+    def client(self) -> Any:
+        """The registry client every repository of this target shares."""
+        return self.cache.client(self.host, self.options)
 
     def key_for(self, path: str) -> str:
         return f"{self.host}/{self.repository(path)}"
@@ -187,9 +206,12 @@ class SourceSet:
 class Limits:
     """At most ``per_registry`` transfers per registry at once, and ``total`` overall.
 
-    ``light`` requests (mounts, manifests, HEADs) have their own lane of ``per_registry`` per
-    registry, so they do not queue behind large blob transfers.
+    ``light`` requests (mounts, manifests, HEADs) have their own lane of ``LIGHT_FACTOR *
+    per_registry`` per registry, so they do not queue behind large blob transfers (a no-op
+    re-run of 1,000 images is 2,000 HEADs: latency-bound, not bandwidth-bound).
     """
+
+    LIGHT_FACTOR = 4
 
     def __init__(self, total: int, per_registry: int) -> None:
         self.total = asyncio.Semaphore(max(1, total))
@@ -199,7 +221,8 @@ class Limits:
     def _sem(self, name: str) -> asyncio.Semaphore:
         s = self.sems.get(name)
         if s is None:
-            s = self.sems[name] = asyncio.Semaphore(self.per_registry)
+            n = self.per_registry * (self.LIGHT_FACTOR if name.startswith("light:") else 1)
+            s = self.sems[name] = asyncio.Semaphore(n)
         return s
 
     @contextlib.asynccontextmanager

@@ -160,10 +160,10 @@ async def plan_jobs(jobs: Sequence[ImageJob], sources: SourceSet, *, limits: Lim
         planned.append(p)
         try:
             store = sources.store_for(job.source_key)
-            async with limits.hold(job.registry):
+            async with limits.hold(job.registry, light=True):
                 p.plan = await _plan_one(job, store, pins.get((job.source_key, job.selector)), opts)
             if job.referrers:
-                async with limits.hold(job.registry):
+                async with limits.hold(job.registry, light=True):
                     return await _referrer_jobs(job, p.plan, store, tags_cache, no_api, opts)
         except OcikitError as e:
             p.error = str(e)
@@ -197,7 +197,7 @@ async def check_present(blobs: dict[Digest, BlobNeed], target: Target, key_paths
 
     async def ask(k: str, d: Digest, desc: Descriptor) -> None:
         store = target.store_for(key_paths[k])
-        async with limits.hold(target.registry):
+        async with limits.hold(target.registry, light=True):
             try:
                 if await store.has_blob(desc, opts):
                     present.add((k, d))

@@ -88,6 +88,15 @@ class PlannedImage:
         return self.plan.source_root_digest if self.plan else None
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """An image a re-run leaves alone: its tag names ``digest`` at the target, made from ``source_digest``."""
+
+    job: ImageJob
+    source_digest: Digest
+    digest: Digest
+
+
 @dataclass
 class BlobNeed:
     desc: Descriptor
@@ -107,6 +116,8 @@ class MirrorPlan:
     """Target key -> destination path (to open the store a key names)."""
     target_checked: bool = True
     """False when the target was not asked which blobs it holds (a run finds out as it goes)."""
+    unchanged: list[Unchanged] = field(default_factory=list)
+    """Images found in place at the target (not planned, not copied)."""
 
     def summary(self) -> dict[str, Any]:
         return summarize(self)
@@ -148,7 +159,8 @@ def summarize(plan: MirrorPlan) -> dict[str, Any]:
     images = [p for p in plan.images if p.job.kind == KIND_IMAGE]
     platforms = sorted({pl for p in plan.images if p.plan for pl in p.plan.platforms})
     return {
-        "images": len(images), "referrers": len(plan.images) - len(images),
+        "images": len(images) + len(plan.unchanged), "unchanged": len(plan.unchanged),
+        "referrers": len(plan.images) - len(images),
         "failed": sum(1 for p in plan.images if not p.ok),
         "manifests": len({n.desc.digest for p in plan.images if p.plan for n in p.plan.manifests}),
         "platforms": platforms,
@@ -159,5 +171,5 @@ def summarize(plan: MirrorPlan) -> dict[str, Any]:
     }
 
 
-__all__ = ["BlobNeed", "ImageJob", "KIND_IMAGE", "KIND_REFERRER", "MirrorPlan", "PlannedImage", "merge_blobs",
-           "registry_of", "summarize"]
+__all__ = ["BlobNeed", "ImageJob", "KIND_IMAGE", "KIND_REFERRER", "MirrorPlan", "PlannedImage", "Unchanged",
+           "merge_blobs", "registry_of", "summarize"]

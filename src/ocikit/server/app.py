@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ..core.errors import NotFound, OcikitError, Unsupported
 from ..memtune import tune_malloc
-from . import blobs, catalog, manifests, referrers_api, tags, uploads
+from . import blobs, catalog, extensions, manifests, referrers_api, tags, uploads
 from .access import Authenticator, Need
 from .serve_config import ServerConfig
 from .cache import OBSERVER, cache_metrics, install_cache
@@ -47,6 +47,8 @@ HANDLERS: dict[tuple[str, str], Handler] = {
     ("referrers", "GET"): referrers_api.list_referrers,
     ("referrers", "HEAD"): referrers_api.list_referrers,
     ("catalog", "GET"): catalog.list_catalog,
+    ("discover", "GET"): extensions.discover,
+    ("tag-digests", "GET"): extensions.tag_digests,
 }
 ACTION = {"GET": "pull", "HEAD": "pull", "POST": "push", "PATCH": "push", "PUT": "push", "DELETE": "delete"}
 API_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
@@ -59,8 +61,8 @@ def _realm_url(request: web.Request, reg: Registry) -> str:
 def _need(route: Route, method: str) -> Need:
     if route.kind == "base":
         return Need(None, None)
-    if route.kind == "catalog":
-        return Need(None, "catalog")
+    if route.kind in ("catalog", "discover"):
+        return Need(None, "catalog" if route.kind == "catalog" else None)
     if route.kind == "upload":  # cancelling one's own upload is part of pushing
         return Need(route.name, "pull" if method in ("GET", "HEAD") else "push")
     return Need(route.name, ACTION.get(method, "pull"))

@@ -17,6 +17,7 @@ _TAIL = re.compile(
     r"|(?P<blobs>blobs)/(?P<digest>[^/]+)"
     r"|(?P<tags>tags/list)"
     r"|(?P<referrers>referrers)/(?P<subject>[^/]+)"
+    r"|(?P<tagdigests>_ocikit/tags/digests)"
     r")$")
 _UPLOAD_ID = re.compile(r"^[a-f0-9]{32}$")
 TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
@@ -25,7 +26,7 @@ TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 
 @dataclass(frozen=True)
 class Route:
-    """``kind``: base, catalog, manifest, blob, upload, tags, referrers."""
+    """``kind``: base, catalog, discover, manifest, blob, upload, tags, tag-digests, referrers."""
 
     kind: str
     name: str | None = None
@@ -46,6 +47,8 @@ def parse_route(path: str) -> Route:
     tail = path[4:]
     if tail == "_catalog":
         return Route("catalog")
+    if tail == "_oci/ext/discover":
+        return Route("discover")
     m = _TAIL.match(tail)
     if not m:
         raise RouteNotFound(f"no such endpoint: {path}")
@@ -62,6 +65,8 @@ def parse_route(path: str) -> Route:
         return Route("blob", name, m["digest"])
     if m["tags"]:
         return Route("tags", name)
+    if m["tagdigests"]:
+        return Route("tag-digests", name)
     return Route("referrers", name, m["subject"])
 
 

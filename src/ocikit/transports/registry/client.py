@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import ssl
+from collections import Counter
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Mapping, Sequence
 
@@ -166,6 +167,9 @@ class RegistryClient:
         self._ssl: ssl.SSLContext | None = None
         self._base: URL | None = None
         self._ping_lock: asyncio.Lock | None = None
+        self.requests: Counter[str] = Counter()
+        """HTTP requests sent through :meth:`request`, by method (redirects and retries included;
+        the ``/v2/`` ping not): what a mirror report counts per registry."""
 
     # ---- plumbing --------------------------------------------------------------------------
 
@@ -371,6 +375,7 @@ class RegistryClient:
         base = await self.base()
         sess = self.session()
         for _ in range(MAX_REDIRECTS + 1):
+            self.requests[method] += 1
             resp = await sess.request(method, url, headers=headers, data=data, allow_redirects=False)
             if resp.status not in REDIRECTS or "Location" not in resp.headers:
                 return resp

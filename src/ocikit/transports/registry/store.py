@@ -21,6 +21,7 @@ from ...core.digest import Digest, Verifier, is_digest
 from ...core.errors import (
     BlobUnknown,
     BlobUploadInvalid,
+    BlobUploadUnknown,
     DigestMismatch,
     ManifestBlobUnknown,
     ManifestInvalid,
@@ -71,6 +72,10 @@ class RegistryStore:
         """Opened to write: every request asks for pull and push, so one token serves them all."""
         self.resumes = 0
         """How many times a blob GET was resumed with Range (for tests and reports)."""
+        self.upload_resumes = 0
+        """How many times a chunk PATCH that broke off was resumed at the offset the registry reported."""
+        self.upload_bytes_resent = 0
+        """Bytes sent again by those resumed PATCHes (what a restart from zero would have cost instead: all)."""
 
     @property
     def location(self) -> str:
@@ -334,7 +339,7 @@ class RegistryStore:
             size = max(self.chunk_size, min_chunk)
             start = 0
             async for piece in _rechunk(_held_back(desc, chunks), size):
-                location = await self._patch(location, desc, piece, start)
+                location = await self._patch_resuming(location, desc, piece, start)
                 start += len(piece)
             await self._finish_upload(location, desc, None)
 
@@ -370,6 +375,40 @@ class RegistryStore:
                     raise BlobUploadInvalid(f"{what}: the registry has bytes {rng}, expected up to "
                                             f"{start + len(body) - 1}")
             return await self._location(resp, what) if resp.headers.get("Location") else location
+
+    async def _patch_resuming(self, location: URL, desc: Descriptor, piece: bytes, start: int) -> URL:
+        """PATCH one chunk; when the connection breaks off, ask the registry how far the upload got
+        (``GET`` on the upload URL, its ``Range``) and send the rest of the chunk from there."""
+        attempt = 0
+        while True:
+            try:
+                return await self._patch(location, desc, piece, start)
+            except TransportError:
+                if attempt >= self.client.retry.times:
+                    raise
+                await asyncio.sleep(backoff_delay(self.client.retry, attempt))
+                attempt += 1
+                offset, location = await self._upload_offset(location, desc)
+                if not start <= offset <= start + len(piece):
+                    raise BlobUploadInvalid(f"{self.location}: upload of {desc.digest}: the registry has {offset} "
+                                            f"bytes, this chunk is bytes {start}-{start + len(piece) - 1}") from None
+                piece, start = piece[offset - start:], offset
+                self.upload_resumes += 1
+                self.upload_bytes_resent += len(piece)
+                if not piece:
+                    return location
+
+    async def _upload_offset(self, location: URL, desc: Descriptor) -> tuple[int, URL]:
+        """How many bytes an upload holds (its ``Range: 0-<last>``; none: 0), and its current URL."""
+        what = f"{self.location}: status of the upload of {desc.digest}"
+        async with self.client.request("GET", location, scopes=self._push(), ok=(204, 200), what=what,
+                                       not_found=BlobUploadUnknown) as resp:
+            rng = resp.headers.get("Range")
+            nxt = await self._location(resp, what) if resp.headers.get("Location") else location
+        last = parse_uint(rng.split("-")[-1]) if rng and "-" in rng else None
+        # "0-0" is what distribution says for an empty upload too: taken as empty (a chunk cut after
+        # exactly one byte is then refused by the registry as a bad range, not stored twice)
+        return (0 if not last else last + 1), nxt
 
     async def _finish_upload(self, location: URL, desc: Descriptor, body: Any,
                              headers: dict[str, str] | None = None) -> None:
