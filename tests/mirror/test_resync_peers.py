@@ -42,9 +42,9 @@ def config(tmp_path, host: str) -> str:
     return str(p)
 
 
-def mirror(cfg: str, to: str, tmp_path, name: str) -> dict:
+def mirror(cfg: str, to: str, tmp_path, name: str, *extra: str) -> dict:
     rc, rep = run_json("mirror", "--config", cfg, "--to", to, "--src-tls-verify=false", "--dest-tls-verify=false",
-                       "--journal", str(tmp_path / f"{name}.journal"), "--state", str(tmp_path / "state.json"))
+                       "--journal", str(tmp_path / f"{name}.journal"), "--state", str(tmp_path / "state.json"), *extra)
     assert rc == 0 and rep["ok"], rep
     return rep
 
@@ -120,3 +120,35 @@ def test_changed_tag_is_copied_again(tmp_path):
     assert status.pop("app-b:v2") == "ok"
     assert set(status.values()) == {"unchanged"}
     assert again["blobs"]["moved"] >= 1
+
+
+def test_trust_state_asks_only_the_source_and_leaves_a_tag_moved_at_the_target(tmp_path):
+    """--trust-state: the documented choice. The target is not asked about a tag the state
+    recorded, so a tag someone else moved there stays moved; a run without the flag puts it back."""
+    ntags = sum(len(t) for t in REPOS.values())
+
+    async def at_target(host: str, push: bool) -> str:
+        s = open_store(f"docker://{host}/mirror/team/app-a:1.0", write=push, options=INSECURE)
+        try:  # another user pushes something else under one of the job's tags
+            return str((await write_app(s, "1.0", 77)).digest if push else (await s.resolve("1.0")).digest)
+        finally:
+            await s.close()
+
+    with docker_registry(str(tmp_path / "a")) as src, docker_registry(str(tmp_path / "b")) as dst:
+        arun(populate(src.host))
+        with recording_proxy(src.host) as (sp, src_seen), recording_proxy(dst.host) as (dp, dst_seen):
+            cfg = config(tmp_path, sp)
+            mirror(cfg, f"docker://{dp}/mirror", tmp_path, "one")
+            moved = arun(at_target(dst.host, push=True))
+            src_seen.clear()
+            dst_seen.clear()
+            trusted = mirror(cfg, f"docker://{dp}/mirror", tmp_path, "two", "--trust-state")
+            assert trusted["unchanged"] == ntags
+            assert not [x for x in dst_seen if x[1] != "/v2/"], dst_seen  # nothing asked at the target
+            assert sorted(x for x in src_seen if "/manifests/" in x[1]) == \
+                sorted(("HEAD", f"/v2/{r}/manifests/{t}") for r, ts in REPOS.items() for t in ts)
+            assert arun(at_target(dst.host, push=False)) == moved  # stays moved: the price of the flag
+            checked = mirror(cfg, f"docker://{dp}/mirror", tmp_path, "three")
+    status = {i["source"].split("/", 3)[-1]: i["status"] for i in checked["images"]}
+    assert status.pop("team/app-a:1.0") == "ok"
+    assert set(status.values()) == {"unchanged"}

@@ -160,13 +160,17 @@ def _results(prep: Prepared, results: str | None) -> list[str]:
 @compress_options
 @click.option("--recheck", is_flag=True,
               help="Plan every image, even one whose tag is unchanged at the source and in place at the target.")
+@click.option("--trust-state", is_flag=True,
+              help="On a re-run, take a tag the job's state recorded to be in place at the target without asking "
+                   "it (one source HEAD per tag, nothing at the target); a tag someone else changed there is "
+                   "not put back until a run without this flag.")
 @click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
               help="Write registries.conf, ImageDigestMirrorSet/ImageTagMirrorSet/ImageContentSourcePolicy "
                    "YAML and mapping.txt here (registry targets).")
 @click.pass_context
 def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: str | None, dry_run: bool,
                  journal: str | None, since: str | None, volume_size: str | None, results: str | None,
-                 prune: bool, state: str | None, recheck: bool, **kw: Any) -> None:
+                 prune: bool, state: str | None, recheck: bool, trust_state: bool, **kw: Any) -> None:
     """Mirror the images of a config (or a disk bundle) to a registry or to a disk bundle.
 
     \b
@@ -187,7 +191,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
     fmt = output_format()
     with ProgressView(enabled=None if fmt == "text" else False) as view:
         job = _job(config, from_, to, kw, journal=journal, since=since, progress=view, state=state,
-                   resync=not recheck, prune=prune, recompress=recompression(kw))
+                   resync=not recheck, trust_state=trust_state, prune=prune, recompress=recompression(kw))
         pruned: list[Any] = []
 
         async def go() -> tuple[Prepared, MirrorReport | None]:

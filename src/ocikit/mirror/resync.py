@@ -12,6 +12,13 @@ digest selector needs no request):
 An image is unchanged when the target's tag names the digest this job would write: the
 source digest for a byte-exact copy, or the digest the job's state recorded for that source
 digest (a rewritten index). Unchanged images are not planned: no manifest GET, no blob asked.
+
+``trust_state`` (``mirror --trust-state``) skips the target's side for a tag the job's state
+recorded: the tag is taken to name what this job wrote there last, so a no-op re-run is one
+source ``HEAD`` per tag and nothing at the target (half the requests against a registry
+without the extension). The price, documented: a tag someone else moved at the target is
+not put back until a run without the flag (or ``--recheck``). A tag the state lacks is
+still asked at the target.
 """
 
 from __future__ import annotations
@@ -93,10 +100,11 @@ class TargetTags:
 
 async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: RegistryTarget, state: MirrorState,
                          *, limits: Limits, pins: dict[tuple[str, str], Digest], opts: Options = Options(),
-                         byte_exact: bool = True) -> list[Unchanged]:
+                         byte_exact: bool = True, trust_state: bool = False) -> list[Unchanged]:
     """The jobs whose image needs nothing (see the module doc); errors just mean "plan it".
 
-    ``byte_exact`` False (a recompressing job): every image's target digest is the state's."""
+    ``byte_exact`` False (a recompressing job): every image's target digest is the state's.
+    ``trust_state``: a tag the state recorded is not asked at the target (see the module doc)."""
     tags = TargetTags(target, limits, opts)
 
     async def check(job: ImageJob) -> Unchanged | None:
@@ -109,8 +117,12 @@ async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: R
                 return (await sources.store_for(job.source_key).resolve(job.selector, opts)).digest
 
         try:
-            # both sides at once: a re-run is latency-bound (a new tag costs one source HEAD more)
-            now, sd = await asyncio.gather(tags.digest(job.path, job.tag), source_digest())
+            rec = state.get(job.path, job.tag)
+            if trust_state and rec is not None:
+                now, sd = rec.digest, await source_digest()
+            else:
+                # both sides at once: a re-run is latency-bound (a new tag costs one source HEAD more)
+                now, sd = await asyncio.gather(tags.digest(job.path, job.tag), source_digest())
             if now is None:
                 return None
             pinned = pins.get((job.source_key, job.selector))
@@ -119,7 +131,6 @@ async def find_unchanged(jobs: Iterable[ImageJob], sources: SourceSet, target: R
             if job.mode == "all" and byte_exact:
                 want = sd
             else:
-                rec = state.get(job.path, job.tag)
                 if rec is None or rec.source_digest != sd:
                     return None
                 want = rec.digest

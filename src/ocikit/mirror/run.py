@@ -52,6 +52,8 @@ class MirrorJob:
     "" keeps it in memory only (no skipping of rewritten images, nothing to prune later)."""
     resync: bool = True
     """Skip images whose tag is unchanged at the source and in place at the target (:mod:`.resync`)."""
+    trust_state: bool = False
+    """Take a tag the state recorded to be in place at the target without asking (:mod:`.resync`)."""
     prune: bool = False
     """Remove the tags this job wrote in earlier runs that it no longer selects (:mod:`.prune`)."""
     recompress: Recompression | None = None
@@ -140,7 +142,8 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
         unchanged = []
         if job.resync and not verify and isinstance(target, RegistryTarget):
             unchanged = await find_unchanged(jobs, sources, target, state, limits=limits, pins=journal.pins,
-                                             opts=opts, byte_exact=job.recompress is None)
+                                             opts=opts, byte_exact=job.recompress is None,
+                                             trust_state=job.trust_state)
         skip = {id(u.job) for u in unchanged}
         plan = await build_plan([j for j in jobs if id(j) not in skip], sources, target, limits=limits,
                                 pins=journal.pins, known_present=known, check_target=check_target, opts=opts)
