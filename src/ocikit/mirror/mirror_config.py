@@ -271,12 +271,16 @@ def parse_config(doc: Any, path: str = "") -> MirrorConfig:
 
 
 def load_config(path: str) -> MirrorConfig:
-    """Read and check a YAML mirror configuration file."""
+    """Read and check a YAML mirror configuration file.
+
+    libyaml's safe loader where PyYAML has it (a 1,000-image config parses ~10x faster than in
+    pure Python: a no-op re-run's start-up), the pure-Python one otherwise; both safe."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         with open(path, "rb") as f:
-            doc = yaml.safe_load(f)
+            doc = yaml.load(f, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as e:
         raise UsageError(f"{path}: not valid YAML: {e}") from None
     return parse_config(doc, path)
