@@ -50,6 +50,9 @@ class MirrorState:
     path: str | None
     target: str
     tags: dict[str, TagRecord] = field(default_factory=dict)
+    dirty: bool = False
+    """Something was recorded or forgotten since the load: ``save`` writes only then (a no-op
+    re-run records what the file holds already and writes nothing)."""
 
     @staticmethod
     def key(path: str, tag: str) -> str:
@@ -78,18 +81,24 @@ class MirrorState:
         return self.tags.get(self.key(path, tag))
 
     def record(self, rec: TagRecord) -> None:
-        self.tags[self.key(rec.path, rec.tag)] = rec
+        key = self.key(rec.path, rec.tag)
+        if self.tags.get(key) != rec:
+            self.tags[key] = rec
+            self.dirty = True
 
     def forget(self, path: str, tag: str) -> None:
-        self.tags.pop(self.key(path, tag), None)
+        if self.tags.pop(self.key(path, tag), None) is not None:
+            self.dirty = True
 
     def save(self) -> None:
-        if self.path is None:
+        """Write the state atomically, when it changed (or its file is missing)."""
+        if self.path is None or (not self.dirty and os.path.exists(self.path)):
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         doc = {"version": STATE_VERSION, "target": self.target,
                "tags": [self.tags[k].to_dict() for k in sorted(self.tags)]}
         atomic_write(self.path, json.dumps(doc, indent=1).encode())
+        self.dirty = False
 
 
 __all__ = ["MirrorState", "STATE_VERSION", "TagRecord", "default_state_path"]
