@@ -277,7 +277,7 @@ def load_config(path: str) -> MirrorConfig:
     pure Python: a no-op re-run's start-up), the pure-Python one otherwise; both safe."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
     try:
         with open(path, "rb") as f:
             doc = yaml.load(f, Loader=loader)  # noqa: S506 - a safe loader
