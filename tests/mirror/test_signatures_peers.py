@@ -164,3 +164,31 @@ def test_signed_index_through_a_bundle_to_registry_b(tmp_path, gpg_key) -> None:
                               str(tmp_path / "k.pub"), check=False, text=True)
         assert unsigned.returncode == 1
         assert f"{b.host}/plain/app/multi:v1: index/root manifest {idx}: signature missing" in unsigned.stdout
+
+
+def test_registry_to_registry_carries_lookaside_and_cosign_tags(tmp_path, gpg_key) -> None:
+    look_a, look_b = str(tmp_path / "look-a"), str(tmp_path / "look-b")
+    regd_a = registries_d(str(tmp_path / "regd-a"), look_a)
+    # one registries.d for both sides: A's scope reads look-a, B's scope writes look-b
+    with start_ocikit_serve(str(tmp_path / "a")) as a, start_ocikit_serve(str(tmp_path / "b")) as b:
+        with open(os.path.join(regd_a, "b.yaml"), "w") as f:
+            f.write(f"docker:\n  {b.host}:\n    lookaside: file://{look_b}\n")
+        src = f"docker://{a.host}/app/one:v1"
+        digest = push_image(str(tmp_path / "layout"), src)
+        run_ocikit("sign", "--sign-by", gpg_key.fingerprint, "--gnupghome", gpg_key.home, "--registries.d",
+                   regd_a, "--tls-verify=false", src)
+        cfg = tmp_path / "m.yaml"
+        cfg.write_text(f"images:\n  - source: {src}\n")
+        rc, rep = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false",
+                           "--registries.d", regd_a, "--journal", "", "--state", "")
+        assert rc == 0 and rep["ok"] and rep["lookasideSignatures"] == 1, rep
+        assert len(_sigs(look_b, "m/app/one")) == 1
+        with open(_sigs(look_b, "m/app/one")[0], "rb") as f, open(_sigs(look_a, "app/one")[0], "rb") as g:
+            assert f.read() == g.read()
+        assert digest in _sigs(look_b, "m/app/one")[0].replace("sha256=", "sha256:")
+        ok = run_ocikit("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false",
+                        "--registries.d", regd_a, "--signatures", "--gpg-keyring", gpg_key.public_key, check=False,
+                        text=True)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
