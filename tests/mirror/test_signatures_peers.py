@@ -181,8 +181,17 @@ def test_registry_to_registry_carries_lookaside_and_cosign_tags(tmp_path, gpg_ke
         cfg.write_text(f"images:\n  - source: {src}\n")
         rc, rep = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                            "--dest-tls-verify=false",
-                           "--registries.d", regd_a, "--journal", "", "--state", "")
+                           "--registries.d", regd_a, "--journal", "", "--state", "",
+                           "--results", str(tmp_path / "results"), "--results-gpg-key", gpg_key.public_key)
         assert rc == 0 and rep["ok"] and rep["lookasideSignatures"] == 1, rep
+        # the written policy.json + registries.d let skopeo pull from the mirror, and nothing unsigned
+        results = tmp_path / "results"
+        assert not (results / "clusterimagepolicy.yaml").exists()
+        pulled = subprocess.run([require("skopeo"), "--policy", str(results / "policy.json"), "--registries.d",
+                                 str(results / "registries.d"), "copy", "--src-tls-verify=false",
+                                 f"docker://{b.host}/m/app/one:v1", f"dir:{tmp_path / 'pulled'}"],
+                                capture_output=True, text=True)
+        assert pulled.returncode == 0, pulled.stderr
         assert len(_sigs(look_b, "m/app/one")) == 1
         with open(_sigs(look_b, "m/app/one")[0], "rb") as f, open(_sigs(look_a, "app/one")[0], "rb") as g:
             assert f.read() == g.read()
@@ -192,3 +201,9 @@ def test_registry_to_registry_carries_lookaside_and_cosign_tags(tmp_path, gpg_ke
                         "--registries.d", regd_a, "--signatures", "--gpg-keyring", gpg_key.public_key, check=False,
                         text=True)
         assert ok.returncode == 0, ok.stdout + ok.stderr
+        os.unlink(_sigs(look_b, "m/app/one")[0])
+        refused = subprocess.run([require("skopeo"), "--policy", str(results / "policy.json"), "--registries.d",
+                                  str(results / "registries.d"), "copy", "--src-tls-verify=false",
+                                  f"docker://{b.host}/m/app/one:v1", f"dir:{tmp_path / 'refused'}"],
+                                 capture_output=True, text=True)
+        assert refused.returncode != 0

@@ -134,12 +134,22 @@ def _report_text(report: MirrorReport) -> None:
     echo("mirror complete" if report.ok else f"mirror finished with {n} failure(s); re-run to continue")
 
 
-def _results(prep: Prepared, results: str | None) -> list[str]:
+def _results(prep: Prepared, results: str | None, report: MirrorReport | None = None,
+             gpg_key: str | None = None, sigstore_key: str | None = None) -> list[str]:
     if not results or not isinstance(prep.target, RegistryTarget):
         return []
     t = prep.target
     insecure = not prep.job.dest_options.tls_verify
-    return write_outputs(results, mapping(prep), lambda path: f"{t.host}/{t.repository(path)}", insecure=insecure)
+    lookaside = None
+    if report is not None and report.signatures_carried:
+        from ..core.reference import parse_reference
+        from ..trust.collect import lookaside_base
+        from ..trust.lookaside import RegistriesD
+
+        first = next(m["path"] for m in mapping(prep))
+        lookaside = lookaside_base(RegistriesD.load(prep.job.registries_d), parse_reference(t.key_for(first)))
+    return write_outputs(results, mapping(prep), lambda path: f"{t.host}/{t.repository(path)}", insecure=insecure,
+                         gpg_key=gpg_key, sigstore_key=sigstore_key, lookaside=lookaside)
 
 
 @click.group("mirror", invoke_without_command=True)
@@ -167,12 +177,18 @@ def _results(prep: Prepared, results: str | None) -> list[str]:
                    "lookaside-staging or lookaside).")
 @click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
               help="Write registries.conf, ImageDigestMirrorSet/ImageTagMirrorSet/ImageContentSourcePolicy "
-                   "YAML and mapping.txt here (registry targets).")
+                   "YAML and mapping.txt here (registry targets); with lookaside signatures carried, "
+                   "registries.d/ocikit-mirror.yaml.")
+@click.option("--results-gpg-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With --results: policy.json requires GPG signatures by this public key (signedBy).")
+@click.option("--results-sigstore-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With --results: policy.json (sigstoreSigned) and clusterimagepolicy.yaml require this "
+                   "sigstore public key.")
 @click.pass_context
 def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: str | None, dry_run: bool,
                  journal: str | None, since: str | None, volume_size: str | None, results: str | None,
                  prune: bool, state: str | None, recheck: bool, remove_signatures: bool, registries_d: str | None,
-                 **kw: Any) -> None:
+                 results_gpg_key: str | None, results_sigstore_key: str | None, **kw: Any) -> None:
     """Mirror the images of a config (or a disk bundle) to a registry or to a disk bundle.
 
     \b
@@ -232,7 +248,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
     if report.ok and vol:
         from ..mirror.volumes import pack_volumes
         written += pack_volumes(to[4:], vol)  # type: ignore[index]
-    written += _results(prep, results)
+    written += _results(prep, results, report, results_gpg_key, results_sigstore_key)
     if fmt == "json":
         emit_json({**report.to_dict(), "planSeconds": round(prep.seconds, 3), "outputs": written})
     else:
