@@ -20,7 +20,7 @@ import pytest
 
 from helpers.cli import run_json, run_ocikit
 from helpers.peers import require
-from helpers.servers import start_ocikit_serve
+from helpers.servers import free_port, start_ocikit_serve
 from helpers.trust import drop_gpg_key, make_gpg_key, push_image, registries_d
 
 pytestmark = pytest.mark.peer
@@ -207,3 +207,20 @@ def test_registry_to_registry_carries_lookaside_and_cosign_tags(tmp_path, gpg_ke
                                   f"docker://{b.host}/m/app/one:v1", f"dir:{tmp_path / 'refused'}"],
                                  capture_output=True, text=True)
         assert refused.returncode != 0
+        # a re-run leaves the image alone (unchanged) and still puts the deleted signature back
+        rc, rep = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
+                           "--dest-tls-verify=false", "--registries.d", regd_a, "--journal", "", "--state", "")
+        assert rc == 0 and [i["status"] for i in rep["images"]] == ["unchanged"], rep
+        assert rep["lookasideSignatures"] == 1 and len(_sigs(look_b, "m/app/one")) == 1
+
+        # a source lookaside that cannot be read fails the image, naming it and the reason
+        broken = str(tmp_path / "regd-broken")
+        os.makedirs(broken)
+        with open(os.path.join(broken, "a.yaml"), "w") as f:
+            f.write(f"docker:\n  {a.host}:\n    lookaside: http://127.0.0.1:{free_port()}/sigs\n"
+                    f"  {b.host}:\n    lookaside: file://{look_b}\n")
+        rc, rep = run_json("mirror", "--config", str(cfg), "--to", f"docker://{b.host}/m2", "--src-tls-verify=false",
+                           "--dest-tls-verify=false", "--registries.d", broken, "--journal", "", "--state", "",
+                           check=False)
+        assert rc == 1 and not rep["ok"]
+        assert rep["failures"][0]["source"] == src and "lookaside" in rep["failures"][0]["error"], rep

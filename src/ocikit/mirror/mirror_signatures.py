@@ -77,30 +77,41 @@ def _carried_digests(p: PlannedImage) -> list[Digest]:
     return [n.desc.digest for n in p.plan.manifests]
 
 
+async def _carry_one(job: ImageJob, digests: Sequence[Digest], target: Target, regd: RegistriesD) -> int:
+    """The lookaside signatures of ``digests`` from ``job``'s source to the target; how many."""
+    src = _source_store(job, regd)
+    if src is None:
+        return 0
+    dst = _target_store(target, job, regd)
+    carried = 0
+    found = await asyncio.gather(*(read_signatures(src[0], src[1], d) for d in digests))
+    for d, sigs in zip(digests, found):
+        if not sigs:
+            continue
+        if dst is None:
+            raise OcikitError(f"it has lookaside signatures, which {target.location} cannot keep "
+                              "(mirror with --remove-signatures to drop them)")
+        await asyncio.to_thread(put_signatures, dst[0], dst[1], d, [data for _, data in sigs])
+        carried += len(sigs)
+    return carried
+
+
 async def carry_lookaside(plan: MirrorPlan, report: "MirrorReport", target: Target, regd: RegistriesD) -> int:
     """Copy the lookaside signatures of every image the run wrote; the number of signatures carried.
 
-    An image whose signatures cannot be read, or kept at the target, is marked failed in ``report``.
+    An image left alone as unchanged (a re-run) gets its root manifest's signatures again, so a
+    signature added at the source since is carried without ``--recheck``. An image whose
+    signatures cannot be read, or kept at the target, is marked failed in ``report``.
     """
     carried = 0
-    for p, out in zip(plan.images, report.images):
-        if p.plan is None or p.job.kind != KIND_IMAGE or out.status not in ("ok", "done-earlier"):
-            continue
+    todo = [(p.job, _carried_digests(p), out) for p, out in zip(plan.images, report.images)
+            if p.plan is not None and p.job.kind == KIND_IMAGE and out.status in ("ok", "done-earlier")]
+    unchanged = [o for o in report.images if o.status == "unchanged"]
+    todo += [(u.job, [u.digest], out) for u, out in zip(plan.unchanged, unchanged)
+             if u.job.kind == KIND_IMAGE and u.digest == u.source_digest]
+    for job, digests, out in todo:
         try:
-            src = _source_store(p.job, regd)
-            if src is None:
-                continue
-            dst = _target_store(target, p.job, regd)
-            digests = _carried_digests(p)
-            found = await asyncio.gather(*(read_signatures(src[0], src[1], d) for d in digests))
-            for d, sigs in zip(digests, found):
-                if not sigs:
-                    continue
-                if dst is None:
-                    raise OcikitError(f"it has lookaside signatures, which {target.location} cannot keep "
-                                      "(mirror with --remove-signatures to drop them)")
-                await asyncio.to_thread(put_signatures, dst[0], dst[1], d, [data for _, data in sigs])
-                carried += len(sigs)
+            carried += await _carry_one(job, digests, target, regd)
         except (OcikitError, OSError) as e:
             out.status = "failed"
             out.error = f"lookaside signatures: {e if isinstance(e, OcikitError) else e.strerror or e}"
