@@ -83,11 +83,13 @@ def _precondition(e: Exception) -> bool:
 
 def _body_chunks(body: Any) -> AsyncIterator[bytes]:
     """An S3 response body in pieces of up to READ_CHUNK bytes."""
-    content = getattr(getattr(body, "_raw_stream", None), "content", None)
-    if hasattr(content, "set_read_chunk_size"):
-        # aiohttp pauses the socket at 2 x 64 KiB buffered: reads of READ_CHUNK would come back as
-        # ~128 KiB pieces, each one more write to the client and one more pause/resume of S3's socket
-        content.set_read_chunk_size(READ_CHUNK)
+    # aiohttp pauses the socket at 2 x 64 KiB buffered: reads of READ_CHUNK would come back as
+    # ~128 KiB pieces, each one more write to the client and one more pause/resume of S3's socket.
+    # aiobotocore's body wraps aiohttp's response; a library without these is simply not tuned.
+    try:
+        body._raw_stream.content.set_read_chunk_size(READ_CHUNK)
+    except AttributeError:
+        pass
     return body.iter_chunks(READ_CHUNK)  # type: ignore[no-any-return]
 
 
