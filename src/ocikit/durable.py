@@ -370,6 +370,22 @@ def sync_in_background(fd: int) -> "concurrent.futures.Future[None]":
     return _sync_pool.submit(sync_data, fd)
 
 
+async def _hash_while_writing(loop: "asyncio.AbstractEventLoop", fd: int, parts: Sequence[bytes],
+                              digester: "Digester | None", writeback_from: int | None) -> None:
+    """Write a batch in one worker thread while another hashes it (both release the GIL: a
+    write held up by the disk no longer holds up the hashing, and the bytes reach the file,
+    where readers may follow it, without waiting for the hash). Returns once both are done,
+    even when one failed (the caller may then close ``fd``), and raises the first error."""
+    import asyncio
+
+    jobs = [loop.run_in_executor(None, hash_and_write, fd, parts, None, writeback_from)]
+    if digester is not None:
+        jobs.append(loop.run_in_executor(None, digester.update_all, parts))
+    await asyncio.wait(jobs)
+    for job in jobs:
+        job.result()
+
+
 async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digester | None", *,
                        offset: int = 0, sync: bool = True, sync_every: int = 0,
                        pipeline: bool = True) -> int:
@@ -386,7 +402,7 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
     import asyncio
 
     loop = asyncio.get_running_loop()
-    pending: "asyncio.Future[int] | None" = None
+    pending: "asyncio.Future[None] | None" = None
     syncing: "asyncio.Future[None] | None" = None
     pos = synced = offset
     buf: list[bytes] = []
@@ -401,7 +417,7 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
                 continue
             if pending is not None:
                 await pending
-            pending = loop.run_in_executor(None, hash_and_write, fd, buf, digester, pos if sync else None)
+            pending = asyncio.ensure_future(_hash_while_writing(loop, fd, buf, digester, pos if sync else None))
             if not pipeline:
                 await pending
                 pending = None
@@ -418,7 +434,7 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
             if size <= INLINE_MAX:
                 hash_and_write(fd, buf, digester)
             else:
-                await loop.run_in_executor(None, hash_and_write, fd, buf, digester, pos if sync else None)
+                await _hash_while_writing(loop, fd, buf, digester, pos if sync else None)
             pos += size
         if syncing is not None:
             await syncing

@@ -272,6 +272,26 @@ def lying_proxy(upstream: str, digest: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def gated_proxy(upstream: str, digest: str, after: int) -> Iterator[tuple[str, threading.Event]]:
+    """Proxy that passes on the first ``after`` bytes of blob ``digest``, then holds the rest
+    until the yielded event is set (at most 120 s: a test that forgets never hangs)."""
+    gate = threading.Event()
+
+    def mangle(request: web.Request, status: int) -> Any:
+        if digest not in request.path or status not in (200, 206):
+            return None
+
+        def action(sent: int, chunk: bytes) -> bytes:
+            if sent >= after:
+                gate.wait(120)
+            return chunk
+        return action
+
+    with serve_app(_proxy_app(upstream, mangle)) as host:
+        yield host, gate
+
+
+@contextlib.contextmanager
 def counting_proxy(upstream: str) -> Iterator[tuple[str, dict[str, int]]]:
     """Proxy that counts the blob GETs it passes on, by digest (``counts[digest]``)."""
     counts: dict[str, int] = {}

@@ -76,3 +76,34 @@ def test_a_dead_endpoint_is_retried_dropped_and_counted(tmp_path):
             return f'ocikit_events_total{{endpoint="http://127.0.0.1:{dead}/hook",outcome="dropped"}} 1' \
                 in asyncio.run(metrics())
         wait_for(dropped)
+
+
+def test_registry_gc_from_the_cli_sends_gc_done(tmp_path):
+    from ocikit.server.storage.fs import FilesystemDriver
+    from ocikit.server.storage.registry import RegistryStorage
+    from ocikit.server.storage.repo_store import RepositoryStore
+    from ocikit.testing.images import write_image_async
+
+    from helpers.cli import invoke
+
+    root = str(tmp_path / "root")
+
+    async def fill() -> None:
+        store = RepositoryStore(RegistryStorage(FilesystemDriver(root, fsync=False)), "app")
+        for i in range(3):
+            await write_image_async(store, f"t{i}", seed=i + 1)
+
+    asyncio.run(fill())
+    app, got = receiver()
+    with serve_app(app) as hook:
+        cfg = tmp_path / "server.yml"
+        cfg.write_text(f"retention:\n  - repository: app\n    keep-last: 1\n"
+                       f"notifications:\n  - url: http://{hook}/hook\n    events: [gc.done]\n")
+        invoke("registry", "gc", "--root", root, "--retention", str(cfg), "--grace", "0", "--dry-run")
+        assert got == []  # a dry run removes nothing and announces nothing
+        invoke("registry", "gc", "--root", root, "--retention", str(cfg), "--grace", "0")
+        assert len(got) == 1  # delivered before the command returned
+    event = got[0]
+    assert event["type"] == "dev.ocikit.registry.gc.done"
+    assert event["data"]["kind"] == "gc" and event["data"]["dry_run"] is False
+    assert sorted(event["data"]["retention"]["tags"]) == ["app:t0", "app:t1"]

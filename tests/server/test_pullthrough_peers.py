@@ -18,7 +18,7 @@ from ocikit.core.digest import Digest
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
-from helpers.app_servers import counting_proxy, lying_proxy, manifest_counting_proxy, serve_app
+from helpers.app_servers import counting_proxy, gated_proxy, lying_proxy, manifest_counting_proxy, serve_app
 from helpers.cli import expect_failure
 from helpers.rawhttp import error_code
 from helpers.peers import require, sh, skopeo_digest, skopeo_raw
@@ -262,6 +262,40 @@ def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
                             h.update(chunk)
                         return fast, f"sha256:{h.hexdigest()}"
             assert asyncio.run(run()) == (digest, digest)
+
+
+def test_a_client_that_comes_mid_blob_is_streamed_before_the_blob_is_stored(tmp_path):
+    with docker_registry(str(tmp_path)) as up:
+        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 32 << 20))
+        with gated_proxy(up.host, digest, 12 << 20) as (gated, gate), \
+                start_ocikit_serve(str(tmp_path), config=proxy_config(gated)) as srv:
+            url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
+
+            async def run() -> tuple[str, str]:
+                async with aiohttp.ClientSession() as first_s, aiohttp.ClientSession() as late_s:
+                    async with first_s.get(url) as first:  # starts the fetch; the upstream then stalls
+                        assert first.status == 200
+                        head = await first.content.readexactly(4 << 20)
+                        # bytes have passed and the blob is far from stored: a late client still gets
+                        # a stream now (before, it waited for the whole blob; here: for ever)
+                        late = await asyncio.wait_for(late_s.get(url), 60)
+                        assert late.status == 200
+                        late_head = await asyncio.wait_for(late.content.readexactly(4 << 20), 60)
+                        assert late_head == head
+                        assert not os.path.exists(_blob_file(srv.root, digest))
+                        gate.set()
+                        h1, h2 = hashlib.sha256(head), hashlib.sha256(late_head)
+                        async for chunk in first.content.iter_chunked(1 << 20):
+                            h1.update(chunk)
+                        async for chunk in late.content.iter_chunked(1 << 20):
+                            h2.update(chunk)
+                        late.release()
+                        return f"sha256:{h1.hexdigest()}", f"sha256:{h2.hexdigest()}"
+            try:
+                assert asyncio.run(run()) == (digest, digest)
+            finally:
+                gate.set()
+            assert os.path.getsize(_blob_file(srv.root, digest)) == 32 << 20
 
 
 def test_concurrent_pulls_of_one_tag_make_one_upstream_manifest_get(tmp_path):

@@ -134,12 +134,22 @@ def _report_text(report: MirrorReport) -> None:
     echo("mirror complete" if report.ok else f"mirror finished with {n} failure(s); re-run to continue")
 
 
-def _results(prep: Prepared, results: str | None) -> list[str]:
+def _results(prep: Prepared, results: str | None, report: MirrorReport | None = None,
+             gpg_key: str | None = None, sigstore_key: str | None = None) -> list[str]:
     if not results or not isinstance(prep.target, RegistryTarget):
         return []
     t = prep.target
     insecure = not prep.job.dest_options.tls_verify
-    return write_outputs(results, mapping(prep), lambda path: f"{t.host}/{t.repository(path)}", insecure=insecure)
+    lookaside = None
+    if report is not None and report.signatures_carried:
+        from ..core.reference import parse_reference
+        from ..trust.collect import lookaside_base
+        from ..trust.lookaside import RegistriesD
+
+        first = next(m["path"] for m in mapping(prep))
+        lookaside = lookaside_base(RegistriesD.load(prep.job.registries_d), parse_reference(t.key_for(first)))
+    return write_outputs(results, mapping(prep), lambda path: f"{t.host}/{t.repository(path)}", insecure=insecure,
+                         gpg_key=gpg_key, sigstore_key=sigstore_key, lookaside=lookaside)
 
 
 @click.group("mirror", invoke_without_command=True)
@@ -164,13 +174,26 @@ def _results(prep: Prepared, results: str | None) -> list[str]:
               help="On a re-run, take a tag the job's state recorded to be in place at the target without asking "
                    "it (one source HEAD per tag, nothing at the target); a tag someone else changed there is "
                    "not put back until a run without this flag.")
+@click.option("--remove-signatures", is_flag=True,
+              help="Do not carry signatures, attestations, SBOMs and other referrers, nor lookaside signatures.")
+@click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
+              help="registries.d directory naming the lookaside stores (source: lookaside; target: "
+                   "lookaside-staging or lookaside).")
 @click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
               help="Write registries.conf, ImageDigestMirrorSet/ImageTagMirrorSet/ImageContentSourcePolicy "
-                   "YAML and mapping.txt here (registry targets).")
+                   "YAML and mapping.txt here (registry targets); with lookaside signatures carried, "
+                   "registries.d/ocikit-mirror.yaml.")
+@click.option("--results-gpg-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With --results: policy.json requires GPG signatures by this public key (signedBy).")
+@click.option("--results-sigstore-key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="With --results: policy.json (sigstoreSigned) and clusterimagepolicy.yaml require this "
+                   "sigstore public key.")
 @click.pass_context
 def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: str | None, dry_run: bool,
                  journal: str | None, since: str | None, volume_size: str | None, results: str | None,
-                 prune: bool, state: str | None, recheck: bool, trust_state: bool, **kw: Any) -> None:
+                 prune: bool, state: str | None, recheck: bool, trust_state: bool, remove_signatures: bool,
+                 registries_d: str | None,
+                 results_gpg_key: str | None, results_sigstore_key: str | None, **kw: Any) -> None:
     """Mirror the images of a config (or a disk bundle) to a registry or to a disk bundle.
 
     \b
@@ -191,7 +214,8 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
     fmt = output_format()
     with ProgressView(enabled=None if fmt == "text" else False) as view:
         job = _job(config, from_, to, kw, journal=journal, since=since, progress=view, state=state,
-                   resync=not recheck, trust_state=trust_state, prune=prune, recompress=recompression(kw))
+                   resync=not recheck, trust_state=trust_state, prune=prune, recompress=recompression(kw),
+                   carry_signatures=not remove_signatures, registries_d=registries_d)
         pruned: list[Any] = []
 
         async def go() -> tuple[Prepared, MirrorReport | None]:
@@ -229,7 +253,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
     if report.ok and vol:
         from ..mirror.volumes import pack_volumes
         written += pack_volumes(to[4:], vol)  # type: ignore[index]
-    written += _results(prep, results)
+    written += _results(prep, results, report, results_gpg_key, results_sigstore_key)
     if fmt == "json":
         emit_json({**report.to_dict(), "planSeconds": round(prep.seconds, 3), "outputs": written})
     else:
@@ -244,21 +268,48 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
 @mirror_group.command("verify")
 @job_options
 @click.option("--deep", is_flag=True, help="Also stream every blob from the target and hash it.")
-def verify_command(config: str | None, from_: str | None, to: str | None, deep: bool, **kw: Any) -> None:
+@click.option("--signatures", is_flag=True,
+              help="Also require a good signature for every image at the target (--key, --gpg-keyring or --policy).")
+@click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="With --signatures: a trusted sigstore/cosign public key (PEM); repeatable.")
+@click.option("--gpg-keyring", "keyrings", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="With --signatures: a file of trusted OpenPGP public keys; repeatable.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+              help="With --signatures: a containers-policy.json applied to each image at the target.")
+@click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
+              help="registries.d directory naming the target's lookaside store.")
+@click.option("-r", "--recursive", is_flag=True,
+              help="With --signatures: each platform manifest of an index must be signed too.")
+def verify_command(config: str | None, from_: str | None, to: str | None, deep: bool, signatures: bool,
+                   keys: tuple[str, ...], keyrings: tuple[str, ...], policy_path: str | None,
+                   registries_d: str | None, recursive: bool, **kw: Any) -> None:
     """Check that every image of a config (or a bundle) is at the target, digest-exact.
 
     Every source reference must resolve to the same digest at the target and every child
-    manifest, config, layer and referrer must be there. Exits 1 naming what is missing.
+    manifest, config, layer and referrer must be there. With --signatures, every image must
+    also carry a signature that verifies (with --key/--gpg-keyring: naming the source image;
+    with --policy: accepted by it). Exits 1 naming every problem.
     """
     job = _job(config, from_, to, kw, journal="")
     if job.to.startswith("dir:"):
         raise click.UsageError("mirror verify checks a registry (or oci:) target; a bundle is checked with "
                                "sha256sum -c SHA256SUMS")
+    if (keys or keyrings or policy_path) and not signatures:
+        raise click.UsageError("--key, --gpg-keyring and --policy go with --signatures")
+    if signatures and not (keys or keyrings or policy_path):
+        raise click.UsageError("--signatures needs --key, --gpg-keyring or --policy")
+    if policy_path and (keys or keyrings):
+        raise click.UsageError("--policy names its own keys; do not combine it with --key/--gpg-keyring")
 
     async def go() -> Any:
         prep = await prepare(job, verify=True)
         try:
-            return await verify_plan(prep.plan, prep.target, deep=deep, jobs=job.jobs, per_registry=job.per_registry)
+            report = await verify_plan(prep.plan, prep.target, deep=deep, jobs=job.jobs,
+                                       per_registry=job.per_registry)
+            if signatures:
+                report.problems += (await _signature_report(prep, keys, keyrings, policy_path, registries_d,
+                                                            recursive)).problems
+            return report
         finally:
             await prep.close()
 
@@ -274,6 +325,25 @@ def verify_command(config: str | None, from_: str | None, to: str | None, deep: 
     if not report.ok:
         sys.stdout.flush()
         raise SystemExit(1)
+
+
+async def _signature_report(prep: Prepared, keys: tuple[str, ...], keyrings: tuple[str, ...],
+                            policy_path: str | None, registries_d: str | None, recursive: bool) -> Any:
+    from ..mirror.mirror_signatures import verify_signatures
+    from ..trust.lookaside import RegistriesD
+    from ..trust.policy import load_policy
+    from ..trust.verification import TrustedKeys
+
+    regd = RegistriesD.load(registries_d)
+    common = dict(regd=regd, recursive=recursive, jobs=prep.job.jobs, per_registry=prep.job.per_registry)
+    if policy_path:
+        with load_policy(None if policy_path == "system" else policy_path) as policy:
+            return await verify_signatures(prep.plan, prep.target, policy=policy, **common)
+    trusted = TrustedKeys.from_files(keys, keyrings)
+    try:
+        return await verify_signatures(prep.plan, prep.target, trusted=trusted, **common)
+    finally:
+        trusted.close()
 
 
 def register(group: click.Group) -> None:

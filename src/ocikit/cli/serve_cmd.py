@@ -120,6 +120,9 @@ def gc_command(root: str | None, storage: str | None, dry_run: bool, untagged: b
     with GcLock(cfg.root) if cfg.s3 is None else contextlib.nullcontext():
         kept = run(apply_retention_file(cfg, retention_config, dry_run=dry_run)) if retention_config else None
         report = run(collect_with_lease(cfg, **kw))  # type: ignore[arg-type]
+    if retention_config and not dry_run:
+        _announce_gc(retention_config, {"kind": "gc", **report.to_dict(),
+                                        **({"retention": kept.to_dict()} if kept else {})})
     if (output_format or current_format(click.get_current_context())) == "json":
         emit_json({**report.to_dict(), **({"retention": kept.to_dict()} if kept else {})})
         return
@@ -136,6 +139,18 @@ def gc_command(root: str | None, storage: str | None, dry_run: bool, untagged: b
         click.echo(f"{verb} upload {u}")
     click.echo(f"{verb} {len(report.blobs)} blobs ({human_size(report.bytes_freed)}), "
                f"{len(report.manifests)} manifests, {len(report.uploads)} uploads; kept {report.blobs_kept} blobs")
+
+
+def _announce_gc(config_path: str, data: dict[str, object]) -> None:
+    """A ``gc.done`` event to the ``notifications:`` endpoints of the server configuration, if any."""
+    from ..server.cache_config import parse_cache
+    from ..server.events import send_now
+    from ..server.serve_config import load_config
+
+    config = load_config(config_path)
+    endpoints = parse_cache(config.extra_sections).notifications
+    if endpoints:
+        run(send_now(endpoints, f"ocikit://{config.listen}", "gc.done", data))
 
 
 def register(group: click.Group) -> None:

@@ -3,6 +3,7 @@
 Layout of ``BUNDLE/``::
 
     oci-layout, index.json, blobs/sha256/...   one OCI layout (skopeo/umoci can read it)
+    signatures/PATH@sha256=HEX/signature-N     lookaside (GPG) signatures, a file:// lookaside store
     SHA256SUMS                                 sha256sum -c compatible list of every file above
     ocikit-mirror.json                         metadata: what, when, from where, digests
 
@@ -198,6 +199,13 @@ class BundleTarget:
             for enc in sorted(os.listdir(os.path.join(lay.path, "blobs", alg))):
                 if not enc.startswith("."):
                     lines.append(f"{enc}  blobs/{alg}/{enc}") if alg == "sha256" else None
+        sigs = os.path.join(self.root, "signatures")  # mirror_signatures.SIGNATURES_DIR: lookaside signatures
+        for top, dirs, files in os.walk(sigs):
+            dirs.sort()
+            for name in sorted(files):
+                if not name.startswith("."):
+                    rel = os.path.relpath(os.path.join(top, name), self.root)
+                    lines.append(f"{digest_file(os.path.join(top, name))[0].encoded}  {rel}")
         sums = ("\n".join(lines) + "\n").encode()
         atomic_write(os.path.join(self.root, CHECKSUM_FILE), sums)
         meta: dict[str, Any] = {

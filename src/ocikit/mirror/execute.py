@@ -80,6 +80,8 @@ class MirrorReport:
     peak_rss_kb: int | None = None
     recompressed: dict[str, str] = field(default_factory=dict)
     """``--dest-compress-format``: every digest that changed, old -> new."""
+    signatures_carried: int = 0
+    """Lookaside (GPG) signatures copied (tag-schema signatures and referrers are images here)."""
     """The process's peak resident memory when the job ended (kB; None off Linux)."""
 
     @property
@@ -106,6 +108,7 @@ class MirrorReport:
             "seconds": round(self.seconds, 3),
             "unchanged": sum(1 for i in self.images if i.status == "unchanged"),
             "requests": self.requests, "pruned": self.pruned, "peakRssKb": self.peak_rss_kb,
+            "lookasideSignatures": self.signatures_carried,
             **({"recompressed": self.recompressed} if self.recompressed else {}),
         }
 

@@ -82,16 +82,35 @@ def mapping_txt(mapping: Iterable[dict[str, Any]], mirror_repo: Any) -> str:
 
 
 def write_outputs(directory: str, mapping: Sequence[dict[str, Any]], mirror_repo: Any, *,
-                  insecure: bool = False) -> list[str]:
-    """Write every output file into ``directory``; returns their paths."""
+                  insecure: bool = False, gpg_key: str | None = None, sigstore_key: str | None = None,
+                  lookaside: str | None = None) -> list[str]:
+    """Write every output file into ``directory``; returns their paths.
+
+    With ``gpg_key``/``sigstore_key`` (public key files) also ``policy.json`` (and, for a sigstore
+    key, ``clusterimagepolicy.yaml``); with ``lookaside`` (where the mirror keeps GPG signatures)
+    ``registries.d/ocikit-mirror.yaml`` (:mod:`.trust_outputs`).
+    """
+    from .trust_outputs import cluster_image_policy, policy_json, registries_d_yaml
+
     os.makedirs(directory, exist_ok=True)
     pairs = repository_pairs(mapping, mirror_repo)
+    trust: dict[str, str] = {}
+    if gpg_key or sigstore_key:
+        trust["policy.json"] = policy_json(pairs, gpg_key=os.path.abspath(gpg_key) if gpg_key else None,
+                                           sigstore_key=os.path.abspath(sigstore_key) if sigstore_key else None)
+    if sigstore_key:
+        with open(sigstore_key, "rb") as f:
+            trust["clusterimagepolicy.yaml"] = cluster_image_policy(pairs, f.read())
+    if lookaside:
+        os.makedirs(os.path.join(directory, "registries.d"), exist_ok=True)
+        trust[os.path.join("registries.d", "ocikit-mirror.yaml")] = registries_d_yaml(pairs, lookaside)
     files = {
         "registries.conf": registries_conf(pairs, insecure=insecure),
         "imagedigestmirrorset.yaml": image_digest_mirror_set(pairs),
         "imagetagmirrorset.yaml": image_tag_mirror_set(pairs),
         "imagecontentsourcepolicy.yaml": image_content_source_policy(pairs),
         "mapping.txt": mapping_txt(mapping, mirror_repo),
+        **trust,
     }
     out = []
     for name, text in files.items():

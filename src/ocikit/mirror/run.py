@@ -21,7 +21,9 @@ from ..ops.recompress import Recompression
 from ..progress import ProgressSink
 from ..transports import OpenOptions
 from .bundle import BundleSource, BundleTarget
+from ..trust.lookaside import RegistriesD
 from .mirror_config import MirrorConfig
+from .mirror_signatures import carry_lookaside, drop_signature_jobs
 from .execute import ExecuteOptions, MirrorReport, execute_mirror
 from .journal import Journal, default_journal_path
 from .places import Limits, RegistryTarget, SourceSet, Target, parse_target
@@ -58,6 +60,11 @@ class MirrorJob:
     """Remove the tags this job wrote in earlier runs that it no longer selects (:mod:`.prune`)."""
     recompress: Recompression | None = None
     """``--dest-compress-format``: images copied with their layers recompressed (:mod:`.recompressed`)."""
+    carry_signatures: bool = True
+    """Signatures, attestations, SBOMs and other referrers, and lookaside signatures, travel with the
+    images; False (``--remove-signatures``) drops them all (:mod:`.mirror_signatures`)."""
+    registries_d: str | None = None
+    """Where registries.d names the lookaside stores (None: the default directory)."""
 
     def origin(self) -> str:
         """What the job copies from: the config file or the bundle directory."""
@@ -130,6 +137,8 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
         else:
             assert job.config is not None
             jobs = await jobs_from_config(job.config, sources, opts, failures)
+        if not job.carry_signatures:
+            jobs = drop_signature_jobs(jobs)
         job_id = job_identity(jobs, target.location)
         jpath = None if job.journal == "" else (job.journal or default_journal_path(job_id))
         journal = Journal(None, job_id) if dry_run or verify else Journal.open(jpath, job_id)
@@ -181,6 +190,8 @@ async def execute(prep: Prepared) -> MirrorReport:
                                                 prep.job.recompress)
         else:
             report = await execute_mirror(prep.plan, prep.sources, prep.target, prep.journal, eopts)
+            if prep.job.carry_signatures:
+                await carry_lookaside(prep.plan, report, prep.target, RegistriesD.load(prep.job.registries_d))
         if report.ok and isinstance(prep.target, BundleTarget):
             srcs = [j.source for j in prep.jobs]
             prep.target.finalize(prep.plan, sources=srcs,

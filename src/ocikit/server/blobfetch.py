@@ -2,16 +2,20 @@
 
 A :class:`BlobFetch` runs as its own task, not as part of any request: a client that goes away
 does not stop the blob from being cached. The bytes are appended to an upload spool of the
-registry storage (hashed as they are written) and committed only when digest and size check out
-(:meth:`RegistryStorage.finish_upload`); a lying upstream leaves nothing behind.
+registry storage (hashed and written in a worker thread, :func:`ocikit.durable.write_stream`)
+and committed only when digest and size check out (:meth:`RegistryStorage.finish_upload`); a
+lying upstream leaves nothing behind.
 
-Clients that ask before the first byte arrived are *subscribers*: each gets every piece as it
-comes, through a queue bounded by :data:`LAG_LIMIT` bytes. A subscriber whose client reads more
-slowly than the upstream sends stops being fed (it never stalls the fetch or anyone else) and,
-once the blob is stored, carries on from the stored copy at the byte it reached. Every
-subscriber holds back its last piece until the fetch is verified; when it is not, the client's
-connection is cut short, so no client takes a bad blob as complete. Clients that ask once bytes
-have passed wait for the end and are then served the stored blob.
+With a filesystem driver every client *follows the spool*: it is sent, with ``sendfile``, what
+the spool file holds so far, from whichever byte it has reached, then waits for more; no piece
+is queued in memory, a slow client only ever waits for its own socket, and a client that comes
+while bytes flow joins at byte 0 without waiting for the end. Without a local spool (S3),
+clients that ask before the first byte arrived are *subscribers*: each gets every piece as it
+comes, through a queue bounded by :data:`LAG_LIMIT` bytes; a subscriber whose client reads more
+slowly than the upstream sends stops being fed and, once the blob is stored, carries on from the
+stored copy; clients that ask once bytes have passed wait for the end. Either way the last byte
+is held back until the fetch is verified; when it is not, the client's connection is cut short,
+so no client takes a bad blob as complete.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import AsyncIterator, Callable
+import os
+from typing import IO, AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -43,7 +48,8 @@ class _Subscriber:
         self.ended = False
 
     def offer(self, chunk: bytes) -> None:
-        if self.lagging:
+        if self.lagging:  # a follower (or a subscriber left behind): woken, not fed
+            self.wake.set()
             return
         if self.queued + len(chunk) > LAG_LIMIT:
             self.lagging = True
@@ -70,6 +76,8 @@ class BlobFetch:
         self.received = 0
         self._source = source
         self._subscribers: list[_Subscriber] = []
+        self.spool: str | None = None
+        """The spool's data file once the upload started (``None``: a driver without local spools)."""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
         self.task = asyncio.create_task(self._run())
@@ -84,6 +92,7 @@ class BlobFetch:
     async def _run(self) -> None:
         s = self.storage
         upload_id = await s.start_upload(self.name)
+        self.spool = s.driver.spool_path(upload_id)
         try:
             await s.append_upload(self.name, upload_id, self._tee(), content_length=self.size)
             await s.finish_upload(self.name, upload_id, self.digest)
@@ -105,44 +114,102 @@ class BlobFetch:
                 sub.end()
 
     @property
-    def streaming(self) -> bool:
-        """Whether bytes have passed already (a new client then waits for the stored blob)."""
-        return self.received > 0 or self.done.done()
+    def joinable(self) -> bool:
+        """Whether a new client can be streamed the blob now (else it waits for the stored blob):
+        before the first byte, or while a local spool grows."""
+        return not self.done.done() and (self.received == 0 or self.spool is not None)
 
     async def wait(self) -> None:
         """Until the blob is stored (raises what made the fetch fail)."""
         await asyncio.shield(self.done)
 
+    def _verified(self) -> bool | None:
+        """True once stored, False when the fetch failed, None while it runs."""
+        if not self.done.done():
+            return None
+        return not self.done.cancelled() and self.done.exception() is None
+
     async def stream(self, request: web.Request, headers: dict[str, str]) -> web.StreamResponse:
-        """Answer ``request`` with the blob as it arrives (call only while not :attr:`streaming`)."""
+        """Answer ``request`` with the blob as it arrives (call only while :attr:`joinable`)."""
         sub = _Subscriber()
         self._subscribers.append(sub)
         resp = web.StreamResponse(headers=headers)
         resp.content_length = self.size
+        try:
+            while not sub.pieces and not sub.ended and not (self.spool is not None and self.received):
+                sub.wake.clear()  # an upstream error before the first byte is an error answer, not a cut 200
+                await sub.wake.wait()
+            if self._verified() is False and not sub.pieces:
+                raise self.done.exception()  # type: ignore[misc]
+            if self.spool is not None:
+                sub.lagging, sub.pieces, sub.queued = True, collections.deque(), 0  # a follower: woken, not fed
+                f = self._open_spool()
+                if f is not None:
+                    with f:
+                        await resp.prepare(request)
+                        return await self._follow(request, resp, sub, f)
+                # committed already: the stored blob, as any other
+                self._subscribers.remove(sub)
+                await self.wait()
+                path = self.storage.blob_path(self.digest)
+                assert path is not None
+                return web.FileResponse(path, headers=headers)
+            await resp.prepare(request)
+            return await self._feed(request, resp, sub)
+        finally:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+
+    def _open_spool(self) -> IO[bytes] | None:
+        assert self.spool is not None
+        try:
+            return open(self.spool, "rb")
+        except FileNotFoundError:  # renamed into place (or dropped) meanwhile
+            return None
+
+    async def _follow(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber,
+                      f: IO[bytes]) -> web.StreamResponse:
+        """Send what the spool holds, with ``sendfile``, as it grows; the last byte once verified."""
+        loop = asyncio.get_running_loop()
+        fd = f.fileno()
+        sent = 0
+        while True:
+            verified = self._verified()
+            if verified is False:
+                if request.transport is not None:
+                    request.transport.close()
+                return resp
+            limit = self.size if verified else min(os.fstat(fd).st_size, self.size - 1)
+            if limit > sent:
+                if request.transport is None:
+                    raise ConnectionResetError("client went away")
+                await loop.sendfile(request.transport, f, sent, limit - sent)
+                sent = limit
+                continue
+            if verified:
+                break
+            sub.wake.clear()
+            await sub.wake.wait()
+        await resp.write_eof()
+        return resp
+
+    async def _feed(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber) -> web.StreamResponse:
+        """Send the pieces as they come (no local spool); a client left behind, the stored copy."""
         sent = 0
         held: bytes | None = None
-        try:
-            while not sub.pieces and not sub.ended:  # an upstream error before the first byte is an
-                sub.wake.clear()                     # error answer, not a cut 200
-                await sub.wake.wait()
-            if not sub.pieces and self.done.done() and not self.done.cancelled() \
-                    and self.done.exception() is not None:
-                raise self.done.exception()  # type: ignore[misc]
-            await resp.prepare(request)
-            while True:
-                while sub.pieces:
-                    chunk = sub.pieces.popleft()
-                    sub.queued -= len(chunk)
-                    if held is not None:
-                        await resp.write(held)
-                        sent += len(held)
-                    held = chunk
-                if sub.ended:
-                    break
-                sub.wake.clear()
-                await sub.wake.wait()
-        finally:
-            self._subscribers.remove(sub)
+        while True:
+            while sub.pieces:
+                chunk = sub.pieces.popleft()
+                sub.queued -= len(chunk)
+                if held is not None:
+                    await resp.write(held)
+                    sent += len(held)
+                held = chunk
+            if sub.ended:
+                break
+            sub.wake.clear()
+            await sub.wake.wait()
+        self._subscribers.remove(sub)
         try:
             await self.wait()
         except Exception:  # noqa: BLE001 - logged by the fetch; the client sees a cut connection

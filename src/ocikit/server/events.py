@@ -133,3 +133,14 @@ class Notifier:
             lines.append(f'ocikit_events_total{{endpoint="{url}",outcome="delivered"}} {s.delivered}')
             lines.append(f'ocikit_events_total{{endpoint="{url}",outcome="dropped"}} {s.dropped}')
         return "\n".join(lines) + "\n"
+
+
+async def send_now(endpoints: list[Endpoint], source: str, kind: str, data: dict[str, Any],
+                   drain: float = 10.0) -> None:
+    """Send one event from a short-lived command (``ocikit registry gc``): queued, delivered with
+    the usual retries for up to ``drain`` seconds, then given up (a receiver that is down never
+    fails the command)."""
+    notifier = Notifier(endpoints, source=source)
+    await notifier.start()
+    notifier.emit(kind, data)
+    await notifier.close(drain=drain)

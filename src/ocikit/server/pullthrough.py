@@ -255,7 +255,7 @@ class PullThrough:
                    "Ocikit-Cache": "fetched"}
         fetch = await self._fetch_for(up, repo, name, digest)
         # a HEAD waits for the blob: "it is here" must stay true for a push that relies on it
-        if fetch.streaming or request.method == "HEAD":
+        if not fetch.joinable or request.method == "HEAD":
             await fetch.wait()
             if await s.blob_size(name, digest) is None:
                 await s.link_blob(name, digest)

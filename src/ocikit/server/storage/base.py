@@ -75,6 +75,10 @@ class StorageDriver(abc.ABC):
     @abc.abstractmethod
     async def spool_info(self, upload_id: str) -> bytes | None: ...
 
+    def spool_path(self, upload_id: str) -> str | None:
+        """The spool's data file, readable while it grows (``None`` for remote drivers)."""
+        return None
+
     @abc.abstractmethod
     async def spool_size(self, upload_id: str) -> int | None:
         """Bytes received so far, ``None`` when there is no such spool."""

@@ -127,6 +127,9 @@ class FilesystemDriver(StorageDriver):
             shutil.rmtree(d, ignore_errors=True)   # no half-made session stays behind
             raise
 
+    def spool_path(self, upload_id: str) -> str | None:
+        return self._spool(upload_id, "data")
+
     async def spool_info(self, upload_id: str) -> bytes | None:
         try:
             with open(self._spool(upload_id, "info.json"), "rb") as f:

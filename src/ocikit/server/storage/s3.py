@@ -36,9 +36,14 @@ log = logging.getLogger("ocikit.server.s3")
 for _name in ("aiobotocore.credentials", "botocore.credentials"):
     logging.getLogger(_name).setLevel(logging.WARNING)  # "Found credentials in ..." at every start
 
-READ_CHUNK = 1024 * 1024
-PREFETCH = 8
-"""Chunks of a streamed blob read ahead from S3 (memory per GET: PREFETCH x READ_CHUNK at most)."""
+READ_CHUNK = 1 << 20
+"""Bytes asked of an S3 response body per read (its aiohttp buffer is raised to match)."""
+SEGMENT = 64 << 20
+"""A streamed blob GET larger than this is read as ranged GETs of this size, several in flight."""
+PARALLEL = 2
+"""Ranged GETs in flight for one streamed blob GET (the first is written while the others fill)."""
+SEGMENT_AHEAD = 8
+"""Chunks a segment holds ahead of the writer (memory per GET: PARALLEL x SEGMENT_AHEAD x READ_CHUNK)."""
 META_DATA = "ocikit-data"
 META_SIZE = "ocikit-size"
 
@@ -74,6 +79,18 @@ def _missing(e: Exception) -> bool:
 def _precondition(e: Exception) -> bool:
     code, status = _code(e)
     return status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict")
+
+
+def _body_chunks(body: Any) -> AsyncIterator[bytes]:
+    """An S3 response body in pieces of up to READ_CHUNK bytes."""
+    # aiohttp pauses the socket at 2 x 64 KiB buffered: reads of READ_CHUNK would come back as
+    # ~128 KiB pieces, each one more write to the client and one more pause/resume of S3's socket.
+    # aiobotocore's body wraps aiohttp's response; a library without these is simply not tuned.
+    try:
+        body._raw_stream.content.set_read_chunk_size(READ_CHUNK)
+    except AttributeError:
+        pass
+    return body.iter_chunks(READ_CHUNK)  # type: ignore[no-any-return]
 
 
 class S3Driver(StorageDriver):
@@ -335,30 +352,43 @@ class S3Driver(StorageDriver):
         end = size if length is None else min(size, offset + length)
         if end <= offset:
             return
-        r = await self._read(full, f"bytes={offset}-{end - 1}")
-        if r is None:
-            raise FileNotFoundError(key)
-        # a reader task keeps up to PREFETCH chunks coming from S3 while the caller writes the
-        # previous ones to its client: the two transfers overlap instead of taking turns
-        queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(PREFETCH)
+        # ranged GETs of SEGMENT bytes, PARALLEL in flight, each filling its own bounded queue while
+        # the caller writes the earliest one: one S3 stream is latency-bound, several are not
+        spans = [(o, min(end, o + SEGMENT)) for o in range(offset, end, SEGMENT)]
+        tasks: list[asyncio.Task[None]] = []
+        queues: list[asyncio.Queue[bytes | Exception | None]] = []
 
-        async def pump() -> None:
-            try:
-                async with r["Body"] as body:
-                    async for chunk in body.iter_chunks(READ_CHUNK):
-                        await queue.put(chunk)
-                await queue.put(None)
-            except Exception as e:  # noqa: BLE001 - handed to the reader, which raises it
-                await queue.put(e)
+        def start(i: int) -> None:
+            q: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(SEGMENT_AHEAD)
+            queues.append(q)
+            tasks.append(asyncio.ensure_future(self._pump(key, full, *spans[i], q)))
 
-        task = asyncio.ensure_future(pump())
         try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, Exception):
-                    raise item
-                yield item
+            for i in range(len(spans)):
+                while len(tasks) < min(len(spans), i + PARALLEL):
+                    start(len(tasks))
+                q = queues[i]
+                while (item := await q.get()) is not None:
+                    if isinstance(item, Exception):
+                        raise item
+                    yield item
         finally:
-            task.cancel()
+            for t in tasks:
+                t.cancel()
+
+    async def _pump(self, key: str, full: str, start: int, stop: int,
+                    queue: asyncio.Queue[bytes | Exception | None]) -> None:
+        """Bytes ``start`` to ``stop`` of the object ``full`` into ``queue``, then ``None`` (or the error)."""
+        try:
+            r = await self._read(full, f"bytes={start}-{stop - 1}")
+            if r is None:
+                raise FileNotFoundError(key)
+            async with r["Body"] as body:
+                async for chunk in _body_chunks(body):
+                    await queue.put(chunk)
+            await queue.put(None)
+        except Exception as e:  # noqa: BLE001 - handed to the reader, which raises it
+            await queue.put(e)
 
     async def redirect_url(self, key: str) -> str | None:
         if self.settings.redirect != "presigned":
@@ -460,7 +490,7 @@ class S3Driver(StorageDriver):
             if r is None:
                 raise FileNotFoundError(full)
             async with r["Body"] as body:
-                async for chunk in body.iter_chunks(READ_CHUNK):
+                async for chunk in _body_chunks(body):
                     yield chunk
 
     async def spool_commit(self, upload_id: str, key: str) -> bool:
