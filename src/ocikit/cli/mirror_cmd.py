@@ -179,6 +179,9 @@ def _results(prep: Prepared, results: str | None, report: MirrorReport | None = 
 @click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
               help="registries.d directory naming the lookaside stores (source: lookaside; target: "
                    "lookaside-staging or lookaside).")
+@click.option("--policy", "policy", default=None, metavar="FILE",
+              help="Refuse, before anything is written, every image this containers-policy.json rejects "
+                   "(\"system\": /etc/containers/policy.json); the others are mirrored.")
 @click.option("--results", default=None, metavar="DIR", type=click.Path(file_okay=False),
               help="Write registries.conf, ImageDigestMirrorSet/ImageTagMirrorSet/ImageContentSourcePolicy "
                    "YAML and mapping.txt here (registry targets); with lookaside signatures carried, "
@@ -192,7 +195,7 @@ def _results(prep: Prepared, results: str | None, report: MirrorReport | None = 
 def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: str | None, dry_run: bool,
                  journal: str | None, since: str | None, volume_size: str | None, results: str | None,
                  prune: bool, state: str | None, recheck: bool, trust_state: bool, remove_signatures: bool,
-                 registries_d: str | None,
+                 registries_d: str | None, policy: str | None,
                  results_gpg_key: str | None, results_sigstore_key: str | None, **kw: Any) -> None:
     """Mirror the images of a config (or a disk bundle) to a registry or to a disk bundle.
 
@@ -215,7 +218,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
     with ProgressView(enabled=None if fmt == "text" else False) as view:
         job = _job(config, from_, to, kw, journal=journal, since=since, progress=view, state=state,
                    resync=not recheck, trust_state=trust_state, prune=prune, recompress=recompression(kw),
-                   carry_signatures=not remove_signatures, registries_d=registries_d)
+                   carry_signatures=not remove_signatures, registries_d=registries_d, policy=policy)
         pruned: list[Any] = []
 
         async def go() -> tuple[Prepared, MirrorReport | None]:

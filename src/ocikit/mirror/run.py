@@ -65,6 +65,9 @@ class MirrorJob:
     images; False (``--remove-signatures``) drops them all (:mod:`.mirror_signatures`)."""
     registries_d: str | None = None
     """Where registries.d names the lookaside stores (None: the default directory)."""
+    policy: str | None = None
+    """``--policy``: a containers-policy.json file ("system": the system's) every image must pass
+    before anything is written (:mod:`.mirror_policy`)."""
 
     def origin(self) -> str:
         """What the job copies from: the config file or the bundle directory."""
@@ -157,6 +160,13 @@ async def prepare(job: MirrorJob, *, check_target: bool | None = None, dry_run: 
         plan = await build_plan([j for j in jobs if id(j) not in skip], sources, target, limits=limits,
                                 pins=journal.pins, known_present=known, check_target=check_target, opts=opts)
         plan.unchanged = unchanged
+        if job.policy:
+            from ..trust.lookaside import RegistriesD
+            from ..trust.policy import load_policy
+            from .mirror_policy import enforce_policy
+            plan = await enforce_policy(plan, sources, target,
+                                        load_policy(None if job.policy == "system" else job.policy),
+                                        RegistriesD.load(job.registries_d), opts)
         if isinstance(target, BundleTarget):
             plan = target.drop_unchanged(plan)
         plan.images[:0] = failures  # entries that could not even be listed: reported, not fatal
