@@ -196,6 +196,16 @@ def test_registry_to_registry_carries_lookaside_and_cosign_tags(tmp_path, gpg_ke
         with open(_sigs(look_b, "m/app/one")[0], "rb") as f, open(_sigs(look_a, "app/one")[0], "rb") as g:
             assert f.read() == g.read()
         assert digest in _sigs(look_b, "m/app/one")[0].replace("sha256=", "sha256:")
+        # OpenShift's release-signature ConfigMap carries the same signature bytes
+        import base64
+        import yaml
+        cms = list(yaml.safe_load_all((results / "release-signatures.yaml").read_text()))
+        hexpart = digest.split(":", 1)[1]
+        assert [(c["kind"], c["metadata"]["name"], c["metadata"]["namespace"]) for c in cms] == \
+            [("ConfigMap", f"sha256-{hexpart}", "openshift-config-managed")]
+        assert "release.openshift.io/verification-signatures" in cms[0]["metadata"]["labels"]
+        with open(_sigs(look_b, "m/app/one")[0], "rb") as f:
+            assert base64.b64decode(cms[0]["binaryData"][f"sha256-{hexpart}-1"]) == f.read()
         ok = run_ocikit("mirror", "verify", "--config", str(cfg), "--to", f"docker://{b.host}/m", "--src-tls-verify=false",
                            "--dest-tls-verify=false",
                         "--registries.d", regd_a, "--signatures", "--gpg-keyring", gpg_key.public_key, check=False,

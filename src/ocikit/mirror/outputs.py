@@ -81,6 +81,24 @@ def mapping_txt(mapping: Iterable[dict[str, Any]], mirror_repo: Any) -> str:
     return "\n".join(sorted(set(lines))) + ("\n" if lines else "")
 
 
+def _lookaside_signatures(mapping: Sequence[dict[str, Any]], mirror_repo: Any,
+                          lookaside: str) -> list[tuple[str, list[bytes]]]:
+    """The GPG signatures the mirror wrote to ``lookaside`` for each mirrored root manifest."""
+    from ..core.reference import parse_reference
+    from ..trust.lookaside import read_signatures_sync
+
+    out: list[tuple[str, list[bytes]]] = []
+    seen: set[str] = set()
+    for m in mapping:
+        if m.get("kind", "image") != "image" or m["digest"] in seen:
+            continue
+        seen.add(m["digest"])
+        sigs = read_signatures_sync(lookaside, parse_reference(mirror_repo(m["path"])), m["digest"])
+        if sigs:
+            out.append((m["digest"], [data for _, data in sigs]))
+    return out
+
+
 def write_outputs(directory: str, mapping: Sequence[dict[str, Any]], mirror_repo: Any, *,
                   insecure: bool = False, gpg_key: str | None = None, sigstore_key: str | None = None,
                   lookaside: str | None = None) -> list[str]:
@@ -88,9 +106,10 @@ def write_outputs(directory: str, mapping: Sequence[dict[str, Any]], mirror_repo
 
     With ``gpg_key``/``sigstore_key`` (public key files) also ``policy.json`` (and, for a sigstore
     key, ``clusterimagepolicy.yaml``); with ``lookaside`` (where the mirror keeps GPG signatures)
-    ``registries.d/ocikit-mirror.yaml`` (:mod:`.trust_outputs`).
+    ``registries.d/ocikit-mirror.yaml`` and, for the images signed there, ``release-signatures.yaml``
+    (OpenShift's release-signature ConfigMaps; :mod:`.trust_outputs`).
     """
-    from .trust_outputs import cluster_image_policy, policy_json, registries_d_yaml
+    from .trust_outputs import cluster_image_policy, policy_json, registries_d_yaml, release_signature_configmaps
 
     os.makedirs(directory, exist_ok=True)
     pairs = repository_pairs(mapping, mirror_repo)
@@ -104,6 +123,9 @@ def write_outputs(directory: str, mapping: Sequence[dict[str, Any]], mirror_repo
     if lookaside:
         os.makedirs(os.path.join(directory, "registries.d"), exist_ok=True)
         trust[os.path.join("registries.d", "ocikit-mirror.yaml")] = registries_d_yaml(pairs, lookaside)
+        signed = _lookaside_signatures(mapping, mirror_repo, lookaside)
+        if signed:
+            trust["release-signatures.yaml"] = release_signature_configmaps(signed)
     files = {
         "registries.conf": registries_conf(pairs, insecure=insecure),
         "imagedigestmirrorset.yaml": image_digest_mirror_set(pairs),

@@ -6,7 +6,11 @@
 - ``registries.d/ocikit-mirror.yaml``: containers-registries.d(5), both names -> the lookaside
   store the mirror wrote the GPG signatures to;
 - ``clusterimagepolicy.yaml``: OpenShift's ``ClusterImagePolicy`` (config.openshift.io/v1) with
-  the sigstore public key, scoped to the source repositories.
+  the sigstore public key, scoped to the source repositories;
+- ``release-signatures.yaml``: OpenShift's release-signature ConfigMaps (one per signed image, in
+  ``openshift-config-managed``, labelled ``release.openshift.io/verification-signatures``, with the
+  GPG signatures as ``binaryData`` keys ``sha256-<hex>-<n>``), which the cluster-version operator
+  reads in a disconnected cluster to verify release images.
 
 Each builder takes ``pairs``: (source repository, mirror repository), as :mod:`.outputs` does.
 """
@@ -63,4 +67,18 @@ def cluster_image_policy(pairs: Sequence[tuple[str, str]], public_key_pem: bytes
                       "      matchPolicy: MatchRepoDigestOrExact"]) + "\n"
 
 
-__all__ = ["cluster_image_policy", "policy_json", "registries_d_yaml"]
+def release_signature_configmaps(signed: Sequence[tuple[str, Sequence[bytes]]]) -> str:
+    """One ConfigMap per (manifest digest, its GPG signatures), as a multi-document YAML."""
+    docs = []
+    for digest, signatures in signed:
+        alg, _, hexpart = digest.partition(":")
+        lines = ["apiVersion: v1", "kind: ConfigMap", "metadata:", f"  name: {alg}-{hexpart}",
+                 "  namespace: openshift-config-managed", "  labels:",
+                 '    release.openshift.io/verification-signatures: ""', "binaryData:"]
+        lines += [f"  {alg}-{hexpart}-{n}: {base64.b64encode(sig).decode()}"
+                  for n, sig in enumerate(signatures, 1)]
+        docs.append("\n".join(lines) + "\n")
+    return "---\n".join(docs)
+
+
+__all__ = ["cluster_image_policy", "policy_json", "registries_d_yaml", "release_signature_configmaps"]
