@@ -65,3 +65,48 @@ def test_sync_regex_and_platform_subset_then_nothing_moves(tmp_path):
             tags, platforms = asyncio.run(check())
             assert tags == ["v1.0", "v1.1"]
             assert platforms == ["linux/amd64", "linux/arm64"]
+
+
+def test_only_signed_sync_brings_the_signed_tag_only(tmp_path):
+    """``onlySigned`` with a cosign key: the signed tag arrives, the unsigned one is refused."""
+    from helpers.cli import run_ocikit
+
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    pf = tmp_path / "pass"
+    pf.write_text("sync-signed\n")
+    run_ocikit("generate-key", str(tmp_path / "k"), "--passphrase-file", str(pf))
+    done: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        event = await request.json()
+        if event["type"] == "dev.ocikit.registry.sync.done":
+            done.append(event["data"])
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    with docker_registry(str(tmp_path)) as up, serve_app(app) as receiver:
+        write_index(lay, "other", seed=9)  # "plain" is another image, left unsigned
+        for src, tag in (("multi", "signed"), ("other", "plain")):
+            sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:{src}",
+               f"docker://{up.host}/library/app:{tag}")
+        run_ocikit("sign", "--key", str(tmp_path / "k.key"), "--passphrase-file", str(pf), "--tls-verify=false",
+                   f"docker://{up.host}/library/app:signed")
+        cfg = (f"notifications:\n  - url: http://{receiver}/hook\n    events: [sync.done]\n"
+               f"sync:\n  - name: signed\n    interval: 1h\n    prefix: m\n    tls-verify: false\n"
+               f"    onlySigned: true\n    key: {tmp_path / 'k.pub'}\n"
+               f"    images:\n      - source: docker://{up.host}/library/app\n        include: ['.*']\n")
+        with start_ocikit_serve(str(tmp_path), config=cfg) as srv:
+            deadline = time.monotonic() + 120
+            while not done:
+                assert time.monotonic() < deadline, "no sync run"
+                time.sleep(0.1)
+
+            async def tags() -> list[str]:
+                async with aiohttp.ClientSession() as s:
+                    async with s.get(f"{srv.url}/v2/m/library/app/tags/list") as r:
+                        return [t for t in (await r.json())["tags"] if not t.startswith("sha256-")]
+            assert asyncio.run(tags()) == ["signed"]
+            assert not done[0]["ok"], done[0]  # the refused image is reported

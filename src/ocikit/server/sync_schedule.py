@@ -13,6 +13,11 @@ regex or semver, platforms, referrers; ``rewrite:``) plus when and where::
             platforms: [linux/amd64, linux/arm64]
             platform-mode: rewrite
 
+``onlySigned: true`` with ``key: cosign.pub`` (sigstore signatures by that key, naming the source
+repository) or ``policy: policy.json`` (any containers-policy.json; ``registries.d`` names the
+lookaside stores for GPG signatures) refuses every image that is not signed: it is reported in
+the run's ``sync.done`` event and nothing of it is written (``ocikit mirror --policy``).
+
 A run is ``ocikit mirror`` with this server as the target (over HTTP, on its own listen
 address), journaled under ``ROOT/sync/``: a run after a complete one sends nothing it verified
 before. Each run ends with a ``sync.done`` event.
@@ -35,7 +40,8 @@ from .cache_config import parse_duration
 
 log = logging.getLogger("ocikit.server.sync")
 
-_KEYS = {"interval", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name"}
+_KEYS = {"interval", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name", "onlySigned",
+         "key", "policy", "registries.d"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,11 @@ class SyncEntry:
     tls_verify: bool = True
     cert_dir: str | None = None
     auth_file: str | None = None
+    key: str | None = None
+    """``onlySigned`` with a sigstore public key."""
+    policy: str | None = None
+    """``onlySigned`` with a containers-policy.json."""
+    registries_d: str | None = None
 
 
 def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
@@ -71,8 +82,20 @@ def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
         if not isinstance(tls, bool):
             raise UsageError(f"config: {where}.tls-verify: expected true or false")
         mirror = parse_config({k: e[k] for k in ("images", "rewrite") if k in e}, f"config: {where}")
+        only = e.get("onlySigned", False)
+        if not isinstance(only, bool):
+            raise UsageError(f"config: {where}.onlySigned: expected true or false")
+        key, policy = e.get("key"), e.get("policy")
+        if only and (key is None) == (policy is None):
+            raise UsageError(f"config: {where}.onlySigned: needs exactly one of key (a cosign public key) "
+                             "and policy (a containers-policy.json)")
+        if not only and (key or policy):
+            raise UsageError(f"config: {where}: key and policy apply with onlySigned: true")
+        for name, path in (("key", key), ("policy", policy)):
+            if path is not None and not (isinstance(path, str) and os.path.isfile(path)):
+                raise UsageError(f"config: {where}.{name}: {path!r} is not a file")
         out.append(SyncEntry(str(e.get("name") or i), mirror, interval, prefix, tls,
-                             e.get("cert-dir"), e.get("auth-file")))
+                             e.get("cert-dir"), e.get("auth-file"), key, policy, e.get("registries.d")))
     return out
 
 
@@ -89,7 +112,26 @@ def job_for(entry: SyncEntry, listen: str, root: str) -> MirrorJob:
     return MirrorJob(to=target, config=entry.mirror, journal=journal,
                      src_options=OpenOptions(tls_verify=entry.tls_verify, cert_dir=entry.cert_dir,
                                              auth_file=entry.auth_file),
-                     dest_options=OpenOptions(tls_verify=False), jobs=4, per_registry=4)
+                     dest_options=OpenOptions(tls_verify=False), jobs=4, per_registry=4,
+                     policy=_policy_file(entry, root), registries_d=entry.registries_d)
+
+
+def _policy_file(entry: SyncEntry, root: str) -> str | None:
+    """The policy a signed-only sync enforces: the one given, or one made for ``key``."""
+    if entry.key is None:
+        return entry.policy
+    import json
+    import tempfile
+
+    from ..durable import atomic_write
+
+    directory = os.path.join(root, "sync") if root and os.path.isdir(root) else tempfile.gettempdir()
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{entry.name}.policy.json")
+    rule = {"type": "sigstoreSigned", "keyPath": os.path.abspath(entry.key),
+            "signedIdentity": {"type": "matchRepository"}}
+    atomic_write(path, json.dumps({"default": [rule]}).encode(), sync=False)
+    return path
 
 
 async def sync_loop(entry: SyncEntry, job: Callable[[], MirrorJob], ready: asyncio.Event,
