@@ -21,12 +21,8 @@ from helpers.servers import docker_registry, start_ocikit_serve
 pytestmark = pytest.mark.peer
 
 
-def test_sync_regex_and_platform_subset_then_nothing_moves(tmp_path):
-    skopeo = require("skopeo")
-    lay = OCILayout(str(tmp_path / "src"), create=True)
-    write_index(lay, "multi")
-    done: list[dict] = []
-
+def _sync_done_receiver(done: list[dict]) -> web.Application:
+    """A webhook receiver appending each ``sync.done`` event's data to ``done``."""
     async def hook(request: web.Request) -> web.Response:
         event = await request.json()
         if event["type"] == "dev.ocikit.registry.sync.done":
@@ -35,6 +31,15 @@ def test_sync_regex_and_platform_subset_then_nothing_moves(tmp_path):
 
     app = web.Application()
     app.router.add_post("/hook", hook)
+    return app
+
+
+def test_sync_regex_and_platform_subset_then_nothing_moves(tmp_path):
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    done: list[dict] = []
+    app = _sync_done_receiver(done)
     with docker_registry(str(tmp_path)) as up, serve_app(app) as receiver:
         for tag in ("v1.0", "v1.1", "v2.0", "latest"):
             sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
@@ -78,15 +83,7 @@ def test_only_signed_sync_brings_the_signed_tag_only(tmp_path):
     pf.write_text("sync-signed\n")
     run_ocikit("generate-key", str(tmp_path / "k"), "--passphrase-file", str(pf))
     done: list[dict] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        event = await request.json()
-        if event["type"] == "dev.ocikit.registry.sync.done":
-            done.append(event["data"])
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
+    app = _sync_done_receiver(done)
     with docker_registry(str(tmp_path)) as up, serve_app(app) as receiver:
         write_index(lay, "other", seed=9)  # "plain" is another image, left unsigned
         for src, tag in (("multi", "signed"), ("other", "plain")):
