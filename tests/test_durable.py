@@ -29,6 +29,7 @@ from ocikit.ops.copy import acopy
 from ocikit.testing import LayerSpec, write_image
 from ocikit.transports.layout import OCILayout
 
+from helpers.mounts import mounted_tmpfs
 from helpers.cli import run_ocikit
 from helpers.servers import free_port, start_ocikit_serve
 
@@ -267,17 +268,8 @@ def test_artifact_pull_injected(tmp_path, monkeypatch, primitive) -> None:
 @pytest.fixture
 def tiny(tmp_path) -> Iterator[str]:
     """A 2 MiB tmpfs (root only; skipped where mounting is impossible)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.decode().strip()}")
-    try:
-        yield str(mnt)
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
+    with mounted_tmpfs(str(tmp_path / "tiny"), "2m") as mnt:
+        yield mnt
 
 
 def test_layout_write_on_a_full_tmpfs(tmp_path, tiny, images) -> None:

@@ -31,6 +31,8 @@ from ocikit.transports.layout import INDEX_FILE, TMP_PREFIX, VERIFIED_XATTR, OCI
 from ocikit.transports.layout.verified import has_verified_record as _has_verified_record
 from ocikit.transports.layout.verified import record_verified as _record_verified
 
+from helpers.mounts import mounted_tmpfs
+
 BASE = LayerSpec(entries=[FileEntry("etc/os-release", data=b"ID=debian\n"), FileEntry("bin", kind="dir")])
 
 
@@ -442,17 +444,8 @@ def test_symlinked_layout_path(tmp_path) -> None:
 
 @pytest.fixture
 def small_fs(tmp_path):  # type: ignore[no-untyped-def]
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {p.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+    with mounted_tmpfs(str(tmp_path / "small"), "256k"):
+        yield tmp_path / "small"
 
 
 def test_no_space_left(small_fs) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from .output import ProgressView, echo, emit_json, format_option, human_size, ou
 from ..ops.recompress import parse_recompression
 from .options import compress_options
 from .registry_cmds import copy_transport_options, side_options
+from .trust_options import trust_check_options
 
 
 def _size(text: str | None) -> int | None:
@@ -273,16 +274,7 @@ def mirror_group(ctx: click.Context, config: str | None, from_: str | None, to: 
 @click.option("--deep", is_flag=True, help="Also stream every blob from the target and hash it.")
 @click.option("--signatures", is_flag=True,
               help="Also require a good signature for every image at the target (--key, --gpg-keyring or --policy).")
-@click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False, exists=True),
-              help="With --signatures: a trusted sigstore/cosign public key (PEM); repeatable.")
-@click.option("--gpg-keyring", "keyrings", multiple=True, type=click.Path(dir_okay=False, exists=True),
-              help="With --signatures: a file of trusted OpenPGP public keys; repeatable.")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
-              help="With --signatures: a containers-policy.json applied to each image at the target.")
-@click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
-              help="registries.d directory naming the target's lookaside store.")
-@click.option("-r", "--recursive", is_flag=True,
-              help="With --signatures: each platform manifest of an index must be signed too.")
+@trust_check_options
 def verify_command(config: str | None, from_: str | None, to: str | None, deep: bool, signatures: bool,
                    keys: tuple[str, ...], keyrings: tuple[str, ...], policy_path: str | None,
                    registries_d: str | None, recursive: bool, **kw: Any) -> None:

@@ -12,6 +12,21 @@ TRUST_KEYS = ("policy", "registries_d", "remove_signatures", "sign_by", "sign_by
               "sign_passphrase_file", "sign_identity")
 
 
+def trust_check_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """What signatures are checked against (``ocikit verify``, ``mirror verify --signatures``):
+    ``--key``, ``--gpg-keyring``, ``--policy``, ``--registries.d``, ``-r/--recursive``."""
+    f = click.option("-r", "--recursive", is_flag=True,
+                     help="For an index: each platform manifest it lists must be signed too.")(f)
+    f = click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
+                     help="registries.d directory naming the lookaside stores.")(f)
+    f = click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
+                     help="Evaluate this containers-policy.json (\"system\": /etc/containers/policy.json).")(f)
+    f = click.option("--gpg-keyring", "keyrings", multiple=True, type=click.Path(dir_okay=False, exists=True),
+                     help="A file of trusted OpenPGP public keys (armored or binary); repeatable.")(f)
+    return click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False, exists=True),
+                        help="A trusted sigstore/cosign public key (PEM); repeatable.")(f)
+
+
 def trust_copy_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--policy``, ``--registries.d``, ``--remove-signatures``, ``--sign-by``, ``--sign-by-sigstore-private-key``,
     ``--sign-passphrase-file``, ``--sign-identity``."""

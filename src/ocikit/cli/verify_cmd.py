@@ -10,23 +10,15 @@ from ..core.errors import PolicyRejected, SignatureMissing
 from .main import run
 from .output import echo, emit_json, output_format
 from .registry_cmds import open_options, transport_options
+from .trust_options import trust_check_options
 
 
 @click.command("verify")
 @click.argument("images", nargs=-1, required=True)
-@click.option("--key", "keys", multiple=True, type=click.Path(dir_okay=False, exists=True),
-              help="A sigstore/cosign public key (PEM); repeatable.")
-@click.option("--gpg-keyring", "keyrings", multiple=True, type=click.Path(dir_okay=False, exists=True),
-              help="A file of trusted OpenPGP public keys (armored or binary); repeatable.")
-@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
-              help="Evaluate this containers-policy.json (\"system\": /etc/containers/policy.json).")
-@click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
-              help="registries.d directory naming the lookaside stores.")
+@trust_check_options
 @click.option("--identity", default=None, metavar="REF",
               help="With --key/--gpg-keyring: require signatures naming exactly REF (default: IMAGE's "
                    "repository, and its tag when IMAGE names one).")
-@click.option("-r", "--recursive", is_flag=True,
-              help="For an index: each manifest it lists must be signed too (--key/--gpg-keyring).")
 @transport_options
 def verify_command(images: tuple[str, ...], keys: tuple[str, ...], keyrings: tuple[str, ...],
                    policy_path: str | None, registries_d: str | None, identity: str | None, recursive: bool,
