@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from ocikit.core.errors import LayerInvalid, UsageError
 from ocikit.layers.merge import MergedTree
 from ocikit.layers.reader import TarMember
-from ocikit.ops.build import (
+from ocikit.ops.buildconfig import (
     ConfigChanges,
     apply_changes,
     history_entries,

@@ -29,17 +29,7 @@ from ..model import Descriptor, ImageIndex, ImageManifest, build_index, build_ma
 from ..core.platforms import Platform, host_platform, matches
 from ..progress import Message, ProgressSink, emit
 from ..transports.layout import OCILayout
-from .buildconfig import (
-    ConfigChanges,
-    apply_changes,
-    history_entries,
-    new_config,
-    parse_command,
-    parse_env,
-    parse_key_value,
-    parse_port,
-    rfc3339,
-)
+from .buildconfig import ConfigChanges, history_entries, new_config, rfc3339
 from .buildlayers import layer_from_input
 from .copy import CopyOptions, Node, copy_between, resolve_root
 from .inspect import choose_image
@@ -295,7 +285,6 @@ def build(req: BuildRequest) -> BuildResult:
 
 
 __all__ = [
-    "BaseImage", "BuildRequest", "BuildResult", "BuiltImage", "ConfigChanges", "SCRATCH",
-    "abuild", "apply_changes", "build", "history_entries", "load_base", "new_config", "parse_command",
-    "parse_env", "parse_key_value", "parse_port", "publish", "rfc3339", "write_image",
+    "BaseImage", "BuildRequest", "BuildResult", "BuiltImage", "SCRATCH",
+    "abuild", "build", "load_base", "publish", "write_image",
 ]

@@ -24,7 +24,8 @@ from ..model import ImageManifest
 from ..core.platforms import Platform
 from ..progress import ProgressSink
 from ..transports.layout import OCILayout
-from .build import BaseImage, BuildRequest, BuildResult, ConfigChanges, abuild
+from .build import BaseImage, BuildRequest, BuildResult, abuild
+from .buildconfig import ConfigChanges
 
 DataHandler = Callable[[LayerReader, TarMember], Any]
 """Consumes a regular file's data from the reader; returns the reference stored in the tree."""
