@@ -34,10 +34,21 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     await resp.prepare(request)
-    async for chunk in reg.storage.blob_chunks(digest, offset, length):
-        await resp.write(chunk)
+    fd = _plain_socket(request)
+    if fd is None or not await reg.storage.blob_relay(digest, offset, length, fd):
+        async for chunk in reg.storage.blob_chunks(digest, offset, length):
+            await resp.write(chunk)
     await resp.write_eof()
     return resp
+
+
+def _plain_socket(request: web.Request) -> int | None:
+    """The client's TCP socket, when nothing (TLS, unsent bytes) stands between it and the body."""
+    t = request.transport
+    if t is None or t.get_extra_info("sslcontext") is not None or t.get_write_buffer_size():
+        return None
+    sock = t.get_extra_info("socket")
+    return sock.fileno() if sock is not None else None
 
 
 async def delete_blob(request: web.Request, name: str, ref: str) -> web.StreamResponse:

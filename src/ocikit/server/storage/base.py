@@ -66,6 +66,12 @@ class StorageDriver(abc.ABC):
     def read_chunks(self, key: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         """Stream the object's bytes from ``offset`` (for drivers without ``local_path``)."""
 
+    async def relay(self, key: str, offset: int, length: int, sock_fd: int) -> bool:
+        """Write bytes ``offset`` to ``offset + length`` of ``key`` straight into the connected
+        socket ``sock_fd`` (the response head already sent); ``False``, having written nothing,
+        when this driver cannot (then :meth:`read_chunks` is the way)."""
+        return False
+
     # --- upload spools ---------------------------------------------------------------
 
     @abc.abstractmethod

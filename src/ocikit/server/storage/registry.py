@@ -123,6 +123,10 @@ class RegistryStorage:
     def blob_chunks(self, digest: Digest, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
         return self.driver.read_chunks(blob_key(digest), offset, length)
 
+    async def blob_relay(self, digest: Digest, offset: int, length: int, sock_fd: int) -> bool:
+        """Bytes of a blob straight into a client socket, if the driver can (see ``StorageDriver.relay``)."""
+        return await self.driver.relay(blob_key(digest), offset, length, sock_fd)
+
     async def link_blob(self, name: str, digest: Digest, *, touch: bool = True) -> None:
         await self._index_repository(name)
         if touch:  # refresh it for a concurrent gc's grace (not needed when it was just written)

@@ -29,6 +29,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from ...core.digest import Digester
 from ...core.errors import StorageUnavailable, UsageError
 from .base import StorageDriver
+from . import s3relay
 from .s3parts import write_object
 from .s3settings import S3Settings
 
@@ -44,6 +45,12 @@ PARALLEL = 2
 """Ranged GETs in flight for one streamed blob GET (the first is written while the others fill)."""
 SEGMENT_AHEAD = 8
 """Chunks a segment holds ahead of the writer (memory per GET: PARALLEL x SEGMENT_AHEAD x READ_CHUNK)."""
+RELAY_SEGMENT = 32 << 20
+"""Range of one GET when a blob is relayed in the kernel (:mod:`.s3relay`)."""
+RELAY_PARALLEL = 3
+"""Ranged GETs in flight for one relayed blob GET."""
+RELAY_TIMEOUT = 60.0
+"""Seconds a relay may make no progress (neither S3 nor the client moving) before it gives up."""
 META_DATA = "ocikit-data"
 META_SIZE = "ocikit-size"
 
@@ -389,6 +396,24 @@ class S3Driver(StorageDriver):
             await queue.put(None)
         except Exception as e:  # noqa: BLE001 - handed to the reader, which raises it
             await queue.put(e)
+
+    async def relay(self, key: str, offset: int, length: int, sock_fd: int) -> bool:
+        """Splice the bytes from S3 into the client socket (:mod:`.s3relay`) when S3 is plain HTTP."""
+        if not s3relay.available() or length <= 0 or not (self.settings.endpoint or "").startswith("http://"):
+            return False
+        where = await self._resolve(key)
+        if where is None:
+            return False
+        c = await self.client()
+        url = await c.generate_presigned_url("get_object", Params={"Bucket": self.settings.bucket, "Key": where[0]},
+                                             ExpiresIn=3600)
+        target = s3relay.Target.parse(url)
+        if target is None:
+            return False
+        end = offset + length
+        spans = [(o, min(end, o + RELAY_SEGMENT)) for o in range(offset, end, RELAY_SEGMENT)]
+        await s3relay.relay_async(target, spans, sock_fd, RELAY_PARALLEL, RELAY_TIMEOUT)
+        return True
 
     async def redirect_url(self, key: str) -> str | None:
         if self.settings.redirect != "presigned":
