@@ -60,7 +60,8 @@ def test_durations(text, seconds):
 
 @pytest.mark.parametrize("value, expected", [
     ("24h", 86400), (30, 30), ("90", 90), (" 2h ", 7200),
-    ("0 3 * * *", "0 3 * * *"), ("@daily", "@daily"), (" @hourly", "@hourly"), ("*/5 * * * MON-FRI", "*/5 * * * MON-FRI"),
+    ("0 3 * * *", "0 3 * * *"), ("@daily", "@daily"), (" @hourly", "@hourly"),
+    ("*/5 * * * MON-FRI", "*/5 * * * MON-FRI"),
 ])
 def test_a_schedule_is_a_duration_or_a_cron_expression(value, expected):
     when = parse_when(value, "x")

@@ -1,47 +1,21 @@
 """The background loops of ``ocikit serve``: on an interval, or at the times of a cron schedule.
 
-The cron loop is driven by a real :class:`CronSchedule` subclass whose ``next_after`` answers a
-moment a fraction of a second ahead, so the loop's own clock reading, sleeping, starting and
-skipping run as in the server, without waiting for a minute boundary.
+The cron loop is driven by ``helpers.schedules.Soon``, a real ``CronSchedule`` whose
+``next_after`` answers a moment a fraction of a second ahead, so the loop's own clock reading,
+sleeping, starting and skipping run as in the server, without waiting for a minute boundary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
-from ocikit.core.cron import CronSchedule
 from ocikit.server.schedules import run_at_times, run_every
 
-
-@dataclass(frozen=True)
-class Soon(CronSchedule):
-    """A schedule due ``gap`` seconds after any moment; records every time it handed out."""
-
-    gap: float = 0.2
-    handed: list[datetime] = field(default_factory=list)
-
-    def next_after(self, after: datetime) -> datetime:
-        due = after + timedelta(seconds=self.gap)
-        self.handed.append(due)
-        return due
-
-    @classmethod
-    def make(cls, gap: float) -> Soon:
-        return replace(cls.parse("* * * * *"), gap=gap)
-
-
-async def _until(condition, what: str, limit: float = 5.0) -> None:
-    """Yield to the loop until ``condition()``; a generous bound only so a broken loop fails the test."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit
-    while not condition():
-        assert loop.time() < end, f"never happened: {what}"
-        await asyncio.sleep(0.01)
+from helpers.schedules import Soon, until
 
 
 async def test_cron_runs_start_at_their_times_and_not_at_start():
@@ -53,7 +27,7 @@ async def test_cron_runs_start_at_their_times_and_not_at_start():
 
     task = asyncio.create_task(run_at_times(sched, job, "test"))
     try:
-        await _until(lambda: len(started) >= 3, "three runs")
+        await until(lambda: len(started) >= 3, "three runs")
     finally:
         task.cancel()
     # each run starts at or after a time the schedule named, and the first one waited for its time
@@ -86,11 +60,11 @@ async def test_a_run_still_going_skips_the_next_time_and_says_so(caplog):
     task = asyncio.create_task(run_at_times(sched, job, "sync nightly"))
     try:
         skipped = lambda: [r for r in caplog.records if "is skipped: the one before is still going" in r.message]
-        await _until(lambda: len(skipped()) >= 2, "two skipped times")
+        await until(lambda: len(skipped()) >= 2, "two skipped times")
         assert runs == 1
         assert skipped()[0].getMessage().startswith("sync nightly: the run due at ")
         release.set()
-        await _until(lambda: runs >= 3, "runs after the long one ended")
+        await until(lambda: runs >= 3, "runs after the long one ended")
     finally:
         task.cancel()
     assert most == 1
@@ -108,7 +82,7 @@ async def test_a_failing_run_is_logged_and_the_next_time_runs(caplog):
     caplog.set_level(logging.ERROR, logger="ocikit.server.schedules")
     task = asyncio.create_task(run_at_times(sched, job, "retention"))
     try:
-        await _until(lambda: runs >= 2, "a run after a failed one")
+        await until(lambda: runs >= 2, "a run after a failed one")
     finally:
         task.cancel()
     assert any(r.getMessage() == "retention: the run failed" and r.exc_info for r in caplog.records)
@@ -164,7 +138,7 @@ async def test_interval_counts_from_the_end_of_each_run():
 
     task = asyncio.create_task(run_every(0.01, job, at_start=True))
     try:
-        await _until(lambda: runs >= 4, "four runs")
+        await until(lambda: runs >= 4, "four runs")
     finally:
         task.cancel()
     assert most == 1

@@ -49,8 +49,8 @@ from .schedules import run_at_times, run_every
 
 log = logging.getLogger("ocikit.server.sync")
 
-_KEYS = {"interval", "schedule", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name", "onlySigned",
-         "key", "policy", "registries.d"}
+_KEYS = {"interval", "schedule", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name",
+         "onlySigned", "key", "policy", "registries.d"}
 
 
 @dataclass(frozen=True)
