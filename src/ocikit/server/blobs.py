@@ -7,7 +7,7 @@ import os
 from aiohttp import web
 
 from ..core.digest import Digest
-from ..core.errors import BlobUnknown
+from ..core.errors import BlobUnknown, OcikitError
 from .context import registry
 from .filesend import file_response, span_response
 
@@ -39,10 +39,16 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
         return answer
     resp, offset, length = answer
     await resp.prepare(request)
-    fd = _plain_socket(request)
-    if fd is None or not await reg.storage.blob_relay(digest, offset, length, fd):
-        async for chunk in reg.storage.blob_chunks(digest, offset, length):
-            await resp.write(chunk)
+    try:
+        fd = _plain_socket(request)
+        if fd is None or not await reg.storage.blob_relay(digest, offset, length, fd):
+            async for chunk in reg.storage.blob_chunks(digest, offset, length):
+                await resp.write(chunk)
+    except (OcikitError, OSError) as e:
+        # the head is out: an error answer would land inside the body; a cut connection is the honest end
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError(f"blob {digest}: body cut short: {e}") from None
     await resp.write_eof()
     return resp
 
