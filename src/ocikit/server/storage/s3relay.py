@@ -23,6 +23,7 @@ import fcntl
 import os
 import select
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -33,12 +34,15 @@ PIPE_SIZE = 1 << 20
 """Bytes one range may hold in its pipe ahead of the client (kernel memory)."""
 HEAD_LIMIT = 64 << 10
 """An S3 response head larger than this is refused."""
-_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
 def available() -> bool:
     """``os.splice`` exists (Linux, Python >= 3.10)."""
-    return hasattr(os, "splice")
+    return sys.platform.startswith("linux")
+
+
+def _flags() -> int:
+    return os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 
 
 @dataclass
@@ -84,7 +88,7 @@ class _Range:
 def _pipe() -> tuple[int, int]:
     r, w = os.pipe()
     try:
-        fcntl.fcntl(w, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_SIZE)
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:
         pass  # the default size (64 KiB) works, with more wake-ups
     os.set_blocking(r, False)
@@ -134,7 +138,7 @@ def _fill(rng: _Range) -> bool:
     moved = False
     while rng.to_pipe and not rng.pipe_full:
         try:
-            n = os.splice(rng.sock.fileno(), rng.w, min(rng.to_pipe, PIPE_SIZE), flags=_FLAGS)
+            n = os.splice(rng.sock.fileno(), rng.w, min(rng.to_pipe, PIPE_SIZE), flags=_flags())
         except BlockingIOError:
             # the socket has nothing, or the pipe has no free slot: ask the pipe
             p = select.poll()
@@ -154,7 +158,7 @@ def _drain(rng: _Range, out: int) -> bool:
     moved = False
     while rng.in_pipe:
         try:
-            n = os.splice(rng.r, out, rng.in_pipe, flags=_FLAGS)
+            n = os.splice(rng.r, out, rng.in_pipe, flags=_flags())
         except BlockingIOError:
             return moved
         rng.in_pipe -= n
