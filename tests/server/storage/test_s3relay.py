@@ -1,13 +1,16 @@
 """The kernel relay of a streamed blob GET (S3 socket -> pipe -> client socket) against a real SeaweedFS:
 exact bytes for any offset and length over several ranged GETs, an object vanishing mid-relay, a
-client going away, and the drivers and endpoints that cannot relay."""
+client going away, the drivers and endpoints that cannot relay, and ``ocikit serve`` cutting the connection
+when the bucket dies mid-body."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 
+import aiohttp
 import pytest
 
 from ocikit.core.errors import StorageUnavailable
@@ -16,7 +19,8 @@ from ocikit.server.storage.s3 import S3Driver
 from ocikit.server.storage.s3relay import Target
 from ocikit.server.storage.s3settings import S3Settings
 
-from helpers.servers import SeaweedServer
+from helpers.rawhttp import Client
+from helpers.servers import SeaweedServer, seaweedfs, start_ocikit_serve
 
 
 def driver(s3: SeaweedServer, prefix: str) -> S3Driver:
@@ -130,3 +134,28 @@ async def test_only_plain_http_endpoints_relay():
     t = Target.parse("http://127.0.0.1:8333/b/k%2Fx?X-Amz-Signature=1")
     assert t is not None and (t.host, t.port, t.request_target, t.host_header) == \
         ("127.0.0.1", 8333, "/b/k%2Fx?X-Amz-Signature=1", "127.0.0.1:8333")
+
+
+async def test_bucket_dying_mid_body_cuts_the_connection(tmp_path):
+    """``ocikit serve`` relaying a blob when SeaweedFS is killed: the client gets a true prefix of the blob on
+    a closed connection (never an error answer inside the body), and the replica answers 503 next."""
+    with seaweedfs(str(tmp_path)) as s3:
+        with start_ocikit_serve(str(tmp_path), storage=s3.storage_url("cut", redirect="off"), env=s3.env) as srv:
+            data = os.urandom(96 << 20)
+            async with aiohttp.ClientSession() as s:
+                digest = await Client(srv.url, s).post_blob("cut/a", data)
+            host, port = srv.host.split(":")
+            reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 16)
+            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+            writer.write(f"GET /v2/cut/a/blobs/{digest} HTTP/1.1\r\nHost: {srv.host}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and f"Content-Length: {len(data)}".encode() in head
+            body = await reader.readexactly(1 << 20)  # the relay is under way, held back by this slow reader
+            os.kill(s3.proc.pid, signal.SIGKILL)
+            s3.proc.wait()
+            body += await asyncio.wait_for(reader.read(), 120)  # up to EOF: the replica cut the connection
+            writer.close()
+            assert len(body) < len(data) and body == data[:len(body)]
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"{srv.url}/v2/cut/a/blobs/{digest}") as r:
+                    assert r.status == 503
