@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
 
+import aiohttp
 import pytest
 
 from ocikit.core import mediatypes as mt
@@ -16,6 +18,9 @@ from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key
 from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
+
+from helpers.cli import OCIKIT
+from helpers.servers import start_ocikit_serve
 
 
 async def _one(data: bytes):
@@ -126,3 +131,67 @@ async def test_gc_cli_dry_run_lists(tmp_path, ocikit):
     p = ocikit("--format", "json", "registry", "gc", "--root", root, "--grace", "1m")
     assert json.loads(p.stdout)["blobs"] == [str(d)]
     assert not os.path.exists(st.driver.local_path(blob_key(d)))
+
+
+async def _gc_loop(root: str, stop: "asyncio.Event") -> int:
+    """``ocikit registry gc --grace 1`` over and over (real processes) until ``stop``; how many ran."""
+    runs = 0
+    while not stop.is_set():
+        p = await asyncio.create_subprocess_exec(*OCIKIT, "registry", "gc", "--root", root, "--grace", "1",
+                                                 stdout=asyncio.subprocess.DEVNULL,
+                                                 stderr=asyncio.subprocess.PIPE)
+        _, err = await p.communicate()
+        assert p.returncode == 0, err.decode()
+        runs += 1
+    return runs
+
+
+async def _push_and_head(http: aiohttp.ClientSession, base: str, repo: str, data: bytes,
+                         pause: float) -> str | None:
+    """Upload ``data`` (chunked: POST, PATCH, ``pause``, PUT), then HEAD it at once: why it is gone, or None."""
+    digest = str(Digest.of(data))
+    async with http.post(f"{base}/v2/{repo}/blobs/uploads/") as r:
+        assert r.status == 202, await r.text()
+        location = r.headers["Location"]
+    url = location if location.startswith("http") else base + location
+    async with http.patch(url, data=data, headers={"Content-Type": "application/octet-stream"}) as r:
+        assert r.status == 202, await r.text()
+        url = r.headers["Location"] if r.headers["Location"].startswith("http") else base + r.headers["Location"]
+    await asyncio.sleep(pause)
+    sep = "&" if "?" in url else "?"
+    async with http.put(f"{url}{sep}digest={digest}") as r:
+        assert r.status == 201, await r.text()
+    async with http.head(f"{base}/v2/{repo}/blobs/{digest}") as r:
+        return None if r.status == 200 else f"{digest}: HEAD {r.status} right after its 201"
+
+
+@pytest.mark.slow
+async def test_gc_never_deletes_a_blob_whose_upload_was_acknowledged(tmp_path):
+    """Pushes (fresh blobs whose last bytes came in longer ago than the grace, and blobs pushed
+    again once gc may hold them for garbage) while ``registry gc --grace 1`` runs again and again
+    on the live server's root: every acknowledged blob is there right after its 201. Hundreds of
+    repositories marked after the pushed ones keep each collection's mark-to-sweep window open."""
+    root = str(tmp_path / "root")
+    filler = RegistryStorage(FilesystemDriver(root, fsync=False))
+    for i in range(300):
+        await write_image_async(RepositoryStore(filler, f"zz/fill-{i}"), "v1")
+    with start_ocikit_serve(str(tmp_path), root=root, fsync=True) as srv:
+        stop = asyncio.Event()
+        gc = asyncio.ensure_future(_gc_loop(srv.root, stop))
+        lost: list[str] = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                async def pusher(n: int) -> None:
+                    for i in range(5):
+                        fresh = os.urandom(64 << 10) + f"{n}-{i}".encode()
+                        again = f"pushed again and again {n} {i % 3}".encode() * 1000
+                        for data, pause in ((fresh, 1.3), (again, 0.0)):
+                            why = await _push_and_head(http, srv.url, f"race/r{n % 2}", data, pause)
+                            if why:
+                                lost.append(why)
+                await asyncio.gather(*(pusher(n) for n in range(32)))
+        finally:
+            stop.set()
+            runs = await gc
+        assert runs >= 5  # gc did run during the pushes
+        assert lost == []
