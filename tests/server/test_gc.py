@@ -182,7 +182,7 @@ async def test_gc_never_deletes_a_blob_whose_upload_was_acknowledged(tmp_path):
         try:
             async with aiohttp.ClientSession() as http:
                 async def pusher(n: int) -> None:
-                    for i in range(5):
+                    for i in range(8):
                         fresh = os.urandom(64 << 10) + f"{n}-{i}".encode()
                         again = f"pushed again and again {n} {i % 3}".encode() * 1000
                         for data, pause in ((fresh, 1.3), (again, 0.0)):
