@@ -21,7 +21,7 @@ from . import blobs, catalog, extensions, manifests, referrers_api, tags, upload
 from .access import Authenticator, Need
 from .serve_config import ServerConfig
 from .cache import OBSERVER, cache_metrics, install_cache
-from .context import REGISTRY, Registry
+from .context import PRINCIPAL, REGISTRY, Registry
 from .error_body import error_response, simple_error
 from .metrics import Metrics
 from .pullthrough import PULLTHROUGH
@@ -78,7 +78,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         route = parse_route(request.path)
         kind = route.kind
         need = _need(route, request.method)
-        request["ocikit_principal"] = await reg.auth.authenticate(request.headers, _realm_url(request, reg), need)
+        request[PRINCIPAL] = await reg.auth.authenticate(request.headers, _realm_url(request, reg), need)
         if route.kind == "base":
             if request.method not in ("GET", "HEAD"):
                 raise Unsupported(f"{request.method} /v2/ is not supported")
