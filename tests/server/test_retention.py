@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ocikit.core.digest import Digest
 from ocikit.core.errors import UsageError
+from ocikit.server.cache import retention_loop
 from ocikit.server.cache_config import parse_cache
 from ocikit.server.retention import apply_retention
 from ocikit.server.storage.fs import FilesystemDriver
@@ -25,6 +26,7 @@ from helpers.app_servers import serve_app
 from helpers.cli import invoke
 from helpers.images import push_signature
 from helpers.rawhttp import Client
+from helpers.schedules import Soon, until
 from helpers.servers import start_ocikit_serve
 
 
@@ -106,6 +108,32 @@ async def test_a_rule_deleting_every_tag_needs_allow_empty(tmp_path):
     doc["retention"][0]["allowEmpty"] = True
     await apply_retention(storage, parse_cache(doc).retention)
     assert await storage.list_tags("other") == []
+
+
+async def test_retention_on_a_cron_schedule_runs_at_its_times(tmp_path):
+    """The cron path of the server's retention loop, over a real storage (``Soon`` comes due a
+    fraction of a second ahead instead of at a minute boundary)."""
+    storage = RegistryStorage(FilesystemDriver(str(tmp_path), fsync=False))
+    store = RepositoryStore(storage, "pr/app")
+    for i, tag in enumerate(("old", "mid", "new")):
+        await write_image_async(store, tag, seed=i + 1)
+        _age(str(tmp_path), repo_key("pr/app", "_manifests", "tags", tag), 300 - i * 100)
+    cache = parse_cache(yaml.safe_load('retention:\n  schedule: "@daily"\n  rules:\n'
+                                       '    - {repository: "pr/*", keep-last: 1}\n'))
+    assert cache.retention_cron is not None and cache.retention_interval is None
+    soon = Soon.make(0.2)
+    cache.retention_cron = soon
+    rounds: list[dict] = []
+    loop = asyncio.create_task(retention_loop(storage, cache,
+                                              lambda event, data: rounds.append({"event": event, **data})))
+    try:
+        await until(lambda: len(rounds) >= 2, "two retention rounds")
+    finally:
+        loop.cancel()
+    assert soon.handed, "the rounds did not come from the schedule"
+    assert rounds[0]["event"] == "gc.done" and set(rounds[0]["tags"]) == {"pr/app:old", "pr/app:mid"}
+    assert rounds[1]["tags"] == []
+    assert await storage.list_tags("pr/app") == ["new"]
 
 
 def test_registry_gc_applies_retention_from_a_config(tmp_path):

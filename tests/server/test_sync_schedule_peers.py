@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from ocikit.core import mediatypes as mt
+from ocikit.server.sync_schedule import job_for, parse_sync, sync_loop
 from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
 from helpers.app_servers import serve_app
 from helpers.peers import require, sh
+from helpers.schedules import Soon, until
 from helpers.servers import docker_registry, start_ocikit_serve
 
 pytestmark = pytest.mark.peer
@@ -107,3 +110,39 @@ def test_only_signed_sync_brings_the_signed_tag_only(tmp_path):
                         return [t for t in (await r.json())["tags"] if not t.startswith("sha256-")]
             assert asyncio.run(tags()) == ["signed"]
             assert not done[0]["ok"], done[0]  # the refused image is reported
+
+
+def test_a_cron_sync_runs_at_its_times_into_the_server(tmp_path):
+    """The cron path of ``sync_loop``: runs at the schedule's times, each a real mirror run into a
+    real ``ocikit serve`` (``Soon`` comes due a fraction of a second ahead instead of at a minute)."""
+    skopeo = require("skopeo")
+    lay = OCILayout(str(tmp_path / "src"), create=True)
+    write_index(lay, "multi")
+    with docker_registry(str(tmp_path)) as up, start_ocikit_serve(str(tmp_path)) as srv:
+        for tag in ("v1.0", "v2.0"):
+            sh(skopeo, "copy", "--all", "--dest-tls-verify=false", f"oci:{tmp_path / 'src'}:multi",
+               f"docker://{up.host}/library/multi:{tag}")
+        (entry,) = parse_sync([{"name": "nightly", "schedule": "0 3 * * *", "prefix": "cron", "tls-verify": False,
+                                "images": [{"source": f"docker://{up.host}/library/multi", "include": ["^v1\\."]}]}])
+        soon = Soon.make(0.3)
+        entry = replace(entry, schedule=soon)
+        done: list[dict] = []
+
+        async def runs() -> list[str]:
+            ready = asyncio.Event()
+            ready.set()
+            loop = asyncio.create_task(sync_loop(entry, lambda: job_for(entry, srv.host, srv.root), ready,
+                                                 lambda kind, data: done.append(data)))
+            try:
+                await until(lambda: len(done) >= 2, "two sync runs", limit=120)
+            finally:
+                loop.cancel()
+            async with aiohttp.ClientSession() as s:
+                async with s.get(f"{srv.url}/v2/cron/library/multi/tags/list") as r:
+                    return (await r.json())["tags"]
+        tags = asyncio.run(runs())
+    assert soon.handed, "the runs did not come from the schedule"
+    first, second = done[0], done[1]
+    assert first["ok"] and first["sync"] == "nightly" and first["blobsMoved"] > 0, first
+    assert second["ok"] and second["blobsMoved"] == 0, second
+    assert tags == ["v1.0"]

@@ -1,2 +1,3 @@
-"""The pure core: digests, references, transport references, platforms, media types, errors and
-numbers from outside — the grammar and types every layer shares; imports nothing else of ocikit."""
+"""The pure core: digests, references, transport references, platforms, media types, errors,
+numbers from outside and cron expressions — the grammar and types every layer shares; imports
+nothing else of ocikit."""

@@ -40,6 +40,10 @@ class UsageError(OcikitError):
     exit_code = 2
 
 
+class CronInvalid(UsageError):
+    """A cron expression that does not parse, or that no date can ever match; the message names the field."""
+
+
 class ConversionError(UsageError):
     """A manifest cannot be converted to the format asked for (``copy --format``), or may not change."""
 

@@ -6,7 +6,7 @@ registry storage (hashed and written in a worker thread, :func:`ocikit.durable.w
 and committed only when digest and size check out (:meth:`RegistryStorage.finish_upload`); a
 lying upstream leaves nothing behind.
 
-With a filesystem driver every client *follows the spool*: it is sent, with ``sendfile``, what
+With a filesystem driver every client *follows the spool*: it is sent (:mod:`.filesend`) what
 the spool file holds so far, from whichever byte it has reached, then waits for more; no piece
 is queued in memory, a slow client only ever waits for its own socket, and a client that comes
 while bytes flow joins at byte 0 without waiting for the end. Without a local spool (S3),
@@ -29,6 +29,7 @@ from typing import IO, AsyncIterator, Callable
 from aiohttp import web
 
 from ..core.digest import Digest
+from .filesend import file_response, send_span
 from .storage.registry import RegistryStorage
 
 log = logging.getLogger("ocikit.server.proxy")
@@ -153,7 +154,11 @@ class BlobFetch:
                 await self.wait()
                 path = self.storage.blob_path(self.digest)
                 assert path is not None
-                return web.FileResponse(path, headers=headers)
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    return await file_response(request, fd, self.size, headers)
+                finally:
+                    os.close(fd)
             await resp.prepare(request)
             return await self._feed(request, resp, sub)
         finally:
@@ -169,8 +174,7 @@ class BlobFetch:
 
     async def _follow(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber,
                       f: IO[bytes]) -> web.StreamResponse:
-        """Send what the spool holds, with ``sendfile``, as it grows; the last byte once verified."""
-        loop = asyncio.get_running_loop()
+        """Send what the spool holds, piece by piece, as it grows; the last byte once verified."""
         fd = f.fileno()
         sent = 0
         while True:
@@ -183,7 +187,7 @@ class BlobFetch:
             if limit > sent:
                 if request.transport is None:
                     raise ConnectionResetError("client went away")
-                await loop.sendfile(request.transport, f, sent, limit - sent)
+                await send_span(resp, fd, sent, limit - sent)
                 sent = limit
                 continue
             if verified:

@@ -1,11 +1,15 @@
-"""``/v2/<name>/blobs/<digest>``: GET and HEAD (sendfile, Range, or a 307 to a presigned URL) and DELETE."""
+"""``/v2/<name>/blobs/<digest>``: GET and HEAD (pieces of a file, Range, or a 307 to a presigned URL) and DELETE."""
 
 from __future__ import annotations
+
+import os
 
 from aiohttp import web
 
 from ..core.digest import Digest
+from ..core.errors import BlobUnknown
 from .context import registry
+from .filesend import file_response, span_response
 
 
 async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamResponse:
@@ -16,23 +20,24 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
                "Accept-Ranges": "bytes"}
     path = reg.storage.blob_path(digest)
     if path is not None:
-        return web.FileResponse(path, headers=headers)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # deleted since require_blob
+            raise BlobUnknown(f"blob unknown to registry: {digest}", detail={"digest": str(digest)}) from None
+        try:
+            return await file_response(request, fd, size, headers)
+        finally:
+            os.close(fd)
     if request.method == "HEAD":  # from metadata alone
         return web.Response(headers={**headers, "Content-Length": str(size)})
     url = await reg.storage.blob_redirect(digest)
     if url is not None:
         return web.Response(status=307, headers={"Location": url, "Docker-Content-Digest": str(digest),
                                                  "Content-Length": "0"})
-    offset, length, status = 0, size, 200
-    rng = request.http_range
-    if rng.start is not None or rng.stop is not None:
-        start, stop, _ = rng.indices(size)
-        if start >= stop:
-            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-        offset, length, status = start, stop - start, 206
-        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-    resp = web.StreamResponse(status=status, headers=headers)
-    resp.content_length = length
+    answer = span_response(request, size, headers)
+    if isinstance(answer, web.Response):
+        return answer
+    resp, offset, length = answer
     await resp.prepare(request)
     async for chunk in reg.storage.blob_chunks(digest, offset, length):
         await resp.write(chunk)

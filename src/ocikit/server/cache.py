@@ -19,6 +19,8 @@ from .context import Registry
 from .events import Notifier
 from .pullthrough import PULLTHROUGH, PullThrough
 from .retention import PullRecorder, apply_retention
+from .schedules import run_at_times, run_every
+from .storage.registry import RegistryStorage
 from .sync_schedule import job_for, parse_sync, sync_loop
 
 log = logging.getLogger("ocikit.server.cache")
@@ -73,18 +75,25 @@ def cache_metrics(app: web.Application) -> str:
     return out
 
 
-async def _retention_loop(registry: Registry, cache: CacheConfig, emit: Emit | None) -> None:
-    assert cache.retention_interval
-    while True:
-        await asyncio.sleep(cache.retention_interval)
+async def retention_loop(storage: RegistryStorage, cache: CacheConfig, emit: Emit | None) -> None:
+    """Apply ``cache.retention`` to ``storage`` every ``retention_interval`` seconds (the first round after one
+    interval), or at the times of ``retention_cron``."""
+
+    async def round_once() -> None:
         try:
-            report = await apply_retention(registry.storage, cache.retention)
+            report = await apply_retention(storage, cache.retention)
         except Exception:  # noqa: BLE001 - a failed round is logged; the next one runs anyway
             log.exception("scheduled retention failed")
-            continue
+            return
         log.info("retention: removed %d tags, %d manifests", len(report.tags), len(report.manifests))
         if emit is not None:
             emit("gc.done", {"kind": "retention", **report.to_dict()})
+
+    if cache.retention_cron is not None:
+        await run_at_times(cache.retention_cron, round_once, "retention")
+    else:
+        assert cache.retention_interval
+        await run_every(cache.retention_interval, round_once, at_start=False)
 
 
 async def _listening(config: ServerConfig, ready: asyncio.Event) -> None:
@@ -124,8 +133,8 @@ def install_cache(app: web.Application, config: ServerConfig, registry: Registry
     async def start(_: web.Application) -> None:
         if notifier is not None:
             await notifier.start()
-        if cache.retention and cache.retention_interval:
-            tasks.append(asyncio.create_task(_retention_loop(registry, cache, emit)))
+        if cache.retention and (cache.retention_interval or cache.retention_cron):
+            tasks.append(asyncio.create_task(retention_loop(registry.storage, cache, emit)))
         if syncs:
             ready = asyncio.Event()
             tasks.append(asyncio.create_task(_listening(config, ready)))

@@ -11,7 +11,8 @@ Example::
         retries: 2
         tag-ttl: 5m                        # re-check a tag upstream after this long
     retention:                             # or a list of rules (applied by `ocikit registry gc` only)
-      schedule: 24h                        # also applied inside the server this often
+      schedule: 24h                        # also applied inside the server this often, or at the
+                                           # times of a cron expression (UTC): "30 3 * * *"
       rules:
       - repository: "team/*"
         keep-last: 10                      # the 10 most recently pushed tags
@@ -34,7 +35,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import UsageError
+from ..core.cron import CronSchedule
+from ..core.errors import CronInvalid, UsageError
 from ..core.reference import validate_repository_name
 from .serve_config import _number, _optional_text
 
@@ -57,6 +59,21 @@ def parse_duration(value: Any, path: str) -> float:
     if not 0 <= number < 1e10:
         raise UsageError(f"config: {path}: out of range")
     return number
+
+
+def parse_cron(value: Any, path: str) -> CronSchedule:
+    """A cron expression (five fields, UTC, or a macro such as ``@daily``); errors name ``path``."""
+    try:
+        return CronSchedule.parse(value)
+    except CronInvalid as err:
+        raise CronInvalid(f"config: {path}: {err}") from None
+
+
+def parse_when(value: Any, path: str) -> float | CronSchedule:
+    """A duration (``30s``, ``24h``, seconds) or a cron expression: text of several fields, or an ``@`` macro."""
+    if isinstance(value, str) and (value.strip().startswith("@") or len(value.split()) > 1):
+        return parse_cron(value, path)
+    return parse_duration(value, path)
 
 
 def _entries(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -224,6 +241,8 @@ class CacheConfig:
     proxy: list[ProxyEntry] = field(default_factory=list)
     retention: list[RetentionRule] = field(default_factory=list)
     retention_interval: float | None = None
+    retention_cron: CronSchedule | None = None
+    """``retention.schedule`` as a cron expression (else ``retention_interval``, in seconds)."""
     notifications: list[Endpoint] = field(default_factory=list)
     notification_queue: int = 1000
     sync: list[dict[str, Any]] = field(default_factory=list)
@@ -246,7 +265,11 @@ def parse_cache(doc: dict[str, Any]) -> CacheConfig:
     if isinstance(retention, dict):  # {schedule: 24h, rules: [...]}
         _known(retention, "retention", {"schedule", "rules"})
         if retention.get("schedule") is not None:
-            cfg.retention_interval = parse_duration(retention["schedule"], "retention.schedule") or None
+            when = parse_when(retention["schedule"], "retention.schedule")
+            if isinstance(when, CronSchedule):
+                cfg.retention_cron = when
+            else:
+                cfg.retention_interval = when or None
         retention = {"retention": retention.get("rules")}
     else:
         retention = doc

@@ -1,4 +1,5 @@
-"""Scheduled sync: ``sync:`` entries are mirror jobs the server runs into itself on an interval.
+"""Scheduled sync: ``sync:`` entries are mirror jobs the server runs into itself, on an interval
+or at the times of a cron expression.
 
 Each entry is a mirror configuration (``images:`` as ``ocikit mirror`` reads them: tags by
 regex or semver, platforms, referrers; ``rewrite:``) plus when and where::
@@ -18,6 +19,12 @@ repository) or ``policy: policy.json`` (any containers-policy.json; ``registries
 lookaside stores for GPG signatures) refuses every image that is not signed: it is reported in
 the run's ``sync.done`` event and nothing of it is written (``ocikit mirror --policy``).
 
+Instead of ``interval:``, ``schedule: "0 3 * * *"`` runs the entry at the times of a
+five-field cron expression (:mod:`ocikit.core.cron`: minute hour day-of-month month
+day-of-week, names, ranges, steps, ``@daily`` and the other macros), **in UTC**; not at start.
+One of the two is required, not both. A time that comes while the entry's previous run is
+still going is skipped (and logged): one entry never runs twice at once.
+
 A run is ``ocikit mirror`` with this server as the target (over HTTP, on its own listen
 address), journaled under ``ROOT/sync/``: a run after a complete one sends nothing it verified
 before. Each run ends with a ``sync.done`` event.
@@ -31,17 +38,19 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..core.errors import OcikitError, UsageError
+from ..core.cron import CronSchedule
+from ..core.errors import CronInvalid, OcikitError, UsageError
 from ..mirror.mirror_config import MirrorConfig, parse_config
 from ..mirror.run import MirrorJob, run_mirror
 from ..core.reference import validate_repository_name
 from ..transports.open_options import OpenOptions
-from .cache_config import parse_duration
+from .cache_config import parse_cron, parse_duration
+from .schedules import run_at_times, run_every
 
 log = logging.getLogger("ocikit.server.sync")
 
-_KEYS = {"interval", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name", "onlySigned",
-         "key", "policy", "registries.d"}
+_KEYS = {"interval", "schedule", "prefix", "tls-verify", "cert-dir", "auth-file", "images", "rewrite", "name",
+         "onlySigned", "key", "policy", "registries.d"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class SyncEntry:
 
     name: str
     mirror: MirrorConfig
-    interval: float
+    interval: float | None
+    """Seconds between the end of a run and the next (``None``: on ``schedule``)."""
     prefix: str = ""
     tls_verify: bool = True
     cert_dir: str | None = None
@@ -60,6 +70,8 @@ class SyncEntry:
     policy: str | None = None
     """``onlySigned`` with a containers-policy.json."""
     registries_d: str | None = None
+    schedule: CronSchedule | None = None
+    """Run at these times (UTC) instead of on an interval."""
 
 
 def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
@@ -70,11 +82,7 @@ def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
         unknown = sorted(set(e) - _KEYS)
         if unknown:
             raise UsageError(f"config: {where}: unknown keys {unknown}")
-        if "interval" not in e:
-            raise UsageError(f"config: {where}.interval: required (how often to run, e.g. 1h)")
-        interval = parse_duration(e["interval"], f"{where}.interval")
-        if interval < 1:
-            raise UsageError(f"config: {where}.interval: at least 1s")
+        interval, schedule = _when(e, where)
         prefix = str(e.get("prefix") or "").strip("/")
         if prefix:
             validate_repository_name(prefix)
@@ -95,8 +103,27 @@ def parse_sync(entries: list[dict[str, Any]]) -> list[SyncEntry]:
             if path is not None and not (isinstance(path, str) and os.path.isfile(path)):
                 raise UsageError(f"config: {where}.{name}: {path!r} is not a file")
         out.append(SyncEntry(str(e.get("name") or i), mirror, interval, prefix, tls,
-                             e.get("cert-dir"), e.get("auth-file"), key, policy, e.get("registries.d")))
+                             e.get("cert-dir"), e.get("auth-file"), key, policy, e.get("registries.d"), schedule))
     return out
+
+
+def _when(e: dict[str, Any], where: str) -> tuple[float | None, CronSchedule | None]:
+    """An entry's ``interval`` (a duration) or ``schedule`` (a cron expression): exactly one."""
+    if ("interval" in e) == ("schedule" in e):
+        raise UsageError(f"config: {where}: needs exactly one of interval (a duration, e.g. 1h) and "
+                         'schedule (a cron expression in UTC, e.g. "0 3 * * *")')
+    if "schedule" in e:
+        try:
+            return None, parse_cron(e["schedule"], f"{where}.schedule")
+        except CronInvalid as err:
+            text = str(e["schedule"]).strip()
+            if isinstance(e["schedule"], (int, float, str)) and len(text.split()) == 1 and text[:1] != "@":
+                raise CronInvalid(f"{err} (a duration goes in interval:)") from None
+            raise
+    interval = parse_duration(e["interval"], f"{where}.interval")
+    if interval < 1:
+        raise UsageError(f"config: {where}.interval: at least 1s")
+    return interval, None
 
 
 def job_for(entry: SyncEntry, listen: str, root: str) -> MirrorJob:
@@ -136,9 +163,12 @@ def _policy_file(entry: SyncEntry, root: str) -> str | None:
 
 async def sync_loop(entry: SyncEntry, job: Callable[[], MirrorJob], ready: asyncio.Event,
                     emit: Callable[[str, dict[str, Any]], None] | None) -> None:
-    """Run ``entry`` once the server listens, then every ``interval`` after each run ends."""
+    """Once the server listens: run ``entry`` at once, then ``interval`` after each run ends; or,
+    with a ``schedule``, at each of its times (a run still going when the next time comes: that
+    time is skipped)."""
     await ready.wait()
-    while True:
+
+    async def run_once() -> None:
         try:
             report = await run_mirror(job())
             data = {"sync": entry.name, "ok": report.ok, "images": len(report.images),
@@ -153,4 +183,9 @@ async def sync_loop(entry: SyncEntry, job: Callable[[], MirrorJob], ready: async
             log.warning("sync %s failed: %s", entry.name, e)
         if emit is not None:
             emit("sync.done", data)
-        await asyncio.sleep(entry.interval)
+
+    if entry.schedule is not None:
+        await run_at_times(entry.schedule, run_once, f"sync {entry.name}")
+    else:
+        assert entry.interval is not None
+        await run_every(entry.interval, run_once, at_start=True)
