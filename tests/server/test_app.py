@@ -530,3 +530,4 @@ async def test_request_state_uses_typed_keys(tmp_path):
                     assert r.status == 404 and error_code(await r.json()) == "NAME_UNKNOWN"
         with open(srv.log, "rb") as f:
             assert b"NotAppKeyWarning" not in f.read()
+

@@ -1,0 +1,51 @@
+"""Clients that go away mid-answer: debug-level at most in ``ocikit serve``'s log, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+
+import aiohttp
+
+from ocikit.core.digest import Digest
+
+from helpers.servers import start_ocikit_serve
+
+
+async def test_client_dropping_a_blob_download_over_tls_is_no_error(tmp_path, tls_cert):
+    """Over TLS, clients that read a few bytes of a big blob and go away (reset, TLS close, an HTTP
+    client closing its response) leave no traceback and nothing above debug level in the log; the
+    server answers the next client in full."""
+    ctx = ssl.create_default_context(cafile=tls_cert[0])
+    data = os.urandom(32 << 20)
+    digest = Digest.of(data)
+    with start_ocikit_serve(str(tmp_path), tls=tls_cert, quiet=False) as srv:
+        path = f"/v2/drop/big/blobs/{digest}"
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{srv.url}/v2/drop/big/blobs/uploads/?digest={digest}", data=data, ssl=ctx) as r:
+                assert r.status == 201
+            for i in range(9):
+                if i % 3 == 2:
+                    async with s.get(srv.url + path, ssl=ctx) as r:
+                        assert len(await r.content.read(1000)) > 0
+                        r.close()
+                    continue
+                reader, writer = await asyncio.open_connection("127.0.0.1", int(srv.host.split(":")[1]), ssl=ctx,
+                                                               server_hostname="127.0.0.1")
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {srv.host}\r\n\r\n".encode())
+                assert (await reader.read(1000)).startswith(b"HTTP/1.1 200")
+                await asyncio.sleep(0.05 * i)
+                if i % 3 == 0:
+                    writer.transport.abort()
+                else:
+                    writer.close()
+            async with s.get(srv.url + path, ssl=ctx) as r:
+                assert r.status == 200 and Digest.of(await r.read()) == digest
+        await asyncio.sleep(0.5)  # the handlers of the dropped downloads notice
+    with open(srv.log, encoding="utf-8") as f:
+        lines = [ln for ln in f.read().splitlines() if ln.strip()]
+    # what is left is the start banner, the access log and the shutdown line
+    noise = [ln for ln in lines if " ocikit.access " not in ln and "listening on" not in ln
+             and "web UI:" not in ln and "shutting down" not in ln]
+    assert noise == []
