@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from typing import Any
 
 import aiohttp
 import pytest
@@ -16,6 +17,8 @@ from ocikit.model import Descriptor, build_manifest, parse_index, parse_manifest
 from ocikit.server.gc import collect_garbage
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key
+from ocikit.server.storage.s3 import S3Driver
+from ocikit.server.storage.s3settings import S3Settings
 from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
 
@@ -133,11 +136,11 @@ async def test_gc_cli_dry_run_lists(tmp_path, ocikit):
     assert not os.path.exists(st.driver.local_path(blob_key(d)))
 
 
-async def _gc_loop(root: str, stop: "asyncio.Event") -> int:
+async def _gc_loop(where: tuple[str, ...], env: dict[str, str] | None, stop: "asyncio.Event") -> int:
     """``ocikit registry gc --grace 1`` over and over (real processes) until ``stop``; how many ran."""
     runs = 0
     while not stop.is_set():
-        p = await asyncio.create_subprocess_exec(*OCIKIT, "registry", "gc", "--root", root, "--grace", "1",
+        p = await asyncio.create_subprocess_exec(*OCIKIT, "registry", "gc", *where, "--grace", "1", env=env,
                                                  stdout=asyncio.subprocess.DEVNULL,
                                                  stderr=asyncio.subprocess.PIPE)
         _, err = await p.communicate()
@@ -166,18 +169,31 @@ async def _push_and_head(http: aiohttp.ClientSession, base: str, repo: str, data
 
 
 @pytest.mark.slow
-async def test_gc_never_deletes_a_blob_whose_upload_was_acknowledged(tmp_path):
+@pytest.mark.parametrize("driver", ["fs", "s3"])
+async def test_gc_never_deletes_a_blob_whose_upload_was_acknowledged(tmp_path, request, driver):
     """Pushes (fresh blobs whose last bytes came in longer ago than the grace, and blobs pushed
     again once gc may hold them for garbage) while ``registry gc --grace 1`` runs again and again
-    on the live server's root: every acknowledged blob is there right after its 201. Hundreds of
+    on the live server's storage: every acknowledged blob is there right after its 201. Many
     repositories marked after the pushed ones keep each collection's mark-to-sweep window open."""
     root = str(tmp_path / "root")
-    filler = RegistryStorage(FilesystemDriver(root, fsync=False))
-    for i in range(300):
-        await write_image_async(RepositoryStore(filler, f"zz/fill-{i}"), "v1")
-    with start_ocikit_serve(str(tmp_path), root=root, fsync=True) as srv:
+    serve_kw: dict[str, Any]
+    if driver == "s3":
+        s3 = request.getfixturevalue("seaweed")
+        url = s3.storage_url("gcrace")
+        filler = RegistryStorage(S3Driver(S3Settings(bucket=s3.bucket, prefix="gcrace", endpoint=s3.endpoint,
+                                                     access_key=s3.access_key, secret_key=s3.secret_key)))
+        where, env, serve_kw, fillers = ("--storage", url), s3.env, {"storage": url, "env": s3.env}, 30
+    else:
+        filler = RegistryStorage(FilesystemDriver(root, fsync=False))
+        where, env, serve_kw, fillers = ("--root", root), None, {"root": root, "fsync": True}, 300
+    try:
+        for i in range(fillers):
+            await write_image_async(RepositoryStore(filler, f"zz/fill-{i}"), "v1")
+    finally:
+        await filler.driver.close()
+    with start_ocikit_serve(str(tmp_path), **serve_kw) as srv:
         stop = asyncio.Event()
-        gc = asyncio.ensure_future(_gc_loop(srv.root, stop))
+        gc = asyncio.ensure_future(_gc_loop(where, env, stop))
         lost: list[str] = []
         try:
             async with aiohttp.ClientSession() as http:
