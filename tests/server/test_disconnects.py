@@ -11,7 +11,22 @@ import pytest
 
 from ocikit.core.digest import Digest
 
-from helpers.servers import start_ocikit_serve
+from helpers.servers import RunningServer, start_ocikit_serve
+
+
+async def _big_blob(srv: RunningServer, s: aiohttp.ClientSession, ctx: ssl.SSLContext, repo: str) -> str:
+    """Push a 32 MiB blob into ``repo``; the path of its GET."""
+    data = os.urandom(32 << 20)
+    digest = Digest.of(data)
+    async with s.post(f"{srv.url}/v2/{repo}/blobs/uploads/?digest={digest}", data=data, ssl=ctx) as r:
+        assert r.status == 201
+    return f"/v2/{repo}/blobs/{digest}"
+
+
+async def _read_a_little_and_close(s: aiohttp.ClientSession, url: str, ctx: ssl.SSLContext) -> None:
+    async with s.get(url, ssl=ctx) as r:
+        assert len(await r.content.read(1000)) > 0
+        r.close()
 
 
 async def test_client_dropping_a_blob_download_over_tls_is_no_error(tmp_path, tls_cert):
@@ -19,18 +34,12 @@ async def test_client_dropping_a_blob_download_over_tls_is_no_error(tmp_path, tl
     client closing its response) leave no traceback and nothing above debug level in the log; the
     server answers the next client in full."""
     ctx = ssl.create_default_context(cafile=tls_cert[0])
-    data = os.urandom(32 << 20)
-    digest = Digest.of(data)
     with start_ocikit_serve(str(tmp_path), tls=tls_cert, quiet=False) as srv:
-        path = f"/v2/drop/big/blobs/{digest}"
         async with aiohttp.ClientSession() as s:
-            async with s.post(f"{srv.url}/v2/drop/big/blobs/uploads/?digest={digest}", data=data, ssl=ctx) as r:
-                assert r.status == 201
+            path = await _big_blob(srv, s, ctx, "drop/big")
             for i in range(9):
                 if i % 3 == 2:
-                    async with s.get(srv.url + path, ssl=ctx) as r:
-                        assert len(await r.content.read(1000)) > 0
-                        r.close()
+                    await _read_a_little_and_close(s, srv.url + path, ctx)
                     continue
                 reader, writer = await asyncio.open_connection("127.0.0.1", int(srv.host.split(":")[1]), ssl=ctx,
                                                                server_hostname="127.0.0.1")
@@ -42,7 +51,7 @@ async def test_client_dropping_a_blob_download_over_tls_is_no_error(tmp_path, tl
                 else:
                     writer.close()
             async with s.get(srv.url + path, ssl=ctx) as r:
-                assert r.status == 200 and Digest.of(await r.read()) == digest
+                assert r.status == 200 and f"/blobs/{Digest.of(await r.read())}" in path
         await asyncio.sleep(0.5)  # the handlers of the dropped downloads notice
     with open(srv.log, encoding="utf-8") as f:
         lines = [ln for ln in f.read().splitlines() if ln.strip()]
@@ -59,17 +68,11 @@ async def test_the_server_stops_sending_to_a_client_that_dropped_a_tls_download(
     """HTTP clients that close a TLS blob download after a few bytes: the server notices and stops
     (499 in the access log), rather than pushing the rest of the 32 MiB into a connection that is gone."""
     ctx = ssl.create_default_context(cafile=tls_cert[0])
-    data = os.urandom(32 << 20)
-    digest = Digest.of(data)
     with start_ocikit_serve(str(tmp_path), tls=tls_cert, quiet=False) as srv:
-        path = f"/v2/stop/big/blobs/{digest}"
         async with aiohttp.ClientSession() as s:
-            async with s.post(f"{srv.url}/v2/stop/big/blobs/uploads/?digest={digest}", data=data, ssl=ctx) as r:
-                assert r.status == 201
+            path = await _big_blob(srv, s, ctx, "stop/big")
             for _ in range(4):
-                async with s.get(srv.url + path, ssl=ctx) as r:
-                    assert len(await r.content.read(1000)) > 0
-                    r.close()
+                await _read_a_little_and_close(s, srv.url + path, ctx)
         await asyncio.sleep(0.5)
     with open(srv.log, encoding="utf-8") as f:
         gets = [ln for ln in f.read().splitlines() if f'"GET {path} ' in ln]
