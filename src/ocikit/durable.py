@@ -279,17 +279,22 @@ def append_line(f: "object", line: str, what: str) -> None:
         sync_data(f.fileno())  # type: ignore[attr-defined]
 
 
-def flock_dir(path: str, *, shared: bool = False) -> int:
-    """Open the directory ``path`` and ``flock`` it (shared, or exclusive), waiting for it; closing
-    the returned descriptor releases it. Each holder opens its own descriptor, so holders in one
-    process never release each other's lock. ``FileNotFoundError`` when there is no such directory."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _locked(fd: int, operation: int) -> int:
+    """``flock`` the open ``fd`` (waiting for it) and return it; closed if that fails."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        fcntl.flock(fd, operation)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def flock_dir(path: str, *, shared: bool = False) -> int:
+    """Open the directory ``path`` and ``flock`` it (shared, or exclusive), waiting for it; closing
+    the returned descriptor releases it. Each holder opens its own descriptor, so holders in one
+    process never release each other's lock. ``FileNotFoundError`` when there is no such directory."""
+    return _locked(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
+                   fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
 
 
 @contextlib.contextmanager
@@ -299,8 +304,7 @@ def lock(path: str) -> Iterator[None]:
     if os.path.isdir(path):
         fd = flock_dir(path)
     else:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = _locked(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), fcntl.LOCK_EX)
     try:
         yield
     finally:

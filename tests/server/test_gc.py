@@ -93,6 +93,27 @@ async def test_gc_grace_protects_recent_content(storage):
     assert (await storage.upload_state("gc/recent", up)).offset == 0
 
 
+async def test_an_acknowledged_blob_is_young_whatever_its_spool_or_its_old_copy(storage, tmp_path):
+    """A commit leaves the blob with a fresh mtime: from a spool last written long ago, and when the
+    same bytes were there already (old, unlinked: what a gc may hold for garbage); gc's deletion,
+    which reads the age again, keeps both, and takes them once they are old."""
+    root = str(tmp_path / "root")
+    again = await _blob(storage, "gc/other", b"pushed before, unlinked since")
+    await storage.delete_blob("gc/other", again)
+    data = b"last bytes received two hours before the PUT"
+    up = await storage.start_upload("gc/young")
+    await storage.append_upload("gc/young", up, _one(data))
+    _age_everything(root)  # the spool's bytes and the unlinked blob: two hours old
+    assert not await storage.driver.delete_if_older(blob_key(again), time.time() - 7200 - 60)
+    d = Digest.of(data)
+    await storage.finish_upload("gc/young", up, d)
+    assert await _blob(storage, "gc/other", b"pushed before, unlinked since") == again
+    for digest in (d, again):
+        assert not await storage.driver.delete_if_older(blob_key(digest), time.time() - 60)
+        assert await storage.driver.delete_if_older(blob_key(digest), time.time() + 60)
+    assert not await storage.driver.delete_if_older(blob_key(d), time.time() + 60)  # gone already
+
+
 async def test_gc_untagged(storage, tmp_path):
     store = RepositoryStore(storage, "gc/untagged")
     idx = await write_index_async(store, "multi")
