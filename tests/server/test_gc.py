@@ -114,6 +114,20 @@ async def test_an_acknowledged_blob_is_young_whatever_its_spool_or_its_old_copy(
     assert not await storage.driver.delete_if_older(blob_key(d), time.time() + 60)  # gone already
 
 
+async def test_gc_keeps_an_upload_session_being_created(storage, tmp_path):
+    """A spool directory whose data file is not there yet (the instant ``spool_create`` makes them) is
+    a session starting, not a leftover: kept while young, removed once older than the upload grace."""
+    starting = tmp_path / "root" / "uploads" / "0123456789abcdef0123456789abcdef"
+    starting.mkdir()
+    report = await collect_garbage(storage, grace=60, upload_grace=60)
+    assert report.uploads == [] and starting.is_dir()
+    _age_everything(str(tmp_path / "root"))
+    old = time.time() - 7200
+    os.utime(starting, (old, old))
+    report = await collect_garbage(storage, grace=60, upload_grace=60)
+    assert report.uploads == [starting.name] and not starting.exists()
+
+
 async def test_gc_untagged(storage, tmp_path):
     store = RepositoryStore(storage, "gc/untagged")
     idx = await write_index_async(store, "multi")

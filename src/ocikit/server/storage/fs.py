@@ -186,10 +186,14 @@ class FilesystemDriver(StorageDriver):
             return None
 
     async def spool_mtime(self, upload_id: str) -> float | None:
-        try:
-            return os.stat(self._spool(upload_id, "data")).st_mtime
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        """When the spool last grew; a session still being made (no data file yet) is as old as its
+        directory, so a concurrent gc does not take it for a leftover."""
+        for path in (self._spool(upload_id, "data"), self._spool(upload_id)):
+            try:
+                return os.stat(path).st_mtime
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return None
 
     async def spool_append(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
                            digester: Digester | None) -> int:
