@@ -61,9 +61,6 @@ async def test_client_dropping_a_blob_download_over_tls_is_no_error(tmp_path, tl
     assert noise == []
 
 
-@pytest.mark.xfail(strict=True, reason="filesend.send_span never yields while writes to a dropped TLS client are "
-                                       "silently discarded: it reads and 'sends' the rest of the file in one go "
-                                       "(the event loop blocked meanwhile); await asyncio.sleep(0) per piece fixes it")
 async def test_the_server_stops_sending_to_a_client_that_dropped_a_tls_download(tmp_path, tls_cert):
     """HTTP clients that close a TLS blob download after a few bytes: the server notices and stops
     (499 in the access log), rather than pushing the rest of the 32 MiB into a connection that is gone."""
