@@ -14,7 +14,7 @@ from ocikit.transports.layout import OCILayout
 
 from helpers.cli import run_ocikit
 from helpers.peers import require
-from helpers.servers import RunningServer, docker_registry
+from helpers.servers import RunningServer, docker_registry, self_signed_cert
 
 # This machine sets PYTHONDONTWRITEBYTECODE=1; every `ocikit` subprocess of the suite would then
 # compile the whole package again. Let them (and us) cache bytecode.
@@ -45,6 +45,11 @@ def registry(tmp_path) -> Iterator[RunningServer]:
     """Debian's docker-registry on a free 127.0.0.1 port."""
     with docker_registry(str(tmp_path)) as srv:
         yield srv
+
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1: ``(cert.pem, key.pem)`` (``ocikit serve --tls-cert/--tls-key``)."""
+    return self_signed_cert(str(tmp_path_factory.mktemp("tls")))
 
 @pytest.fixture
 def ocikit():

@@ -125,6 +125,33 @@ def test_lock_serialises_writers(tmp_path) -> None:
     assert os.path.isfile(tmp_path / "lockfile")
 
 
+def test_flock_dir_shared_holders_together_exclusive_alone(tmp_path) -> None:
+    import fcntl
+
+    def can(operation: int) -> bool:
+        fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+
+    a, b = durable.flock_dir(str(tmp_path), shared=True), durable.flock_dir(str(tmp_path), shared=True)
+    assert can(fcntl.LOCK_SH) and not can(fcntl.LOCK_EX)
+    os.close(a)
+    assert not can(fcntl.LOCK_EX)  # one shared holder left: closing one descriptor does not free the others
+    os.close(b)
+    ex = durable.flock_dir(str(tmp_path))
+    assert not can(fcntl.LOCK_SH)
+    os.close(ex)
+    assert can(fcntl.LOCK_EX)
+    with pytest.raises(FileNotFoundError):
+        durable.flock_dir(str(tmp_path / "missing"))
+    assert not os.path.exists(tmp_path / "missing")
+
+
 def test_write_stream_hashes_writes_and_reports_a_background_flush_error(tmp_path, monkeypatch) -> None:
     from ocikit.core.digest import Digester
 

@@ -17,7 +17,8 @@ layer, a credentials file, a journal line) goes through this module. The rules:
 - **disk full**: ``ENOSPC`` and ``EDQUOT`` become :class:`~ocikit.core.errors.DiskFull`, from every
   writer alike (:func:`disk_full_guard`);
 - **locks**: an exclusive ``flock`` on a directory or lock file (:func:`lock`) serialises
-  read-modify-write in any number of processes.
+  read-modify-write in any number of processes; a directory's shared and exclusive ``flock``
+  (:func:`flock_dir`) let writers of a directory run together and a remover wait for them.
 
 Large files stream through :func:`write_stream`: received pieces are gathered into batches
 of :data:`BATCH` bytes, each batch hashed and written in a worker thread while the next one
@@ -278,16 +279,33 @@ def append_line(f: "object", line: str, what: str) -> None:
         sync_data(f.fileno())  # type: ignore[attr-defined]
 
 
+def _locked(fd: int, operation: int) -> int:
+    """``flock`` the open ``fd`` (waiting for it) and return it; closed if that fails."""
+    try:
+        fcntl.flock(fd, operation)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def flock_dir(path: str, *, shared: bool = False) -> int:
+    """Open the directory ``path`` and ``flock`` it (shared, or exclusive), waiting for it; closing
+    the returned descriptor releases it. Each holder opens its own descriptor, so holders in one
+    process never release each other's lock. ``FileNotFoundError`` when there is no such directory."""
+    return _locked(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC),
+                   fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+
 @contextlib.contextmanager
 def lock(path: str) -> Iterator[None]:
     """An exclusive ``flock`` held for the block: on the directory ``path`` (nothing is added to
     it), or on the lock file ``path`` (created if missing). Serialises any number of processes."""
     if os.path.isdir(path):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        fd = flock_dir(path)
     else:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = _locked(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644), fcntl.LOCK_EX)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

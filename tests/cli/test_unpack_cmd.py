@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,7 +13,9 @@ from ocikit.layers.rootless import ROOTLESS_XATTR, parse_rootless_payload
 from ocikit.ops.unpack import MARKER, aunpack
 from ocikit.testing import write_index
 
+from helpers.cli import expect_failure
 from helpers.layers import D, F, S, image_from_tars, snapshot, tar_bytes
+from helpers.servers import start_ocikit_serve
 
 
 def _image(tmp_path, **kw) -> str:
@@ -34,6 +37,27 @@ def test_unpack_text_and_json(tmp_path, ocikit) -> None:
     doc = json.loads(p.stdout)
     assert doc["rootfs"] == str(tmp_path / "b") and len(doc["layers"]) == 2 and doc["whiteouts"] == 1
     assert snapshot(str(tmp_path / "a")) == snapshot(str(tmp_path / "b"))
+
+
+def test_unpack_from_a_tls_registry_with_cert_dir_or_tls_verify_false(tmp_path, ocikit, tls_cert) -> None:
+    """``--cert-dir`` (a CA named *.crt, as podman reads it) and ``--tls-verify=false`` reach a
+    registry serving a self-signed certificate; without either, one line says verification failed."""
+    layout = _image(tmp_path)
+    certs = tmp_path / "certs.d"
+    certs.mkdir()
+    shutil.copy(tls_cert[0], certs / "ca.crt")
+    with start_ocikit_serve(str(tmp_path), tls=tls_cert) as srv:
+        image = f"docker://{srv.host}/unpack/tls:t"
+        ocikit("copy", "--dest-cert-dir", str(certs), f"oci:{layout}:t", image)
+        expect_failure("unpack", image, str(tmp_path / "refused"), match=r"(?i)certificate")
+        assert not (tmp_path / "refused").exists()
+        ocikit("unpack", "--cert-dir", str(certs), image, str(tmp_path / "a"))
+        ocikit("unpack", "--tls-verify=false", image, str(tmp_path / "b"))
+        ocikit("unpack", "--src-cert-dir", str(certs), image, str(tmp_path / "c"))
+    local = str(tmp_path / "local")
+    ocikit("unpack", f"oci:{layout}:t", local)
+    for d in "abc":
+        assert snapshot(str(tmp_path / d)) == snapshot(local)
 
 
 def test_unpack_bundle_cli(tmp_path, ocikit) -> None:

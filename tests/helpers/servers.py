@@ -9,6 +9,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -26,15 +27,29 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
-    """Wait until ``url`` answers (any HTTP status); fail early when ``proc`` exits first."""
+def self_signed_cert(directory: str) -> tuple[str, str]:
+    """A self-signed certificate for ``127.0.0.1`` made by openssl: ``(cert.pem, key.pem)`` in ``directory``."""
+    from .peers import require
+
+    crt, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run([require("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return crt, key
+
+
+def wait_http(url: str, timeout: float = 15.0, proc: subprocess.Popen | None = None,
+              cafile: str | None = None) -> None:
+    """Wait until ``url`` answers (any HTTP status); fail early when ``proc`` exits first.
+    ``cafile``: the certificate an ``https`` server's is checked against."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
+    context = ssl.create_default_context(cafile=cafile) if cafile else None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before answering {url}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=1, context=context)
             return
         except urllib.error.HTTPError:
             return  # any HTTP answer means it is up (401 with auth)
@@ -72,10 +87,11 @@ class RunningServer:
     root: str
     log: str | None = None
     """Its output (``ocikit serve``: the access log unless ``--quiet``)."""
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{self.scheme}://{self.host}"
 
 
 @contextlib.contextmanager
@@ -210,7 +226,8 @@ def seaweedfs(tmp: str, bucket: str = "ocikit", *,
 def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None = None,
                        args: tuple[str, ...] = (), port: int | None = None,
                        fsync: bool = False, delete: bool = True, storage: str | None = None,
-                       env: dict[str, str] | None = None, quiet: bool = True) -> Iterator[RunningServer]:
+                       env: dict[str, str] | None = None, quiet: bool = True,
+                       tls: tuple[str, str] | None = None) -> Iterator[RunningServer]:
     """``python -m ocikit serve`` on a free 127.0.0.1 port, storage in ``tmp`` (or ``root``).
 
     ``config``: YAML text written to a file and passed as ``--config``; ``args``: extra flags
@@ -218,8 +235,10 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
     need no power-loss safety); ``delete`` passes ``--enable-delete`` (the spec tests delete);
     ``storage``: a ``--storage`` URL (s3://...) instead of ``--root``, with ``env`` carrying its
     credentials; ``quiet=False`` keeps the access log (in ``RunningServer.log``: count requests
-    with :func:`uploaded_blobs`). Stopped by PID (SIGTERM).
+    with :func:`uploaded_blobs`); ``tls``: ``(cert, key)`` files (:func:`self_signed_cert`) to serve
+    https with. Stopped by PID (SIGTERM).
     """
+    scheme = "https" if tls else "http"
     fixed = port
     attempts = 1 if fixed else 3  # a free port can be taken by someone else before we bind it
     for attempt in range(attempts):
@@ -229,7 +248,8 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
         where = ("--storage", storage) if storage else ("--root", root)
         cmd = [*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", *where,
                *(("--quiet",) if quiet else ()), *(() if fsync else ("--no-fsync",)),
-               *(("--enable-delete",) if delete else ()), *args]
+               *(("--enable-delete",) if delete else ()),
+               *(("--tls-cert", tls[0], "--tls-key", tls[1]) if tls else ()), *args]
         if config is not None:
             cfg_path = os.path.join(tmp, f"ocikit-serve-{port}.yml")
             with open(cfg_path, "w") as f:
@@ -239,7 +259,7 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
         log = open(log_path, "wb")
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_http(f"http://127.0.0.1:{port}/v2/", proc=proc, timeout=60)
+            wait_http(f"{scheme}://127.0.0.1:{port}/v2/", proc=proc, timeout=60, cafile=tls[0] if tls else None)
             break
         except RuntimeError:
             stop_pid(proc)
@@ -248,7 +268,7 @@ def start_ocikit_serve(tmp: str, *, root: str | None = None, config: str | None 
                 if b"address already in use" not in f.read() or attempt == attempts - 1:
                     raise
     try:
-        yield RunningServer(f"127.0.0.1:{port}", proc, root, log_path)
+        yield RunningServer(f"127.0.0.1:{port}", proc, root, log_path, scheme)
     finally:
         stop_pid(proc)
         log.close()

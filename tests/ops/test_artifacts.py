@@ -210,11 +210,45 @@ def test_explicit_tag(text: str, tag: str | None) -> None:
     assert art.explicit_tag(text, parse_transport_reference(text)) == tag
 
 
-def test_parse_file_arg(tmp_path) -> None:
-    assert art.parse_file_arg("a.json:application/json") == art.ArtifactFile("a.json", "application/json")
-    assert art.parse_file_arg("plain.txt") == art.ArtifactFile("plain.txt")
-    weird = tmp_path / "x:text"  # an existing file whose name has a colon is a file, not PATH:TYPE
-    weird.write_text("x")
-    assert art.parse_file_arg(str(weird)).path == str(weird)
-    odd = tmp_path / "y:app/z"
-    assert art.parse_file_arg(str(odd)).media_type == "app/z"
+@pytest.mark.parametrize("text,path,media_type", [
+    ("a.json:application/json", "a.json", "application/json"),
+    ("plain.txt", "plain.txt", art.DEFAULT_FILE_TYPE),
+    # oras: the last ':' splits, so a path with a colon ends with ':' (default type) or escapes it
+    ("x:y.txt:text/plain", "x:y.txt", "text/plain"),
+    ("x:y.txt:", "x:y.txt", art.DEFAULT_FILE_TYPE),
+    (r"x\:y.txt", "x:y.txt", art.DEFAULT_FILE_TYPE),
+    (r"x\:y.txt:app/z", "x:y.txt", "app/z"),
+    (r"dir\\:app/z", "dir\\", "app/z"),
+    (r"back\slash", r"back\slash", art.DEFAULT_FILE_TYPE),
+])
+def test_parse_file_arg(text: str, path: str, media_type: str) -> None:
+    assert art.parse_file_arg(text) == art.ArtifactFile(path, media_type)
+
+
+@pytest.mark.parametrize("text,match", [
+    (":app/z", "empty file path"),
+    ("x:text", "'text' is not a media type"),
+    ("x:a/b/c", "'a/b/c' is not a media type"),
+])
+def test_parse_file_arg_refuses(text: str, match: str) -> None:
+    with pytest.raises(UsageError, match=match):
+        art.parse_file_arg(text)
+
+
+def test_cli_artifact_push_file_mediatype_to_a_registry(registry, files, tmp_path, ocikit) -> None:
+    """``FILE:MEDIATYPE`` (oras's form) against docker-registry: each layer carries the media type
+    given (the default without one), and pulls back under the file's name."""
+    colon = tmp_path / "has:colon.txt"
+    colon.write_bytes(b"colon in the name")
+    ref = f"docker://{registry.host}/art/files:v1"
+    ocikit("artifact", "push", "--tls-verify=false", ref, f"{files[0]}:{SBOM}", files[1], f"{colon}:",
+           "--artifact-type", SIG)
+    raw = ocikit("inspect", "--tls-verify=false", "--raw", ref).stdout
+    layers = json.loads(raw)["layers"]
+    assert [(x["annotations"][art.ANNOTATION_TITLE], x["mediaType"]) for x in layers] == [
+        ("sbom.json", SBOM), ("notes.txt", art.DEFAULT_FILE_TYPE), ("has:colon.txt", art.DEFAULT_FILE_TYPE)]
+    ocikit("artifact", "pull", "--tls-verify=false", ref, str(tmp_path / "back"))
+    assert (tmp_path / "back" / "has:colon.txt").read_bytes() == b"colon in the name"
+    assert (tmp_path / "back" / "sbom.json").read_text() == open(files[0]).read()
+    expect_failure("artifact", "push", "--tls-verify=false", ref, f"{tmp_path / 'missing.txt'}:{SBOM}",
+                   "--artifact-type", SIG, match=r"missing\.txt: no such file$")

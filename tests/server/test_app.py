@@ -510,3 +510,24 @@ async def test_metrics(client):
     assert r.status == 200
     assert 'ocikit_http_requests_total{route="base",method="GET",status="200"}' in text
     assert "ocikit_blobs_committed_total" in text
+
+
+async def test_request_state_uses_typed_keys(tmp_path):
+    """aiohttp's NotAppKeyWarning (request or app state keyed by a plain string) made an error in a real
+    ``ocikit serve`` (through its base class: ``-W`` cannot name a class outside the standard library;
+    the pytest config makes it an error in-process too): every request still answers."""
+    import aiohttp
+
+    from helpers.servers import start_ocikit_serve
+
+    env = {**os.environ, "PYTHONWARNINGS": "error::UserWarning"}
+    with start_ocikit_serve(str(tmp_path), env=env, quiet=False) as srv:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(2):
+                async with s.get(f"{srv.url}/v2/") as r:
+                    assert r.status == 200
+                async with s.get(f"{srv.url}/v2/typed/keys/tags/list") as r:
+                    assert r.status == 404 and error_code(await r.json()) == "NAME_UNKNOWN"
+        with open(srv.log, "rb") as f:
+            assert b"NotAppKeyWarning" not in f.read()
+

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from typing import Any
 
+import aiohttp
 import pytest
 
 from ocikit.core import mediatypes as mt
@@ -14,8 +17,13 @@ from ocikit.model import Descriptor, build_manifest, parse_index, parse_manifest
 from ocikit.server.gc import collect_garbage
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key
+from ocikit.server.storage.s3 import S3Driver
+from ocikit.server.storage.s3settings import S3Settings
 from ocikit.server.storage.repo_store import RepositoryStore
 from ocikit.testing.images import write_image_async, write_index_async
+
+from helpers.cli import OCIKIT
+from helpers.servers import start_ocikit_serve
 
 
 async def _one(data: bytes):
@@ -85,6 +93,41 @@ async def test_gc_grace_protects_recent_content(storage):
     assert (await storage.upload_state("gc/recent", up)).offset == 0
 
 
+async def test_an_acknowledged_blob_is_young_whatever_its_spool_or_its_old_copy(storage, tmp_path):
+    """A commit leaves the blob with a fresh mtime: from a spool last written long ago, and when the
+    same bytes were there already (old, unlinked: what a gc may hold for garbage); gc's deletion,
+    which reads the age again, keeps both, and takes them once they are old."""
+    root = str(tmp_path / "root")
+    again = await _blob(storage, "gc/other", b"pushed before, unlinked since")
+    await storage.delete_blob("gc/other", again)
+    data = b"last bytes received two hours before the PUT"
+    up = await storage.start_upload("gc/young")
+    await storage.append_upload("gc/young", up, _one(data))
+    _age_everything(root)  # the spool's bytes and the unlinked blob: two hours old
+    assert not await storage.driver.delete_if_older(blob_key(again), time.time() - 7200 - 60)
+    d = Digest.of(data)
+    await storage.finish_upload("gc/young", up, d)
+    assert await _blob(storage, "gc/other", b"pushed before, unlinked since") == again
+    for digest in (d, again):
+        assert not await storage.driver.delete_if_older(blob_key(digest), time.time() - 60)
+        assert await storage.driver.delete_if_older(blob_key(digest), time.time() + 60)
+    assert not await storage.driver.delete_if_older(blob_key(d), time.time() + 60)  # gone already
+
+
+async def test_gc_keeps_an_upload_session_being_created(storage, tmp_path):
+    """A spool directory whose data file is not there yet (the instant ``spool_create`` makes them) is
+    a session starting, not a leftover: kept while young, removed once older than the upload grace."""
+    starting = tmp_path / "root" / "uploads" / "0123456789abcdef0123456789abcdef"
+    starting.mkdir()
+    report = await collect_garbage(storage, grace=60, upload_grace=60)
+    assert report.uploads == [] and starting.is_dir()
+    _age_everything(str(tmp_path / "root"))
+    old = time.time() - 7200
+    os.utime(starting, (old, old))
+    report = await collect_garbage(storage, grace=60, upload_grace=60)
+    assert report.uploads == [starting.name] and not starting.exists()
+
+
 async def test_gc_untagged(storage, tmp_path):
     store = RepositoryStore(storage, "gc/untagged")
     idx = await write_index_async(store, "multi")
@@ -126,3 +169,80 @@ async def test_gc_cli_dry_run_lists(tmp_path, ocikit):
     p = ocikit("--format", "json", "registry", "gc", "--root", root, "--grace", "1m")
     assert json.loads(p.stdout)["blobs"] == [str(d)]
     assert not os.path.exists(st.driver.local_path(blob_key(d)))
+
+
+async def _gc_loop(where: tuple[str, ...], env: dict[str, str] | None, stop: "asyncio.Event") -> int:
+    """``ocikit registry gc --grace 1`` over and over (real processes) until ``stop``; how many ran."""
+    runs = 0
+    while not stop.is_set():
+        p = await asyncio.create_subprocess_exec(*OCIKIT, "registry", "gc", *where, "--grace", "1", env=env,
+                                                 stdout=asyncio.subprocess.DEVNULL,
+                                                 stderr=asyncio.subprocess.PIPE)
+        _, err = await p.communicate()
+        assert p.returncode == 0, err.decode()
+        runs += 1
+    return runs
+
+
+async def _push_and_head(http: aiohttp.ClientSession, base: str, repo: str, data: bytes,
+                         pause: float) -> str | None:
+    """Upload ``data`` (chunked: POST, PATCH, ``pause``, PUT), then HEAD it at once: why it is gone, or None."""
+    digest = str(Digest.of(data))
+    async with http.post(f"{base}/v2/{repo}/blobs/uploads/") as r:
+        assert r.status == 202, await r.text()
+        location = r.headers["Location"]
+    url = location if location.startswith("http") else base + location
+    async with http.patch(url, data=data, headers={"Content-Type": "application/octet-stream"}) as r:
+        assert r.status == 202, await r.text()
+        url = r.headers["Location"] if r.headers["Location"].startswith("http") else base + r.headers["Location"]
+    await asyncio.sleep(pause)
+    sep = "&" if "?" in url else "?"
+    async with http.put(f"{url}{sep}digest={digest}") as r:
+        assert r.status == 201, await r.text()
+    async with http.head(f"{base}/v2/{repo}/blobs/{digest}") as r:
+        return None if r.status == 200 else f"{digest}: HEAD {r.status} right after its 201"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("driver", ["fs", "s3"])
+async def test_gc_never_deletes_a_blob_whose_upload_was_acknowledged(tmp_path, request, driver):
+    """Pushes (fresh blobs whose last bytes came in longer ago than the grace, and blobs pushed
+    again once gc may hold them for garbage) while ``registry gc --grace 1`` runs again and again
+    on the live server's storage: every acknowledged blob is there right after its 201. Many
+    repositories marked after the pushed ones keep each collection's mark-to-sweep window open."""
+    root = str(tmp_path / "root")
+    serve_kw: dict[str, Any]
+    if driver == "s3":
+        s3 = request.getfixturevalue("seaweed")
+        url = s3.storage_url("gcrace")
+        filler = RegistryStorage(S3Driver(S3Settings(bucket=s3.bucket, prefix="gcrace", endpoint=s3.endpoint,
+                                                     access_key=s3.access_key, secret_key=s3.secret_key)))
+        where, env, serve_kw, fillers = ("--storage", url), s3.env, {"storage": url, "env": s3.env}, 30
+    else:
+        filler = RegistryStorage(FilesystemDriver(root, fsync=False))
+        where, env, serve_kw, fillers = ("--root", root), None, {"root": root, "fsync": True}, 300
+    try:
+        for i in range(fillers):
+            await write_image_async(RepositoryStore(filler, f"zz/fill-{i}"), "v1")
+    finally:
+        await filler.driver.close()
+    with start_ocikit_serve(str(tmp_path), **serve_kw) as srv:
+        stop = asyncio.Event()
+        gc = asyncio.ensure_future(_gc_loop(where, env, stop))
+        lost: list[str] = []
+        try:
+            async with aiohttp.ClientSession() as http:
+                async def pusher(n: int) -> None:
+                    for i in range(8):
+                        fresh = os.urandom(64 << 10) + f"{n}-{i}".encode()
+                        again = f"pushed again and again {n} {i % 3}".encode() * 1000
+                        for data, pause in ((fresh, 1.3), (again, 0.0)):
+                            why = await _push_and_head(http, srv.url, f"race/r{n % 2}", data, pause)
+                            if why:
+                                lost.append(why)
+                await asyncio.gather(*(pusher(n) for n in range(32)))
+        finally:
+            stop.set()
+            runs = await gc
+        assert runs >= 5  # gc did run during the pushes
+        assert lost == []

@@ -35,19 +35,9 @@ async def test_sparse_index_accepted_when_configured(tmp_path):
                 assert r.headers["OCI-Chunk-Min-Length"] == "1048576"
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    openssl = require("openssl")
-    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "key.pem"),
-                    "-out", str(d / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    return str(d / "cert.pem"), str(d / "key.pem")
-
-
-async def test_tls(tmp_path, cert):
+async def test_tls(tmp_path, tls_cert):
     require("skopeo")
-    crt, key = cert
+    crt, key = tls_cert
     port = free_port()
     root = str(tmp_path / "root")
     proc = subprocess.Popen([*OCIKIT, "serve", "--listen", f"127.0.0.1:{port}", "--root",

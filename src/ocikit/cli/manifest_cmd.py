@@ -278,7 +278,7 @@ def artifact_group() -> None:
 
 @artifact_group.command("push")
 @click.argument("reference")
-@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1)
 @click.option("--artifact-type", required=True, metavar="MEDIATYPE", help="The artifact's artifactType.")
 @click.option("--subject", default=None, metavar="REF",
               help="The manifest this artifact refers to: a tag or digest in the same repository/layout.")
@@ -288,7 +288,10 @@ def artifact_group() -> None:
 @push_transport_options
 def artifact_push_command(reference: str, files: tuple[str, ...], artifact_type: str, subject: str | None,
                           annotations: tuple[str, ...], output_format: str | None, **transport: Any) -> None:
-    """Push FILEs (PATH or PATH:MEDIATYPE) as an artifact to REFERENCE; prints its digest."""
+    """Push FILEs (PATH or PATH:MEDIATYPE) as an artifact to REFERENCE; prints its digest.
+
+    As in oras, the last ':' splits PATH from MEDIATYPE: a path with a colon ends with ':' (the
+    default type, application/vnd.oci.image.layer.v1.tar) or escapes it as '\\:'."""
     res = run(art.apush(reference, files, artifact_type, subject=subject, annotations=_annotations(annotations),
                         options=open_options(**transport)))
     if current_format() == "json":

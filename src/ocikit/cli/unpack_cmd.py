@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import click
 
 from ..core.platforms import parse_platform
 from .output import ProgressView, echo, emit_json, format_option, human_size, output_format
+from .registry_cmds import open_options, pull_transport_options
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)b?", re.IGNORECASE)
 
@@ -44,10 +46,12 @@ def _byte_count(text: str) -> int | None:
               help="Refuse IMAGE unless this containers-policy.json accepts it (\"system\": the system's).")
 @click.option("--registries.d", "registries_d", type=click.Path(file_okay=False), default=None,
               help="registries.d directory naming the lookaside stores (with --policy).")
+@pull_transport_options
 @format_option
 def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | None, platform: str | None,
                    max_layer_size: str, max_expansion_ratio: float, keep_partial: bool,
-                   output_format: str | None, policy: str | None = None, registries_d: str | None = None) -> None:
+                   output_format: str | None, policy: str | None = None, registries_d: str | None = None,
+                   **transport: Any) -> None:
     """Unpack IMAGE (oci:, docker://, oci-archive:, docker-archive:) into DIR, applying its layers in order.
 
     Paths are resolved inside DIR and never follow a symlink out of it. Every layer's digest and
@@ -58,9 +62,10 @@ def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | No
     from ..layers.limits import LayerLimits
     from ..ops.unpack import UnpackOptions, unpack   # oci: layouts unpack with no event loop
 
+    opened = open_options(**transport)
     if policy is not None:  # checked before anything is written
         from ..trust.policy import enforce
-        enforce(policy, image, registries_d=registries_d)
+        enforce(policy, image, registries_d=registries_d, open_options=opened)
 
     limits = LayerLimits(max_expansion_ratio=max_expansion_ratio or None, max_layer_size=_byte_count(max_layer_size))
     warnings: list[str] = []
@@ -69,7 +74,7 @@ def unpack_command(image: str, directory: str, bundle: bool, rootless: bool | No
                                 platform=parse_platform(platform) if platform else None,
                                 progress=view if view.enabled else None, warn=warnings.append,
                                 limits=limits, keep_partial=keep_partial)
-        result = unpack(image, directory, options)
+        result = unpack(image, directory, options, open_options=opened)
     if output_format == "json" or (output_format is None and _group_json()):
         emit_json(result.to_dict())
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, AsyncIterator, Mapping, Sequence
 
@@ -48,12 +49,35 @@ class ArtifactFile:
         return self.title or os.path.basename(self.path)
 
 
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*")
+"""RFC 6838's ``type/subtype`` (no parameters)."""
+
+
 def parse_file_arg(text: str) -> ArtifactFile:
-    """``PATH`` or ``PATH:MEDIATYPE`` (oras' syntax); the title is the file's base name."""
-    path, sep, media_type = text.rpartition(":")
-    if sep and "/" in media_type and not os.path.exists(text):
-        return ArtifactFile(path, media_type)
-    return ArtifactFile(text)
+    """``PATH`` or ``PATH:MEDIATYPE``, as oras reads it: the last ``:`` not escaped by a backslash
+    splits, so a path with a colon ends with ``:`` (the default media type) or writes it ``\\:``
+    (``\\\\`` is a backslash); an empty media type is the default. The title is the file's base name."""
+    i = len(text)
+    while True:
+        i = text.rfind(":", 0, i)
+        if i < 0 or not _escaped(text, i):
+            break
+    path, media_type = (text, "") if i < 0 else (text[:i], text[i + 1:])
+    path = re.sub(r"\\([\\:])", r"\1", path)
+    if not path:
+        raise UsageError(f"{text}: empty file path (FILE or FILE:MEDIATYPE)")
+    if media_type and not _MEDIA_TYPE.fullmatch(media_type):
+        raise UsageError(f"{text}: {media_type!r} is not a media type (TYPE/SUBTYPE); a ':' in a file "
+                         "name is written '\\:', or end with ':' for the default type")
+    return ArtifactFile(path, media_type or DEFAULT_FILE_TYPE)
+
+
+def _escaped(text: str, i: int) -> bool:
+    """Whether the character at ``i`` follows an odd number of backslashes."""
+    n = 0
+    while i - n - 1 >= 0 and text[i - n - 1] == "\\":
+        n += 1
+    return n % 2 == 1
 
 
 @dataclass
@@ -122,7 +146,7 @@ async def push_artifact(store: Store, tag: str | None, files: Sequence[ArtifactF
         raise UsageError(f"two files would be pulled back as the same name: {', '.join(sorted(dup))}")
     for f in files:
         if not os.path.isfile(f.path):
-            raise UsageError(f"{f.path}: not a regular file")
+            raise UsageError(f"{f.path}: {'not a regular file' if os.path.exists(f.path) else 'no such file'}")
     subject_desc: Descriptor | None = None
     if subject is not None:
         sd = await store.resolve(subject, opts)

@@ -21,7 +21,8 @@ from . import blobs, catalog, extensions, manifests, referrers_api, tags, upload
 from .access import Authenticator, Need
 from .serve_config import ServerConfig
 from .cache import OBSERVER, cache_metrics, install_cache
-from .context import REGISTRY, Registry
+from .context import PRINCIPAL, REGISTRY, Registry
+from .disconnects import client_gone, gone_response, quiet_dropped_clients
 from .error_body import error_response, simple_error
 from .metrics import Metrics
 from .pullthrough import PULLTHROUGH
@@ -78,7 +79,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         route = parse_route(request.path)
         kind = route.kind
         need = _need(route, request.method)
-        request["ocikit_principal"] = await reg.auth.authenticate(request.headers, _realm_url(request, reg), need)
+        request[PRINCIPAL] = await reg.auth.authenticate(request.headers, _realm_url(request, reg), need)
         if route.kind == "base":
             if request.method not in ("GET", "HEAD"):
                 raise Unsupported(f"{request.method} /v2/ is not supported")
@@ -100,11 +101,15 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                 resp = await handler(request, route.name or "", route.reference or "")
     except OcikitError as e:
         resp = error_response(e)
-    except (asyncio.CancelledError, ConnectionResetError):
+    except asyncio.CancelledError:
         raise
-    except Exception:  # noqa: BLE001 - a bug must not take the server down; log it, answer 500
-        log.exception("%s %s failed", request.method, request.path)
-        resp = simple_error(500, "UNKNOWN", "internal server error")
+    except Exception as e:  # noqa: BLE001 - a bug must not take the server down; log it, answer 500
+        if isinstance(e, ConnectionError) and client_gone(request):
+            log.debug("%s %s: the client went away (%s)", request.method, request.path, e)
+            resp = gone_response()
+        else:
+            log.exception("%s %s failed", request.method, request.path)
+            resp = simple_error(500, "UNKNOWN", "internal server error")
     finally:
         reg.metrics.in_flight -= 1
     resp.headers[API_HEADER[0]] = API_HEADER[1]
@@ -195,6 +200,7 @@ async def serve(config: ServerConfig, *, on_ready: Callable[[Registry, str], Awa
     written); ``on_ready`` runs once the server is listening.
     """
     tune_malloc()
+    quiet_dropped_clients()
     registry = build_registry(config)
     try:
         await registry.storage.driver.check()  # wrong credentials, no bucket: one line, before listening

@@ -25,6 +25,8 @@ class Registry:
 
 
 REGISTRY = web.AppKey("ocikit_registry", Registry)
+PRINCIPAL = web.RequestKey("ocikit_principal", Principal)
+"""Who made the request (set by the dispatcher once authenticated)."""
 
 
 def registry(request: web.Request) -> Registry:
@@ -32,7 +34,7 @@ def registry(request: web.Request) -> Registry:
 
 
 def principal(request: web.Request) -> Principal:
-    p = request.get("ocikit_principal")
+    p = request.get(PRINCIPAL)
     return p if isinstance(p, Principal) else Principal(None)
 
 

@@ -15,7 +15,10 @@ be read is never taken for garbage. A manifest deleted meanwhile (its revision o
 gone) is simply not kept.
 
 Safe while the server runs: the server refreshes the modification time of every blob it
-links or references, so content a concurrent push relies on is always inside the grace window.
+commits, links or references, so content a concurrent push relies on is always inside the grace
+window; and each deletion reads the age again at that moment (:meth:`StorageDriver.delete_if_older`:
+on the filesystem under the directory lock every upload commit, link write and touch takes), so a
+blob or link refreshed after the mark phase looked at it is kept.
 """
 
 from __future__ import annotations
@@ -56,6 +59,15 @@ class GcReport:
 async def _old(storage: RegistryStorage, key: str, cutoff: float) -> bool:
     mtime = await storage.driver.mtime(key)
     return mtime is not None and mtime < cutoff
+
+
+async def _sweep(storage: RegistryStorage, key: str, cutoff: float, dry_run: bool) -> bool:
+    """Remove ``key`` if it is older than ``cutoff`` (only say so with ``dry_run``). The age is read
+    again at the moment of deletion, under the lock the server's writes take (filesystem): what the
+    mark phase saw may be stale by then, and nothing younger than the grace is ever deleted."""
+    if dry_run:
+        return await _old(storage, key, cutoff)
+    return await storage.driver.delete_if_older(key, cutoff)
 
 
 async def _walk_repository(storage: RegistryStorage, repo: str, manifests: list[Digest]) -> Graph:
@@ -106,10 +118,8 @@ async def _mark_repository(storage: RegistryStorage, repo: str, untagged: bool, 
     for d in await storage.list_layer_links(repo):
         if d in repo_blobs:
             continue
-        if await _old(storage, repo_key(repo, "_layers", d.algorithm, d.encoded), cutoff):
+        if await _sweep(storage, repo_key(repo, "_layers", d.algorithm, d.encoded), cutoff, dry_run):
             report.links.append((repo, d))
-            if not dry_run:
-                await storage.driver.delete(repo_key(repo, "_layers", d.algorithm, d.encoded))
         else:
             repo_blobs.add(d)
     marked.update(repo_blobs)
@@ -137,13 +147,12 @@ async def collect_garbage(storage: RegistryStorage, *, dry_run: bool = False, un
                     report.blobs_kept += 1
                     continue
                 key = blob_key(digest)
-                if not await _old(storage, key, cutoff):
+                size = await d.size(key) or 0
+                if not await _sweep(storage, key, cutoff, dry_run):
                     report.blobs_kept += 1
                     continue
                 report.blobs.append(digest)
-                report.bytes_freed += await d.size(key) or 0
-                if not dry_run:
-                    await d.delete(key)
+                report.bytes_freed += size
     for upload_id in await d.spool_list():
         mtime = await d.spool_mtime(upload_id)
         if mtime is None or mtime < now - upload_grace:

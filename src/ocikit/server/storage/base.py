@@ -44,6 +44,15 @@ class StorageDriver(abc.ABC):
     async def delete(self, key: str) -> bool:
         """Remove ``key``; ``True`` if it existed."""
 
+    async def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Remove ``key`` only if it was last modified (or touched) before ``cutoff``; ``True`` if removed.
+
+        gc's one deletion of what may be in use: a driver that can exclude writers (the filesystem's
+        ``flock``) reads the age again under the lock its writes and touches take, so nothing a
+        concurrent write refreshes is taken. This default reads the age, then deletes."""
+        mtime = await self.mtime(key)
+        return mtime is not None and mtime < cutoff and await self.delete(key)
+
     @abc.abstractmethod
     async def list(self, prefix: str) -> list[str]:
         """Names directly under ``prefix`` (objects and "directories"), sorted."""
@@ -106,8 +115,8 @@ class StorageDriver(abc.ABC):
         """Make the spool's bytes durable and move them under ``key`` atomically; drop the spool.
 
         If ``key`` already exists (same content, content-addressed) the spool is just dropped.
-        ``True`` tells that ``key`` was just created (fresh, no touch needed); ``None``/``False``: unknown
-        or already there.
+        ``True`` tells that ``key``'s modification time is fresh (just created, or refreshed with the
+        commit: no touch needed); ``None``/``False``: unknown or already there.
         """
 
     @abc.abstractmethod

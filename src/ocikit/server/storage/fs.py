@@ -5,14 +5,21 @@ directory, flushed (unless ``fsync`` is off), renamed into place, the directory 
 crash at any moment leaves either the old object or the new one, never half of one; a full
 disk raises :class:`~ocikit.core.errors.DiskFull` (the server answers 503 and stays up) and leaves
 no temp file. Temp names start with ``.`` and are never listed.
+
+A concurrent ``registry gc`` (another process) is kept from deleting what the server is making
+live by ``flock`` on the directory holding a key: every write, touch and blob commit holds it
+shared; gc's :meth:`FilesystemDriver.delete_if_older` holds it exclusive while it re-reads the
+key's age and unlinks it. So a key gc found old is either refreshed before gc looks again (and
+kept), or written anew after it is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from ... import durable
 from ...core.digest import CHUNK, Digester
@@ -34,6 +41,25 @@ class FilesystemDriver(StorageDriver):
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
 
+    @contextlib.contextmanager
+    def _guard(self, path: str, *, create: bool = True, exclusive: bool = False) -> Iterator[bool]:
+        """Hold the ``flock`` of the directory of ``path`` (shared, or ``exclusive`` for gc); yields
+        whether the directory exists (it is made first with ``create``)."""
+        directory = os.path.dirname(path)
+        if create:
+            os.makedirs(directory, exist_ok=True)
+        try:
+            fd = durable.flock_dir(directory, shared=not exclusive)
+        except (FileNotFoundError, NotADirectoryError):
+            if create:
+                raise
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            os.close(fd)
+
     # --- small objects ---------------------------------------------------------------
 
     async def get(self, key: str) -> bytes | None:
@@ -51,7 +77,8 @@ class FilesystemDriver(StorageDriver):
             self._write_atomic(self._path(key), data, False)
 
     def _write_atomic(self, path: str, data: bytes, sync: bool) -> None:
-        durable.atomic_write(path, data, sync=sync)
+        with durable.disk_full_guard(path), self._guard(path):
+            durable.atomic_write(path, data, sync=sync)
 
     async def size(self, key: str) -> int | None:
         try:
@@ -66,9 +93,24 @@ class FilesystemDriver(StorageDriver):
             return None
 
     async def touch(self, key: str) -> bool:
+        path = self._path(key)
         try:
-            os.utime(self._path(key))
-            return True
+            with self._guard(path, create=False) as there:
+                if there:
+                    os.utime(path)
+                return there
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    async def delete_if_older(self, key: str, cutoff: float) -> bool:
+        """Unlink ``key`` if its mtime, read again under the directory's exclusive lock, is before ``cutoff``."""
+        path = self._path(key)
+        try:
+            with self._guard(path, create=False, exclusive=True) as there:
+                if not there or os.stat(path).st_mtime >= cutoff:
+                    return False
+                os.unlink(path)
+                return True
         except (FileNotFoundError, NotADirectoryError):
             return False
 
@@ -144,10 +186,14 @@ class FilesystemDriver(StorageDriver):
             return None
 
     async def spool_mtime(self, upload_id: str) -> float | None:
-        try:
-            return os.stat(self._spool(upload_id, "data")).st_mtime
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+        """When the spool last grew; a session still being made (no data file yet) is as old as its
+        directory, so a concurrent gc does not take it for a leftover."""
+        for path in (self._spool(upload_id, "data"), self._spool(upload_id)):
+            try:
+                return os.stat(path).st_mtime
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return None
 
     async def spool_append(self, upload_id: str, offset: int, chunks: AsyncIterator[bytes],
                            digester: Digester | None) -> int:
@@ -180,23 +226,29 @@ class FilesystemDriver(StorageDriver):
             while chunk := f.read(CHUNK):
                 yield chunk
 
-    async def spool_commit(self, upload_id: str, key: str) -> None:
-        src = self._spool(upload_id, "data")
-        dst = self._path(key)
-        if os.path.exists(dst):
-            await self.spool_delete(upload_id)
-            return
-        await asyncio.get_running_loop().run_in_executor(None, self._commit, src, dst)
+    async def spool_commit(self, upload_id: str, key: str) -> bool:
+        """Commit (or, when the content is there already, refresh it); ``True``: ``key`` is fresh."""
+        await asyncio.get_running_loop().run_in_executor(None, self._commit, self._spool(upload_id, "data"),
+                                                         self._path(key))
         await self.spool_delete(upload_id)
+        return True
 
     def _commit(self, src: str, dst: str) -> None:
-        """Flush the spool, rename it into place, flush the directory (in a worker thread)."""
-        with durable.disk_full_guard(dst):
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
+        """In a worker thread, under the shared lock of the blob's directory: refresh ``dst`` if it is
+        there; else flush the spool, rename it into place, flush the directory. Either way ``dst``
+        leaves with a fresh mtime (the spool's is that of its last write, maybe older than a gc's
+        grace), so a gc that found it old cannot take it once the upload is acknowledged."""
+        with durable.disk_full_guard(dst), self._guard(dst):
+            try:
+                os.utime(dst)
+                return
+            except FileNotFoundError:
+                pass
             try:
                 durable.publish(src, dst, sync=self.fsync)
             except FileNotFoundError as e:  # pragma: no cover - the spool vanished (cancelled concurrently)
                 raise FileNotFoundError(src) from e
+            os.utime(dst)
 
     async def spool_delete(self, upload_id: str) -> None:
         shutil.rmtree(self._spool(upload_id), ignore_errors=True)

@@ -128,17 +128,23 @@ class RegistryStorage:
         return await self.driver.relay(blob_key(digest), offset, length, sock_fd)
 
     async def link_blob(self, name: str, digest: Digest, *, touch: bool = True) -> None:
+        """Link the blob into ``name``; with ``touch``, refresh it first for a concurrent gc's grace (not
+        needed when it was just written): :class:`BlobUnknown` when it is gone (a gc took it)."""
         await self._index_repository(name)
-        if touch:  # refresh it for a concurrent gc's grace (not needed when it was just written)
-            await self.driver.touch(blob_key(digest))
+        if touch and not await self.driver.touch(blob_key(digest)):
+            raise BlobUnknown(f"blob unknown to registry: {digest}", detail={"digest": str(digest)})
         await self.driver.put(repo_key(name, "_layers", digest.algorithm, digest.encoded), b"", durable=True)
 
     async def mount_blob(self, name: str, source: str, digest: Digest) -> int | None:
-        """Link a blob of ``source`` into ``name``; its size, or ``None`` when ``source`` lacks it."""
+        """Link a blob of ``source`` into ``name``; its size, or ``None`` when ``source`` lacks it (or a
+        concurrent gc just took it: the client uploads it instead)."""
         size = await self.blob_size(source, digest)
         if size is None:
             return None
-        await self.link_blob(name, digest)
+        try:
+            await self.link_blob(name, digest)
+        except BlobUnknown:
+            return None
         return size
 
     async def delete_blob(self, name: str, digest: Digest) -> None:
@@ -308,7 +314,9 @@ class RegistryStorage:
                                           detail={"digest": str(desc.digest)})
             if size != desc.size:
                 raise ManifestInvalid(f"{what}: blob {desc.digest} is {size} bytes, the descriptor says {desc.size}")
-            await self.driver.touch(blob_key(desc.digest))
+            if not await self.driver.touch(blob_key(desc.digest)):  # a concurrent gc took it meanwhile
+                raise ManifestBlobUnknown(f"{what}: blob {desc.digest} is not in {name}",
+                                          detail={"digest": str(desc.digest)})
 
     async def put_manifest(self, name: str, reference: str | Digest, raw: bytes,
                            content_type: str | None, *, check: bool | None = None) -> PutManifestResult:
@@ -331,10 +339,8 @@ class RegistryStorage:
         d = self.driver
         await self._index_repository(name)
         key = blob_key(digest)
-        if await d.size(key) is None:
+        if not await d.touch(key):  # refreshed for a concurrent gc's grace, or written
             await d.put(key, raw)
-        else:
-            await d.touch(key)
         await d.put(repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded),
                     m.media_type.encode())
         subject = m.subject.digest if m.subject is not None else None
