@@ -16,7 +16,7 @@ from ocikit.core.digest import Digest
 from ocikit.model import Descriptor, build_manifest, parse_index, parse_manifest
 from ocikit.server.gc import collect_garbage
 from ocikit.server.storage.fs import FilesystemDriver
-from ocikit.server.storage.registry import RegistryStorage, blob_key
+from ocikit.server.storage.registry import RegistryStorage, blob_key, repo_key
 from ocikit.server.storage.s3 import S3Driver
 from ocikit.server.storage.s3settings import S3Settings
 from ocikit.server.storage.repo_store import RepositoryStore
@@ -112,6 +112,22 @@ async def test_an_acknowledged_blob_is_young_whatever_its_spool_or_its_old_copy(
         assert not await storage.driver.delete_if_older(blob_key(digest), time.time() - 60)
         assert await storage.driver.delete_if_older(blob_key(digest), time.time() + 60)
     assert not await storage.driver.delete_if_older(blob_key(d), time.time() + 60)  # gone already
+
+
+async def test_a_manifest_push_refreshes_the_links_it_relies_on(storage, tmp_path):
+    """A manifest naming blobs whose repository links are old (linked long ago, used by no manifest
+    when a concurrent gc marked) refreshes those links, not only the blobs: gc's sweep, which reads
+    the age again, keeps them, and the layer still answers in that repository."""
+    config = await _blob(storage, "gc/relink", b'{"architecture":"amd64","os":"linux"}')
+    layer = await _blob(storage, "gc/relink", b"a layer pushed two hours ago")
+    _age_everything(str(tmp_path / "root"))
+    links = [repo_key("gc/relink", "_layers", d.algorithm, d.encoded) for d in (config, layer)]
+    cutoff = time.time() - 60   # what a gc with a one-minute grace, marking before the push, sweeps with
+    m = build_manifest(Descriptor(mt.OCI_CONFIG, config, 37), [Descriptor(mt.OCI_LAYER, layer, 28)])
+    await storage.put_manifest("gc/relink", "v1", m.raw, mt.OCI_MANIFEST)
+    for key in links:
+        assert not await storage.driver.delete_if_older(key, cutoff)
+    assert await storage.blob_size("gc/relink", layer) == 28
 
 
 async def test_gc_keeps_an_upload_session_being_created(storage, tmp_path):

@@ -314,7 +314,10 @@ class RegistryStorage:
                                           detail={"digest": str(desc.digest)})
             if size != desc.size:
                 raise ManifestInvalid(f"{what}: blob {desc.digest} is {size} bytes, the descriptor says {desc.size}")
-            if not await self.driver.touch(blob_key(desc.digest)):  # a concurrent gc took it meanwhile
+            # refreshed for a concurrent gc's grace: the blob and its link into this repository (an old
+            # link no manifest used when gc marked would otherwise go, and the layer answer 404 here)
+            link = repo_key(name, "_layers", desc.digest.algorithm, desc.digest.encoded)
+            if not (await self.driver.touch(blob_key(desc.digest)) and await self.driver.touch(link)):
                 raise ManifestBlobUnknown(f"{what}: blob {desc.digest} is not in {name}",
                                           detail={"digest": str(desc.digest)})
 
