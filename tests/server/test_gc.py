@@ -13,7 +13,7 @@ import pytest
 
 from ocikit.core import mediatypes as mt
 from ocikit.core.digest import Digest
-from ocikit.model import Descriptor, build_manifest, parse_index, parse_manifest
+from ocikit.model import Descriptor, build_index, build_manifest, parse_index, parse_manifest
 from ocikit.server.gc import collect_garbage
 from ocikit.server.storage.fs import FilesystemDriver
 from ocikit.server.storage.registry import RegistryStorage, blob_key, repo_key
@@ -128,6 +128,35 @@ async def test_a_manifest_push_refreshes_the_links_it_relies_on(storage, tmp_pat
     for key in links:
         assert not await storage.driver.delete_if_older(key, cutoff)
     assert await storage.blob_size("gc/relink", layer) == 28
+
+
+async def test_gc_keeps_an_untagged_manifest_pushed_again_since_it_marked(storage, tmp_path):
+    """An untagged manifest pushed again by tag after a gc marked it (its revision refreshed): gc's
+    delete, which reads the age again, keeps it and the new tag; one left alone goes, tags untouched.
+    An index pushed since refreshes its children the same way."""
+    store = RepositoryStore(storage, "gc/repush")
+    img = await write_image_async(store, "temp", seed=3)
+    other = await write_image_async(store, "other", seed=4)
+    for tag in ("temp", "other"):
+        await storage.delete_tag("gc/repush", tag)
+    _age_everything(str(tmp_path / "root"))
+    cutoff = time.time() - 60   # a gc with a one-minute grace that marked both as untagged garbage
+    raw = (await storage.get_manifest("gc/repush", img.digest)).raw
+    await storage.put_manifest("gc/repush", "again", raw, img.media_type)
+    assert not await storage.delete_manifest_if_older("gc/repush", img.digest, cutoff)
+    assert await storage.resolve_tag("gc/repush", "again") == img.digest
+    assert await storage.delete_manifest_if_older("gc/repush", other.digest, cutoff)
+    assert not await storage.has_manifest("gc/repush", other.digest)
+    # a child named by an index pushed since is refreshed too
+    child = await write_image_async(store, "child", seed=5)
+    await storage.delete_tag("gc/repush", "child")
+    _age_everything(str(tmp_path / "root"))
+    cutoff = time.time() - 60
+    idx = build_index([Descriptor(child.media_type, child.digest, child.size)])
+    await storage.put_manifest("gc/repush", "multi", idx.raw, idx.media_type)
+    assert not await storage.delete_manifest_if_older("gc/repush", child.digest, cutoff)
+    report = await collect_garbage(storage, untagged=True, grace=60)
+    assert (("gc/repush", img.digest) not in report.manifests and ("gc/repush", child.digest) not in report.manifests)
 
 
 async def test_gc_keeps_an_upload_session_being_created(storage, tmp_path):

@@ -18,7 +18,9 @@ Safe while the server runs: the server refreshes the modification time of every 
 commits, links or references, so content a concurrent push relies on is always inside the grace
 window; and each deletion reads the age again at that moment (:meth:`StorageDriver.delete_if_older`:
 on the filesystem under the directory lock every upload commit, link write and touch takes), so a
-blob or link refreshed after the mark phase looked at it is kept.
+blob or link refreshed after the mark phase looked at it is kept. The same holds for an untagged
+manifest: a push of it since (by tag or digest), or of an index naming it, refreshes its revision,
+and it is kept with everything it reaches; gc never deletes a tag.
 """
 
 from __future__ import annotations
@@ -112,9 +114,13 @@ async def _mark_repository(storage: RegistryStorage, repo: str, untagged: bool, 
         repo_blobs.update(link.digest for link in graph.nodes[d].links if link.role in CONTENT_ROLES)
     for d in all_manifests:
         if d in graph.nodes and d not in kept:  # one whose bytes vanished has nothing left to delete
-            report.manifests.append((repo, d))
-            if not dry_run:
-                await storage.delete_manifest(repo, d)
+            if dry_run or await storage.delete_manifest_if_older(repo, d, cutoff):
+                report.manifests.append((repo, d))
+                continue
+            # pushed again since the mark (by tag or digest): kept, with everything it reaches
+            for k in graph.closure({d}) & graph.nodes.keys():
+                repo_blobs.add(k)
+                repo_blobs.update(link.digest for link in graph.nodes[k].links if link.role in CONTENT_ROLES)
     for d in await storage.list_layer_links(repo):
         if d in repo_blobs:
             continue

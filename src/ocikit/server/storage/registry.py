@@ -300,7 +300,9 @@ class RegistryStorage:
             if self.accept_sparse_index:
                 return
             for i, child in enumerate(m.manifests):
-                if not await self.has_manifest(name, child.digest):
+                # refreshed, as blobs are below: gc deletes an untagged manifest only while it is old
+                revision = repo_key(name, "_manifests", "revisions", child.digest.algorithm, child.digest.encoded)
+                if not (await self.has_manifest(name, child.digest) and await self.driver.touch(revision)):
                     raise ManifestBlobUnknown(f"manifests[{i}]: manifest {child.digest} is not in {name}",
                                               detail={"digest": str(child.digest)})
             return
@@ -362,14 +364,30 @@ class RegistryStorage:
         for tag in await self.list_tags(name) or []:
             if await self.resolve_tag(name, tag) == digest:
                 await d.delete(repo_key(name, "_manifests", "tags", tag))
+        await self._forget_referrer(name, digest, stored)
+        await d.delete(repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded))
+
+    async def _forget_referrer(self, name: str, digest: Digest, stored: StoredManifest) -> None:
+        """Drop the referrers entry the manifest ``digest`` (``stored``) made under its subject."""
         try:
             m = parse_manifest(stored.raw, stored.media_type)
         except (ManifestInvalid, DigestInvalid):
-            m = None
-        if m is not None and m.subject is not None:
+            return
+        if m.subject is not None:
             s = m.subject.digest
-            await d.delete(repo_key(name, "_referrers", s.algorithm, s.encoded, f"{digest.algorithm}-{digest.encoded}"))
-        await d.delete(repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded))
+            await self.driver.delete(repo_key(name, "_referrers", s.algorithm, s.encoded,
+                                              f"{digest.algorithm}-{digest.encoded}"))
+
+    async def delete_manifest_if_older(self, name: str, digest: Digest, cutoff: float) -> bool:
+        """gc's delete of a manifest it found untagged: only while the manifest's revision is older than
+        ``cutoff``, read again under the driver's lock (a push of the same manifest since, by tag or
+        by digest, refreshes it: kept). No tag is deleted: one made since came with such a push."""
+        stored = await self.get_manifest(name, digest)
+        if not await self.driver.delete_if_older(
+                repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded), cutoff):
+            return False
+        await self._forget_referrer(name, digest, stored)
+        return True
 
     async def delete_tag(self, name: str, tag: str) -> None:
         if not await self.driver.delete(repo_key(name, "_manifests", "tags", tag)):
