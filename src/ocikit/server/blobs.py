@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from aiohttp import web
@@ -9,7 +10,10 @@ from aiohttp import web
 from ..core.digest import Digest
 from ..core.errors import BlobUnknown, OcikitError
 from .context import registry
+from .disconnects import client_gone
 from .filesend import file_response, span_response
+
+log = logging.getLogger("ocikit.server")
 
 
 async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamResponse:
@@ -45,7 +49,10 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
             async for chunk in reg.storage.blob_chunks(digest, offset, length):
                 await resp.write(chunk)
     except (OcikitError, OSError) as e:
+        if client_gone(request):
+            raise  # the client left: the dispatcher notes it quietly
         # the head is out: an error answer would land inside the body; a cut connection is the honest end
+        log.warning("GET %s: blob %s cut short after its head was sent: %s", request.path, digest, e)
         if request.transport is not None:
             request.transport.abort()
         raise ConnectionResetError(f"blob {digest}: body cut short: {e}") from None

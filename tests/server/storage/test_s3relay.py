@@ -140,7 +140,8 @@ async def test_bucket_dying_mid_body_cuts_the_connection(tmp_path):
     """``ocikit serve`` relaying a blob when SeaweedFS is killed: the client gets a true prefix of the blob on
     a closed connection (never an error answer inside the body), and the replica answers 503 next."""
     with seaweedfs(str(tmp_path)) as s3:
-        with start_ocikit_serve(str(tmp_path), storage=s3.storage_url("cut", redirect="off"), env=s3.env) as srv:
+        with start_ocikit_serve(str(tmp_path), storage=s3.storage_url("cut", redirect="off"), env=s3.env,
+                                quiet=False) as srv:
             data = os.urandom(96 << 20)
             async with aiohttp.ClientSession() as s:
                 digest = await Client(srv.url, s).post_blob("cut/a", data)
@@ -159,3 +160,9 @@ async def test_bucket_dying_mid_body_cuts_the_connection(tmp_path):
             async with aiohttp.ClientSession() as s:
                 async with s.get(f"{srv.url}/v2/cut/a/blobs/{digest}") as r:
                     assert r.status == 503
+        with open(srv.log, encoding="utf-8") as f:
+            log = f.read()
+        # the storage failure is one warning line naming the blob, not a traceback nor a "client went away"
+        cut = [ln for ln in log.splitlines() if "cut short after its head was sent" in ln]
+        assert len(cut) == 1 and digest in cut[0], log[-3000:]
+        assert "Traceback" not in log
