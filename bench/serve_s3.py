@@ -20,12 +20,9 @@ docker-registry's S3 driver panics when AWS_CA_BUNDLE is set: it is unset for th
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import resource
-import socket
-import threading
 import statistics
 import shutil
 import subprocess
@@ -34,6 +31,8 @@ import urllib.request
 from urllib.parse import urlsplit
 from argparse import Namespace as SimpleNamespace
 from typing import Any
+
+from forwarders import SpliceForwarder
 
 OCIKIT_PREFIX = "ocikit-bench"
 REGISTRY_ROOT = "/docker-registry-bench"
@@ -98,53 +97,6 @@ def presigner(s3: Any) -> Any:
         region_name="us-east-1", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
-class Forwarder:
-    """A TCP forwarder to ``host:port`` on a free 127.0.0.1 port that moves what comes back with
-    ``splice(2)`` (no byte enters user space): the least any streaming registry does, since its
-    bytes cross loopback twice (S3 to it, it to the client). Threads of this process; stopped
-    with :meth:`close`."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.lsock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.lsock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self.lsock.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._pair, args=(c,), daemon=True).start()
-
-    def _pair(self, client: socket.socket) -> None:
-        with client, socket.create_connection(self.target) as up:
-            threading.Thread(target=self._requests, args=(client, up), daemon=True).start()
-            r, w = os.pipe()
-            try:
-                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20)
-                while (n := os.splice(up.fileno(), w, 1 << 20)) > 0:
-                    while n:
-                        n -= os.splice(r, client.fileno(), n)
-            except OSError:
-                pass
-            finally:
-                os.close(r)
-                os.close(w)
-
-    @staticmethod
-    def _requests(client: socket.socket, up: socket.socket) -> None:
-        try:
-            while data := client.recv(65536):
-                up.sendall(data)
-        except OSError:
-            pass
-
-
 def floor(b: SimpleNamespace, s3: Any, big: str, size: int, rep: int) -> dict[str, float]:
     """SeaweedFS alone: PUT the blob with curl, GET it once and as 3 ranges at once; GB/s and CPU/GB."""
     sign, gb, pid = presigner(s3), size / 1e9, s3.proc.pid
@@ -172,7 +124,7 @@ def floor(b: SimpleNamespace, s3: Any, big: str, size: int, rep: int) -> dict[st
                     get] for i in range(3)])
     # the same GETs through a zero-copy TCP forwarder: what a streaming registry cannot beat
     ep = urlsplit(get)
-    fwd = Forwarder(ep.hostname or "127.0.0.1", ep.port or 80)
+    fwd = SpliceForwarder(ep.hostname or "127.0.0.1", ep.port or 80)
     via = ["--connect-to", f"{ep.hostname}:{ep.port or 80}:127.0.0.1:{fwd.port}"]
     try:
         timed("hop", [["curl", "-sS", "-f", "-o", "/dev/null", *via, get]])

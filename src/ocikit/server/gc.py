@@ -92,6 +92,14 @@ async def _walk_repository(storage: RegistryStorage, repo: str, manifests: list[
     return await awalk(roots, fetch, where=f"repository {repo}")
 
 
+def _with_content(graph: Graph, manifests: set[Digest]) -> set[Digest]:
+    """``manifests`` and the content (configs, layers) each of them links."""
+    out = set(manifests)
+    for d in manifests:
+        out.update(link.digest for link in graph.nodes[d].links if link.role in CONTENT_ROLES)
+    return out
+
+
 async def _mark_repository(storage: RegistryStorage, repo: str, untagged: bool, cutoff: float,
                            report: GcReport, marked: set[Digest], dry_run: bool) -> None:
     all_manifests = await storage.list_manifests(repo)
@@ -109,18 +117,14 @@ async def _mark_repository(storage: RegistryStorage, repo: str, untagged: bool, 
                 roots.add(d)
     # index children, and referrers of what is kept (to a fixed point); a kept manifest's blobs
     kept = graph.closure(roots, referrers=True)
-    repo_blobs: set[Digest] = set(kept)
-    for d in kept:
-        repo_blobs.update(link.digest for link in graph.nodes[d].links if link.role in CONTENT_ROLES)
+    repo_blobs = _with_content(graph, kept)
     for d in all_manifests:
         if d in graph.nodes and d not in kept:  # one whose bytes vanished has nothing left to delete
             if dry_run or await storage.delete_manifest_if_older(repo, d, cutoff):
                 report.manifests.append((repo, d))
                 continue
             # pushed again since the mark (by tag or digest): kept, with everything it reaches
-            for k in graph.closure({d}) & graph.nodes.keys():
-                repo_blobs.add(k)
-                repo_blobs.update(link.digest for link in graph.nodes[k].links if link.role in CONTENT_ROLES)
+            repo_blobs |= _with_content(graph, graph.closure({d}) & graph.nodes.keys())
     for d in await storage.list_layer_links(repo):
         if d in repo_blobs:
             continue
