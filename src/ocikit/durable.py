@@ -40,7 +40,7 @@ import fcntl
 import os
 import secrets
 import time
-from typing import TYPE_CHECKING, AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Callable, Iterator, Sequence
 
 from .core.errors import DiskFull
 
@@ -466,9 +466,56 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
         raise
 
 
+async def write_from_thread(fd: int, produce: "Callable[[Callable[[memoryview], None]], None]",
+                            digester: "Digester | None", *, abort: "Callable[[], None]", offset: int = 0,
+                            sync: bool = True, sync_every: int = 0,
+                            written: "Callable[[int], None] | None" = None) -> int:
+    """Run ``produce(sink)`` in a thread of its own: each piece it hands to ``sink`` is hashed and
+    written at the file position of ``fd`` (already at ``offset``) right there, then reported to
+    ``written`` (the new end offset; called in that thread). Returns the end offset.
+
+    The counterpart of :func:`write_stream` for bytes that a thread receives itself (no event loop
+    turn per piece). ``sync`` and ``sync_every`` as there. Cancelling calls ``abort`` and waits
+    for the thread, so the caller may close ``fd`` at once, as after any failure.
+    """
+    import asyncio
+
+    from .core.ownthread import run_in_own_thread
+
+    pos = synced = offset
+    syncing: "concurrent.futures.Future[None] | None" = None
+
+    def sink(piece: memoryview) -> None:
+        nonlocal pos, synced, syncing
+        n = len(piece)
+        if digester is not None:
+            digester.update(piece)
+        write_fully(fd, [piece], n)
+        if sync:
+            start_writeback(fd, pos, n)
+        pos += n
+        if sync_every and sync and pos - synced >= sync_every and (syncing is None or syncing.done()):
+            if syncing is not None:
+                syncing.result()   # a write-back error is reported once: here
+            syncing, synced = sync_in_background(fd), pos
+        if written is not None:
+            written(pos)
+
+    try:
+        await run_in_own_thread(lambda: produce(sink), abort=abort, name="ocikit-fill")
+    except BaseException:
+        if syncing is not None:  # never let the caller close fd under a running flush
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(asyncio.wrap_future(syncing))
+        raise
+    if syncing is not None:
+        await asyncio.wrap_future(syncing)
+    return pos
+
+
 __all__ = [
     "BATCH", "DISK_FULL_ERRNOS", "INLINE_MAX", "MAX_PARTS", "SYNC_EVERY", "TMP_PREFIX", "abandoned", "claim_temp", "lock_temp", "WRITE_MAX", "TempFile",
     "append_line", "atomic_write", "disk_full_guard", "fsync_dir", "hash_and_write", "is_disk_full", "lock",
     "publish", "publishing", "removing_on_error", "start_writeback", "sync_data", "sync_in_background",
-    "sync_path", "temp_path", "write_fully", "write_parts", "write_stream",
+    "sync_path", "temp_path", "write_from_thread", "write_fully", "write_parts", "write_stream",
 ]

@@ -14,7 +14,8 @@ clients that ask before the first byte arrived are *subscribers*: each gets ever
 comes, through a queue bounded by :data:`LAG_LIMIT` bytes; a subscriber whose client reads more
 slowly than the upstream sends stops being fed and, once the blob is stored, carries on from the
 stored copy; clients that ask once bytes have passed wait for the end. Either way the last byte
-is held back until the fetch is verified; when it is not, the client's connection is cut short,
+is held back until the fetch is verified (not until it is durably stored: the client's copy is
+right either way); when it is not, the client's connection is cut short,
 so no client takes a bad blob as complete.
 """
 
@@ -24,18 +25,28 @@ import asyncio
 import collections
 import logging
 import os
-from typing import IO, AsyncIterator, Callable
+import threading
+from typing import IO, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from ..core.digest import Digest
-from .filesend import file_response, send_span
+from ..core.ownthread import run_in_own_thread
+from ..transports.registry.threadget import NotStarted
+from .filesend import file_response, plain_socket, send_span, write_socket
+from .storage.base import Fill
 from .storage.registry import RegistryStorage
 
 log = logging.getLogger("ocikit.server.proxy")
 
 LAG_LIMIT = 16 << 20
 """Bytes a subscriber may have queued before it is left to catch up from the stored blob."""
+THREAD_MIN = 1 << 20
+"""Blobs at least this large are received by a thread of their own when the storage spools
+locally (smaller ones: through the event loop, on the upstream client's pooled connections)."""
+MAX_SENDERS = 64
+"""Clients of one fetch sent the growing spool by threads of their own, at most (the others:
+by the event loop)."""
 
 
 class _Subscriber:
@@ -68,15 +79,26 @@ class BlobFetch:
     """Fetch ``digest`` (``size`` bytes) from ``source`` into repository ``name`` of ``storage``."""
 
     def __init__(self, storage: RegistryStorage, name: str, digest: Digest, size: int,
-                 source: Callable[[], AsyncIterator[bytes]], *, what: str) -> None:
+                 source: Callable[[], AsyncIterator[bytes]], *, what: str,
+                 prepare: Callable[[], Awaitable[Fill]] | None = None) -> None:
         self.storage = storage
         self.name = name
         self.digest = digest
         self.size = size
         self.what = what
         self.received = 0
+        self.checked = False
+        """Every byte is in and the digest checked out (the durable commit may still be running)."""
         self._source = source
+        self._prepare = prepare
         self._subscribers: list[_Subscriber] = []
+        self._loop = asyncio.get_running_loop()
+        self._grown = threading.Condition()
+        self.filled = 0
+        """Bytes in the spool while a thread fills it (:meth:`_fill_in_thread`)."""
+        self._filling = False
+        self._senders = 0
+        self._loop_followers = 0
         self.spool: str | None = None
         """The spool's data file once the upload started (``None``: a driver without local spools)."""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -95,8 +117,9 @@ class BlobFetch:
         upload_id = await s.start_upload(self.name)
         self.spool = s.driver.spool_path(upload_id)
         try:
-            await s.append_upload(self.name, upload_id, self._tee(), content_length=self.size)
-            await s.finish_upload(self.name, upload_id, self.digest)
+            if not await self._fill_in_thread(upload_id):
+                await s.append_upload(self.name, upload_id, self._tee(), content_length=self.size)
+            await s.finish_upload(self.name, upload_id, self.digest, verified=self._checked)
         except BaseException as e:  # noqa: BLE001 - every failure is reported to the waiting clients
             try:
                 await s.cancel_upload(self.name, upload_id)
@@ -114,6 +137,83 @@ class BlobFetch:
             for sub in self._subscribers:
                 sub.end()
 
+    async def _fill_in_thread(self, upload_id: str) -> bool:
+        """Receive, hash and write the blob in a thread of its own (:mod:`~ocikit.transports.registry.threadget`);
+        ``False`` when that cannot be done (no local spool, a small blob, an upstream answer the
+        thread does not expect): the caller fetches it through the event loop instead."""
+        if self._prepare is None or self.spool is None or self.size < THREAD_MIN:
+            return False
+        try:
+            fill = await self._prepare()
+        except Exception as e:  # noqa: BLE001 - the usual path reports it, with its retries
+            log.debug("%s: %s; fetching through the event loop", self.what, e)
+            return False
+        self._filling = True
+        try:
+            await self.storage.fill_upload(self.name, upload_id, fill, self.size, self._written)
+        except NotStarted as e:
+            log.debug("%s; fetching through the event loop", e)
+            return False
+        finally:
+            with self._grown:
+                self._filling = False
+                self._grown.notify_all()
+        return True
+
+    def _written(self, end: int) -> None:
+        """In the filling thread: the spool holds ``end`` bytes."""
+        with self._grown:
+            self.filled = end
+            self._grown.notify_all()
+        first = not self.received
+        self.received = end
+        if first or self._loop_followers:
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for sub in self._subscribers:
+            sub.wake.set()
+
+    def _wait_grown(self, sent: int, stop: threading.Event) -> int:
+        """In a sender thread: the spool's size once it holds more than ``sent`` bytes (or the fill ended)."""
+        with self._grown:
+            while self.filled <= sent and self._filling and not stop.is_set():
+                self._grown.wait(1.0)
+            if stop.is_set():
+                raise ConnectionAbortedError("send cancelled")
+            return self.filled
+
+    async def _send_in_thread(self, sock_fd: int, fd: int) -> int:
+        """Send the growing spool to the client in a thread of its own, all but the last byte;
+        returns the bytes sent once the fill ended or they are all out (the rest is the event loop's)."""
+        out = os.dup(sock_fd)  # a connection closed under the thread never lets bytes land on a reused fd
+        stop = threading.Event()
+        sent = 0
+
+        def run() -> None:
+            nonlocal sent
+            try:
+                while sent < self.size - 1:
+                    upto = min(self._wait_grown(sent, stop), self.size - 1)
+                    if upto <= sent:
+                        return  # the fill ended (stored, or failed): the event loop goes on
+                    write_socket(out, fd, sent, upto - sent, stop)
+                    sent = upto
+            finally:
+                os.close(out)
+
+        self._senders += 1
+        try:
+            await run_in_own_thread(run, abort=stop.set, name="ocikit-send")
+        finally:
+            self._senders -= 1
+        return sent
+
+    def _checked(self) -> None:
+        self.checked = True
+        for sub in self._subscribers:
+            sub.wake.set()
+
     @property
     def joinable(self) -> bool:
         """Whether a new client can be streamed the blob now (else it waits for the stored blob):
@@ -125,7 +225,10 @@ class BlobFetch:
         await asyncio.shield(self.done)
 
     def _verified(self) -> bool | None:
-        """True once stored, False when the fetch failed, None while it runs."""
+        """True once the bytes checked out (clients need not wait for the durable commit), False
+        when the fetch failed before that, None while it runs."""
+        if self.checked:
+            return True
         if not self.done.done():
             return None
         return not self.done.cancelled() and self.done.exception() is None
@@ -148,7 +251,23 @@ class BlobFetch:
                 if f is not None:
                     with f:
                         await resp.prepare(request)
-                        return await self._follow(request, resp, sub, f)
+                        sent = 0
+                        sock_fd = plain_socket(request)
+                        if self._filling and sock_fd is not None and self._senders < MAX_SENDERS:
+                            try:
+                                sent = await self._send_in_thread(sock_fd, f.fileno())
+                            except ConnectionError:
+                                if request.transport is not None:
+                                    request.transport.abort()  # the dispatcher then sees a client gone
+                                raise ConnectionResetError("client went away") from None
+                            except OSError:  # the spool was cut back under the thread: the fill failed
+                                await asyncio.wait([self.done])
+                                if self._verified() is not False:
+                                    raise
+                                if request.transport is not None:
+                                    request.transport.close()
+                                return resp
+                        return await self._follow(request, resp, sub, f, sent)
                 # committed already: the stored blob, as any other
                 self._subscribers.remove(sub)
                 await self.wait()
@@ -173,10 +292,18 @@ class BlobFetch:
             return None
 
     async def _follow(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber,
-                      f: IO[bytes]) -> web.StreamResponse:
-        """Send what the spool holds, piece by piece, as it grows; the last byte once verified."""
+                      f: IO[bytes], sent: int) -> web.StreamResponse:
+        """Send what the spool holds from byte ``sent`` on, piece by piece, as it grows; the last
+        byte once verified."""
         fd = f.fileno()
-        sent = 0
+        self._loop_followers += 1
+        try:
+            return await self._follow_on(request, resp, sub, fd, sent)
+        finally:
+            self._loop_followers -= 1
+
+    async def _follow_on(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber,
+                         fd: int, sent: int) -> web.StreamResponse:
         while True:
             verified = self._verified()
             if verified is False:
@@ -209,13 +336,14 @@ class BlobFetch:
                     await resp.write(held)
                     sent += len(held)
                 held = chunk
-            if sub.ended:
+            if sub.ended or self.checked:  # checked: every piece was offered already
                 break
             sub.wake.clear()
             await sub.wake.wait()
         self._subscribers.remove(sub)
         try:
-            await self.wait()
+            if not self.checked or sub.lagging:
+                await self.wait()  # the verdict; and, for a client left behind, the stored copy
         except Exception:  # noqa: BLE001 - logged by the fetch; the client sees a cut connection
             if request.transport is not None:
                 request.transport.close()

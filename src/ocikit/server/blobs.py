@@ -11,7 +11,7 @@ from ..core.digest import Digest
 from ..core.errors import BlobUnknown, OcikitError
 from .context import registry
 from .disconnects import client_gone
-from .filesend import file_response, span_response
+from .filesend import file_response, plain_socket, span_response
 
 log = logging.getLogger("ocikit.server")
 
@@ -44,7 +44,7 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
     resp, offset, length = answer
     await resp.prepare(request)
     try:
-        fd = _plain_socket(request)
+        fd = plain_socket(request)
         if fd is None or not await reg.storage.blob_relay(digest, offset, length, fd):
             async for chunk in reg.storage.blob_chunks(digest, offset, length):
                 await resp.write(chunk)
@@ -58,15 +58,6 @@ async def get_blob(request: web.Request, name: str, ref: str) -> web.StreamRespo
         raise ConnectionResetError(f"blob {digest}: body cut short: {e}") from None
     await resp.write_eof()
     return resp
-
-
-def _plain_socket(request: web.Request) -> int | None:
-    """The client's TCP socket, when nothing (TLS, unsent bytes) stands between it and the body."""
-    t = request.transport
-    if t is None or t.get_extra_info("sslcontext") is not None or t.get_write_buffer_size():
-        return None
-    sock = t.get_extra_info("socket")
-    return sock.fileno() if sock is not None else None
 
 
 async def delete_blob(request: web.Request, name: str, ref: str) -> web.StreamResponse:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import threading
 
 from aiohttp import web
 
@@ -50,6 +52,42 @@ async def send_span(resp: web.StreamResponse, fd: int, offset: int, length: int)
         pieces += 1
         if pieces % YIELD_EVERY == 0:
             await asyncio.sleep(0)
+
+
+def plain_socket(request: web.Request) -> int | None:
+    """The client's TCP socket, when nothing (TLS, unsent bytes) stands between it and the body."""
+    t = request.transport
+    if t is None or t.get_extra_info("sslcontext") is not None or t.get_write_buffer_size():
+        return None
+    sock = t.get_extra_info("socket")
+    return sock.fileno() if sock is not None else None
+
+
+def write_socket(out: int, fd: int, offset: int, length: int, stop: threading.Event) -> None:
+    """In a worker thread: write bytes ``[offset, offset + length)`` of ``fd`` to the non-blocking
+    socket ``out`` (a ``dup`` of a :func:`plain_socket`), waiting for it to take them; ``stop``
+    set makes it raise ``ConnectionAbortedError`` within a second. A client that went away
+    raises ``ConnectionResetError`` (or ``BrokenPipeError``)."""
+    end = offset + length
+    poll = select.poll()
+    poll.register(out, select.POLLOUT)
+    while offset < end:
+        data = os.pread(fd, min(PIECE, end - offset), offset)
+        if not data:
+            raise OSError(f"file ended at byte {offset} of {end}")
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(out, view):]
+                continue
+            except BlockingIOError:
+                pass
+            while not (events := poll.poll(1000)):
+                if stop.is_set():
+                    raise ConnectionAbortedError("send cancelled")
+            if events[0][1] & (select.POLLERR | select.POLLHUP):
+                raise ConnectionResetError("client went away")
+        offset += len(data)
 
 
 def requested_span(request: web.Request, size: int) -> tuple[int, int, bool] | None:
@@ -100,4 +138,5 @@ async def file_response(request: web.Request, fd: int, size: int, headers: dict[
     return resp
 
 
-__all__ = ["PIECE", "READAHEAD", "file_response", "requested_span", "send_span", "span_response"]
+__all__ = ["PIECE", "READAHEAD", "file_response", "plain_socket", "requested_span", "send_span", "span_response",
+           "write_socket"]

@@ -39,6 +39,7 @@ from ..transports.registry.client import RegistryClient
 from ..transports.registry.credentials import find_credentials
 from ..transports.registry.retry import RetryPolicy
 from ..transports.registry.store import RegistryStore
+from ..transports.registry.threadget import ThreadedGet
 from .blobfetch import BlobFetch
 from .cache_config import ProxyEntry, points_at_self
 from .routes import is_tag, parse_reference
@@ -288,9 +289,15 @@ class PullThrough:
         store = up.store(repo)
         desc = Descriptor("application/octet-stream", digest, size)
         self.upstream_blob_gets += 1
+        what = f"{store.location}: blob {digest}"
+
+        async def prepare() -> ThreadedGet:
+            return await up.client.prepare_get(f"/v2/{repo}/blobs/{digest}", size,
+                                               scopes=(repository_scope(repo, "pull"),), what=what)
+
         fetch = BlobFetch(self.storage, name, digest, size,
                           lambda: store.blob_chunks(desc, Options(verified_downstream=True)),
-                          what=f"{store.location}: blob {digest}")
+                          what=what, prepare=prepare)
 
         def finished(_: Any) -> None:
             self.fetches.pop(digest, None)

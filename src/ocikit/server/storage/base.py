@@ -10,9 +10,18 @@ implement the same methods (spools as multipart uploads, ``local_path`` returnin
 from __future__ import annotations
 
 import abc
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, Protocol
 
 from ...core.digest import Digester
+
+
+class Fill(Protocol):
+    """Bytes a worker thread receives itself (:class:`~ocikit.transports.registry.threadget.ThreadedGet`):
+    ``run(sink)`` hands each piece to ``sink`` in order; ``abort()``, from any thread, stops it."""
+
+    def run(self, sink: Callable[[memoryview], None]) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 class StorageDriver(abc.ABC):
@@ -105,6 +114,13 @@ class StorageDriver(abc.ABC):
 
         On any error the spool is cut back to ``offset`` so a retry starts clean.
         """
+
+    async def spool_fill(self, upload_id: str, offset: int, fill: Fill, digester: Digester | None,
+                         written: Callable[[int], None]) -> int:
+        """Append what ``fill`` hands its sink in a thread of its own (a driver with
+        :meth:`spool_path` only), feeding ``digester`` and reporting each new end to ``written``
+        (from that thread); returns the new size. On any error the spool is cut back to ``offset``."""
+        raise NotImplementedError(f"{type(self).__name__} has no local spools")
 
     @abc.abstractmethod
     def spool_chunks(self, upload_id: str) -> AsyncIterator[bytes]:

@@ -24,7 +24,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from ...core import mediatypes as mt
 from ...core.digest import Digest, Digester
@@ -41,7 +41,7 @@ from ...core.errors import (
 )
 from ...model import ImageIndex, ImageManifest, Manifest, parse_manifest
 from ...model.referrer import referrer_descriptor
-from .base import StorageDriver
+from .base import Fill, StorageDriver
 
 MANIFEST_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -210,8 +210,35 @@ class RegistryStorage:
                 raise
             return new_size
 
-    async def finish_upload(self, name: str, upload_id: str, digest: Digest) -> int:
-        """Verify the spool against ``digest`` and commit it as a blob linked into ``name``."""
+    async def fill_upload(self, name: str, upload_id: str, fill: Fill, length: int,
+                          written: Callable[[int], None]) -> int:
+        """Append exactly ``length`` bytes that ``fill`` receives in a thread of its own, hashed and
+        written there (:meth:`StorageDriver.spool_fill`; drivers with local spools only);
+        ``written(end)`` is called from that thread as the spool grows."""
+        async with self._lock(upload_id):
+            state = await self.upload_state(name, upload_id)
+            digester = await self._digester(upload_id, state.offset)
+            end = state.offset + length
+
+            def sink_end(pos: int) -> None:
+                if pos > end:
+                    raise _too_long(length)
+                written(pos)
+
+            try:
+                new_size = await self.driver.spool_fill(upload_id, state.offset, fill, digester, sink_end)
+            except BaseException:
+                self._digesters.pop(upload_id, None)
+                raise
+            if new_size != end:
+                self._digesters.pop(upload_id, None)
+                raise _too_short(new_size - state.offset, length)
+            return new_size
+
+    async def finish_upload(self, name: str, upload_id: str, digest: Digest, *,
+                            verified: Callable[[], None] | None = None) -> int:
+        """Verify the spool against ``digest`` and commit it as a blob linked into ``name``;
+        ``verified`` is called once the content checked out, before the (slower, durable) commit."""
         async with self._lock(upload_id):
             state = await self.upload_state(name, upload_id)
             if digest.algorithm == "sha256":
@@ -224,6 +251,8 @@ class RegistryStorage:
             if actual != digest:
                 await self.cancel_upload(name, upload_id, locked=True)
                 raise DigestMismatch(digest, actual, what="upload")
+            if verified is not None:
+                verified()
             fresh = await self.driver.spool_commit(upload_id, blob_key(digest))
             self._forget(upload_id)
             await self.link_blob(name, digest, touch=not fresh)
@@ -480,7 +509,15 @@ async def _exactly(chunks: AsyncIterator[bytes], length: int) -> AsyncIterator[b
     async for chunk in chunks:
         seen += len(chunk)
         if seen > length:
-            raise BlobUploadInvalid(f"body longer than its Content-Length {length}")
+            raise _too_long(length)
         yield chunk
     if seen != length:
-        raise BlobUploadInvalid(f"body of {seen} bytes, shorter than its Content-Length {length}")
+        raise _too_short(seen, length)
+
+
+def _too_long(length: int) -> BlobUploadInvalid:
+    return BlobUploadInvalid(f"body longer than its Content-Length {length}")
+
+
+def _too_short(seen: int, length: int) -> BlobUploadInvalid:
+    return BlobUploadInvalid(f"body of {seen} bytes, shorter than its Content-Length {length}")

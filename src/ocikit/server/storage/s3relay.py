@@ -18,17 +18,16 @@ as a streamed GET through Python would.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import select
 import socket
 import sys
-import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ...core.errors import StorageUnavailable
+from ...core.ownthread import run_in_own_thread
 
 PIPE_SIZE = 1 << 20
 """Bytes one range may hold in its pipe ahead of the client (kernel memory)."""
@@ -216,35 +215,20 @@ def relay(t: Target, spans: list[tuple[int, int]], out: int, wake: int, parallel
 async def relay_async(t: Target, spans: list[tuple[int, int]], sock_fd: int, parallel: int,
                       timeout: float) -> None:
     """:func:`relay` in its own thread, on a ``dup`` of ``sock_fd``; cancelling stops it."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
     out = os.dup(sock_fd)
     wake_r, wake_w = os.pipe()
 
-    def settle(exc: BaseException | None) -> None:
-        if not done.done():
-            done.set_exception(exc) if exc is not None else done.set_result(None)
-
     def run() -> None:
-        exc: BaseException | None = None
         try:
             relay(t, spans, out, wake_r, parallel, timeout)
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-            exc = e
         finally:
             os.close(out)
             os.close(wake_r)
-        loop.call_soon_threadsafe(settle, exc)
 
-    threading.Thread(target=run, name="s3-relay", daemon=True).start()
-    try:
-        await asyncio.shield(done)
-    except asyncio.CancelledError:
+    def stop() -> None:
         os.write(wake_w, b"x")
-        try:
-            await done
-        except BaseException:  # noqa: BLE001 - the cancellation is what is reported
-            pass
-        raise
+
+    try:
+        await run_in_own_thread(run, abort=stop, name="s3-relay")
     finally:
         os.close(wake_w)

@@ -36,14 +36,15 @@ from ...core.errors import (
 )
 from .auth import Authenticator, Challenge, ChallengeSyntaxError, Credentials, Scope, parse_challenges, \
     parse_token_response
+from .threadget import MAX_REDIRECTS, REDIRECTS, ThreadedGet
 from .retry import RETRYABLE_STATUS, RetryPolicy, backoff_delay, parse_retry_after
 
 log = logging.getLogger("ocikit.registry")
 
 USER_AGENT = "ocikit/0.1"
 READ_BUFSIZE = 1 << 20
-REDIRECTS = (301, 302, 303, 307, 308)
-MAX_REDIRECTS = 8
+SOCK_READ_TIMEOUT = 120.0
+"""Seconds a response may send nothing before the request fails."""
 NETWORK_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError)
 CERT_DIRS = ("/etc/containers/certs.d", "/etc/docker/certs.d")
 
@@ -180,7 +181,7 @@ class RegistryClient:
             self._session = aiohttp.ClientSession(
                 connector=conn, auto_decompress=False, read_bufsize=READ_BUFSIZE,
                 headers={"User-Agent": USER_AGENT},
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120))
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=SOCK_READ_TIMEOUT))
         return self._session
 
     async def close(self) -> None:
@@ -361,6 +362,22 @@ class RegistryClient:
             finally:
                 resp.release()
             return
+
+    async def prepare_get(self, path: str, size: int, *, scopes: Sequence[Scope] = (),
+                          what: str) -> ThreadedGet:
+        """A ``GET`` of ``size`` bytes for a worker thread to receive (:mod:`.threadget`), with the
+        ``Authorization`` this client holds for ``scopes`` (a challenge it meets instead makes it
+        raise :class:`NotStarted`, and the caller asks through :meth:`request`)."""
+        url = await self.url(path)
+        authz = await self.auth.header_for(tuple(scopes))
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if authz:
+            headers["Authorization"] = authz
+        if self._ssl is None:
+            self._ssl = build_ssl_context(self.host, verify=self.tls_verify, cert_dir=self.cert_dir)
+        self.requests["GET"] += 1
+        return ThreadedGet(str(url), headers, size, ssl_context=self._ssl, timeout=SOCK_READ_TIMEOUT,
+                           resumes=max(self.retry.times, 1) + 2, what=what)
 
     def _unauthorized_text(self, what: str, sent: str | None) -> str:
         if self.auth.creds is None:
