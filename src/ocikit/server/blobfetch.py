@@ -25,15 +25,14 @@ import asyncio
 import collections
 import logging
 import os
-import threading
 from typing import IO, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from ..core.digest import Digest
-from ..core.ownthread import run_in_own_thread
 from ..transports.registry.threadget import NotStarted
-from .filesend import file_response, plain_socket, send_span, write_socket
+from .filesend import file_response, plain_socket, send_span
+from .spoolsend import SpoolSenders
 from .storage.base import Fill
 from .storage.registry import RegistryStorage
 
@@ -44,9 +43,6 @@ LAG_LIMIT = 16 << 20
 THREAD_MIN = 1 << 20
 """Blobs at least this large are received by a thread of their own when the storage spools
 locally (smaller ones: through the event loop, on the upstream client's pooled connections)."""
-MAX_SENDERS = 64
-"""Clients of one fetch sent the growing spool by threads of their own, at most (the others:
-by the event loop)."""
 
 
 class _Subscriber:
@@ -93,11 +89,8 @@ class BlobFetch:
         self._prepare = prepare
         self._subscribers: list[_Subscriber] = []
         self._loop = asyncio.get_running_loop()
-        self._grown = threading.Condition()
-        self.filled = 0
-        """Bytes in the spool while a thread fills it (:meth:`_fill_in_thread`)."""
-        self._filling = False
-        self._senders = 0
+        self._senders = SpoolSenders(size)
+        self._clients = 0
         self._loop_followers = 0
         self.spool: str | None = None
         """The spool's data file once the upload started (``None``: a driver without local spools)."""
@@ -148,66 +141,31 @@ class BlobFetch:
         except Exception as e:  # noqa: BLE001 - the usual path reports it, with its retries
             log.debug("%s: %s; fetching through the event loop", self.what, e)
             return False
-        self._filling = True
+        self._senders.start()
         try:
             await self.storage.fill_upload(self.name, upload_id, fill, self.size, self._written)
         except NotStarted as e:
             log.debug("%s; fetching through the event loop", e)
             return False
         finally:
-            with self._grown:
-                self._filling = False
-                self._grown.notify_all()
+            self._senders.ended()
         return True
 
-    def _written(self, end: int) -> None:
-        """In the filling thread: the spool holds ``end`` bytes."""
-        with self._grown:
-            self.filled = end
-            self._grown.notify_all()
+    def _written(self, end: int, piece: memoryview) -> None:
+        """In the filling thread: ``piece`` was written, the spool holds ``end`` bytes."""
         first = not self.received
         self.received = end
         if first or self._loop_followers:
             self._loop.call_soon_threadsafe(self._wake)
+        self._senders.grown(end, piece)
+
+    def hurry(self) -> None:
+        """Someone waits for the whole blob: the fetch no longer goes at its first client's pace."""
+        self._senders.others_came()
 
     def _wake(self) -> None:
         for sub in self._subscribers:
             sub.wake.set()
-
-    def _wait_grown(self, sent: int, stop: threading.Event) -> int:
-        """In a sender thread: the spool's size once it holds more than ``sent`` bytes (or the fill ended)."""
-        with self._grown:
-            while self.filled <= sent and self._filling and not stop.is_set():
-                self._grown.wait(1.0)
-            if stop.is_set():
-                raise ConnectionAbortedError("send cancelled")
-            return self.filled
-
-    async def _send_in_thread(self, sock_fd: int, fd: int) -> int:
-        """Send the growing spool to the client in a thread of its own, all but the last byte;
-        returns the bytes sent once the fill ended or they are all out (the rest is the event loop's)."""
-        out = os.dup(sock_fd)  # a connection closed under the thread never lets bytes land on a reused fd
-        stop = threading.Event()
-        sent = 0
-
-        def run() -> None:
-            nonlocal sent
-            try:
-                while sent < self.size - 1:
-                    upto = min(self._wait_grown(sent, stop), self.size - 1)
-                    if upto <= sent:
-                        return  # the fill ended (stored, or failed): the event loop goes on
-                    write_socket(out, fd, sent, upto - sent, stop)
-                    sent = upto
-            finally:
-                os.close(out)
-
-        self._senders += 1
-        try:
-            await run_in_own_thread(run, abort=stop.set, name="ocikit-send")
-        finally:
-            self._senders -= 1
-        return sent
 
     def _checked(self) -> None:
         self.checked = True
@@ -237,6 +195,9 @@ class BlobFetch:
         """Answer ``request`` with the blob as it arrives (call only while :attr:`joinable`)."""
         sub = _Subscriber()
         self._subscribers.append(sub)
+        self._clients += 1
+        if self._clients > 1:
+            self._senders.others_came()
         resp = web.StreamResponse(headers=headers)
         resp.content_length = self.size
         try:
@@ -253,9 +214,9 @@ class BlobFetch:
                         await resp.prepare(request)
                         sent = 0
                         sock_fd = plain_socket(request)
-                        if self._filling and sock_fd is not None and self._senders < MAX_SENDERS:
+                        if self._senders.filling and sock_fd is not None:
                             try:
-                                sent = await self._send_in_thread(sock_fd, f.fileno())
+                                sent = await self._senders.send(sock_fd, f.fileno(), first=self._clients == 1)
                             except ConnectionError:
                                 if request.transport is not None:
                                     request.transport.abort()  # the dispatcher then sees a client gone

@@ -257,6 +257,7 @@ class PullThrough:
         fetch = await self._fetch_for(up, repo, name, digest)
         # a HEAD waits for the blob: "it is here" must stay true for a push that relies on it
         if not fetch.joinable or request.method == "HEAD":
+            fetch.hurry()
             await fetch.wait()
             if await s.blob_size(name, digest) is None:
                 await s.link_blob(name, digest)

@@ -116,10 +116,10 @@ class StorageDriver(abc.ABC):
         """
 
     async def spool_fill(self, upload_id: str, offset: int, fill: Fill, digester: Digester | None,
-                         written: Callable[[int], None]) -> int:
+                         written: Callable[[int, memoryview], None]) -> int:
         """Append what ``fill`` hands its sink in a thread of its own (a driver with
-        :meth:`spool_path` only), feeding ``digester`` and reporting each new end to ``written``
-        (from that thread); returns the new size. On any error the spool is cut back to ``offset``."""
+        :meth:`spool_path` only), feeding ``digester`` and reporting each new end, with the piece
+        just written, to ``written`` (from that thread); returns the new size. On any error the spool is cut back to ``offset``."""
         raise NotImplementedError(f"{type(self).__name__} has no local spools")
 
     @abc.abstractmethod

@@ -227,7 +227,7 @@ class FilesystemDriver(StorageDriver):
             os.close(fd)
 
     async def spool_fill(self, upload_id: str, offset: int, fill: Fill, digester: Digester | None,
-                         written: Callable[[int], None]) -> int:
+                         written: Callable[[int, memoryview], None]) -> int:
         """Hash and write in the filling thread itself, each piece as it comes (with fsync on,
         write-back and background flushes as :meth:`spool_append` does)."""
         with self._spool_end(upload_id, offset) as fd:

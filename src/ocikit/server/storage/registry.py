@@ -211,19 +211,19 @@ class RegistryStorage:
             return new_size
 
     async def fill_upload(self, name: str, upload_id: str, fill: Fill, length: int,
-                          written: Callable[[int], None]) -> int:
+                          written: Callable[[int, memoryview], None]) -> int:
         """Append exactly ``length`` bytes that ``fill`` receives in a thread of its own, hashed and
         written there (:meth:`StorageDriver.spool_fill`; drivers with local spools only);
-        ``written(end)`` is called from that thread as the spool grows."""
+        ``written(end, piece)`` is called from that thread as the spool grows."""
         async with self._lock(upload_id):
             state = await self.upload_state(name, upload_id)
             digester = await self._digester(upload_id, state.offset)
             end = state.offset + length
 
-            def sink_end(pos: int) -> None:
+            def sink_end(pos: int, piece: memoryview) -> None:
                 if pos > end:
                     raise _too_long(length)
-                written(pos)
+                written(pos, piece)
 
             try:
                 new_size = await self.driver.spool_fill(upload_id, state.offset, fill, digester, sink_end)

@@ -26,10 +26,12 @@ from typing import Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from ...core.errors import TransportError
+from ...durable import WRITE_MAX
 
-PIECE = 1 << 20
-"""Bytes received into the buffer before they are handed on (as lean as a loop can be: one call
-per MiB, each ``recv`` as large as the socket allows)."""
+PIECE = WRITE_MAX
+"""Bytes received into the buffer before they are handed on: one call per ~MiB, each ``recv``
+as large as the socket allows; the size of the writes that suit the page cache best
+(:data:`ocikit.durable.WRITE_MAX`), since the consumer writes each piece as it is."""
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 8
 

@@ -1,0 +1,245 @@
+"""SpoolSenders with real sockets, a real spool file and a real filling thread (no server needed):
+the lead is sent by the filling thread, let go when others come, when it stalls, or when it
+leaves; every client gets exactly the spool's bytes but the last."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import threading
+
+import pytest
+
+from ocikit.server import spoolsend
+from ocikit.server.spoolsend import SpoolSenders
+
+PIECE = (1 << 20) - 4096
+
+
+def _content(size: int) -> bytes:
+    out = bytearray()
+    i = 0
+    while len(out) < size:
+        out += hashlib.sha256(str(i).encode()).digest() * 1024
+        i += 1
+    return bytes(out[:size])
+
+
+class Filler:
+    """A thread that writes ``data`` to a spool file piece by piece, telling ``senders`` of each,
+    once ``go`` is set; with ``pause_after``, it stops after that many pieces until ``resume``."""
+
+    def __init__(self, path: str, data: bytes, senders: SpoolSenders, pause_after: int | None = None) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        self.data = data
+        self.senders = senders
+        self.pause_after = pause_after
+        self.go = threading.Event()
+        self.paused = threading.Event()
+        self.resume = threading.Event()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.go.wait(60)
+        buf = memoryview(bytearray(PIECE))
+        pos = pieces = 0
+        try:
+            while pos < len(self.data):
+                if pieces == self.pause_after:
+                    self.paused.set()
+                    self.resume.wait(60)
+                n = min(PIECE, len(self.data) - pos)
+                buf[:n] = self.data[pos:pos + n]
+                os.write(self.fd, buf[:n])
+                pos += n
+                pieces += 1
+                self.senders.grown(pos, buf[:n])
+        finally:
+            os.close(self.fd)
+            self.done.set()
+
+
+def _client_pair() -> tuple[socket.socket, socket.socket]:
+    """(server side, non-blocking as asyncio's; client side) of a TCP connection on 127.0.0.1."""
+    with socket.create_server(("127.0.0.1", 0)) as ls:
+        client = socket.create_connection(ls.getsockname())
+        server, _ = ls.accept()
+    server.setblocking(False)
+    return server, client
+
+
+def _read_all(sock: socket.socket, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        got = sock.recv(min(1 << 20, n - len(out)))
+        if not got:
+            break
+        out += got
+    return bytes(out)
+
+
+async def _run_fill(filler: Filler, senders: SpoolSenders) -> None:
+    filler.thread.start()
+    filler.go.set()
+    await asyncio.get_running_loop().run_in_executor(None, filler.done.wait, 60)
+    senders.ended()
+
+
+def test_the_lead_is_sent_every_byte_but_the_last_by_the_filling_thread(tmp_path):
+    data = _content(9 * PIECE + 1234)
+    path = str(tmp_path / "spool")
+
+    async def run() -> tuple[int, bytes]:
+        senders = SpoolSenders(len(data))
+        senders.start()
+        filler = Filler(path, data, senders)
+        server, client = _client_pair()
+        spool = os.open(path, os.O_RDONLY)
+        try:
+            reader = asyncio.get_running_loop().run_in_executor(None, _read_all, client, len(data) - 1)
+            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            sent = await senders.send(server.fileno(), spool, first=True)
+            await fill
+            return sent, await reader
+        finally:
+            os.close(spool)
+            server.close()
+            client.close()
+
+    sent, got = asyncio.run(run())
+    assert sent == len(data) - 1
+    assert got == data[:-1]
+
+
+def test_a_lead_that_came_late_is_first_sent_what_it_missed(tmp_path):
+    data = _content(6 * PIECE)
+    path = str(tmp_path / "spool")
+
+    async def run() -> tuple[int, bytes]:
+        senders = SpoolSenders(len(data))
+        senders.start()
+        filler = Filler(path, data, senders, pause_after=2)
+        server, client = _client_pair()
+        spool = os.open(path, os.O_RDONLY)
+        loop = asyncio.get_running_loop()
+        try:
+            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            assert await loop.run_in_executor(None, filler.paused.wait, 60)
+            assert senders.filled == 2 * PIECE  # two pieces are in before the client comes
+            reader = loop.run_in_executor(None, _read_all, client, len(data) - 1)
+            sending = asyncio.ensure_future(senders.send(server.fileno(), spool, first=True))
+            await asyncio.sleep(0.2)  # the lead is registered by then
+            filler.resume.set()
+            sent = await sending
+            await fill
+            return sent, await reader
+        finally:
+            os.close(spool)
+            server.close()
+            client.close()
+
+    sent, got = asyncio.run(run())
+    assert sent == len(data) - 1
+    assert got == data[:-1]
+
+
+def test_a_stalled_lead_is_let_go_and_the_fill_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(spoolsend, "LEAD_PATIENCE", 0.3)
+    data = _content(24 * PIECE)  # far more than the socket buffers hold
+    path = str(tmp_path / "spool")
+
+    async def run() -> tuple[bool, bytes]:
+        senders = SpoolSenders(len(data))
+        senders.start()
+        filler = Filler(path, data, senders)
+        server, client = _client_pair()
+        spool = os.open(path, os.O_RDONLY)
+        try:
+            sending = asyncio.ensure_future(senders.send(server.fileno(), spool, first=True))
+            await asyncio.sleep(0.1)
+            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            # nobody reads: the filling thread waits for the lead's socket, then lets it go
+            filled_without_reader = await asyncio.get_running_loop().run_in_executor(None, filler.done.wait, 60)
+            got = await asyncio.get_running_loop().run_in_executor(None, _read_all, client, len(data) - 1)
+            await fill
+            assert await sending == len(data) - 1
+            return filled_without_reader, got
+        finally:
+            os.close(spool)
+            server.close()
+            client.close()
+
+    filled, got = asyncio.run(run())
+    assert filled
+    assert got == data[:-1]
+
+
+def test_a_second_client_lets_the_lead_go(tmp_path):
+    data = _content(24 * PIECE)
+    path = str(tmp_path / "spool")
+
+    async def run() -> tuple[bool, bytes, bytes]:
+        senders = SpoolSenders(len(data))
+        senders.start()
+        filler = Filler(path, data, senders)
+        lead_server, lead_client = _client_pair()
+        other_server, other_client = _client_pair()
+        spool = os.open(path, os.O_RDONLY)
+        spool2 = os.open(path, os.O_RDONLY)
+        loop = asyncio.get_running_loop()
+        try:
+            leading = asyncio.ensure_future(senders.send(lead_server.fileno(), spool, first=True))
+            await asyncio.sleep(0.1)
+            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            await asyncio.sleep(0.3)  # the lead reads nothing: the fill waits on it (patience: 2 s)
+            senders.others_came()
+            other = asyncio.ensure_future(senders.send(other_server.fileno(), spool2, first=False))
+            other_got = await loop.run_in_executor(None, _read_all, other_client, len(data) - 1)
+            # the second client got everything while the lead still had not read a byte
+            filled_before_lead_read = filler.done.is_set()
+            lead_got = await loop.run_in_executor(None, _read_all, lead_client, len(data) - 1)
+            await fill
+            assert await other == len(data) - 1
+            assert await leading == len(data) - 1
+            return filled_before_lead_read, other_got, lead_got
+        finally:
+            for fd in (spool, spool2):
+                os.close(fd)
+            for s in (lead_server, lead_client, other_server, other_client):
+                s.close()
+
+    filled_first, other_got, lead_got = asyncio.run(run())
+    assert filled_first
+    assert other_got == data[:-1]
+    assert lead_got == data[:-1]
+
+
+def test_a_lead_that_goes_away_is_a_connection_error_and_the_fill_goes_on(tmp_path):
+    data = _content(24 * PIECE)
+    path = str(tmp_path / "spool")
+
+    async def run() -> bool:
+        senders = SpoolSenders(len(data))
+        senders.start()
+        filler = Filler(path, data, senders)
+        server, client = _client_pair()
+        spool = os.open(path, os.O_RDONLY)
+        try:
+            sending = asyncio.ensure_future(senders.send(server.fileno(), spool, first=True))
+            await asyncio.sleep(0.1)
+            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            await asyncio.get_running_loop().run_in_executor(None, client.recv, 1 << 20)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            client.close()  # a reset
+            with pytest.raises(ConnectionError):
+                await sending
+            await fill
+            return filler.done.is_set()
+        finally:
+            os.close(spool)
+            server.close()
+
+    assert asyncio.run(run())
