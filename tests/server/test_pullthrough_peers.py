@@ -19,6 +19,7 @@ from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
 from helpers.app_servers import counting_proxy, gated_proxy, lying_proxy, manifest_counting_proxy, serve_app
+from helpers.blobs import blob_file, pull_hash, push_big_blob
 from helpers.cli import expect_failure
 from helpers.rawhttp import error_code
 from helpers.peers import require, sh, skopeo_digest, skopeo_raw
@@ -38,11 +39,6 @@ def runroot():
     path = tempfile.mkdtemp(prefix="ock-run-", dir="/tmp")
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _blob_file(root: str, digest: str) -> str:
-    alg, enc = digest.split(":")
-    return os.path.join(root, "blobs", alg, enc[:2], enc)
 
 
 def test_skopeo_and_podman_pull_through_then_upstream_down(tmp_path, runroot):
@@ -89,41 +85,10 @@ def test_skopeo_and_podman_pull_through_then_upstream_down(tmp_path, runroot):
             assert asyncio.run(tag_state()) == ("stale", digest)
 
 
-async def _push_big_blob(host: str, path: str, size: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            piece = os.urandom(min(left, 4 << 20))
-            h.update(piece)
-            f.write(piece)
-            left -= len(piece)
-    digest = f"sha256:{h.hexdigest()}"
-    async with aiohttp.ClientSession() as s:
-        async with s.post(f"http://{host}/v2/big/blob/blobs/uploads/") as r:
-            assert r.status == 202
-            loc = r.headers["Location"]
-        with open(path, "rb") as f:
-            async with s.put(loc if loc.startswith("http") else f"http://{host}{loc}", params={"digest": digest},
-                             data=f, headers={"Content-Length": str(size),
-                                              "Content-Type": "application/octet-stream"}) as r:
-                assert r.status == 201, await r.text()
-    return digest
-
-
-async def _pull_hash(session: aiohttp.ClientSession, url: str) -> str:
-    h = hashlib.sha256()
-    async with session.get(url) as r:
-        assert r.status == 200, await r.text()
-        async for chunk in r.content.iter_chunked(1 << 20):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
-
-
 @pytest.mark.slow
 def test_ten_clients_one_upstream_get(tmp_path):
     with docker_registry(str(tmp_path)) as up:
-        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "big"), 200 << 20))
+        digest = asyncio.run(push_big_blob(up.host, str(tmp_path / "big"), 200 << 20))
         os.unlink(tmp_path / "big")
         with counting_proxy(up.host) as (counted, counts), \
                 start_ocikit_serve(str(tmp_path), config=proxy_config(counted)) as srv:
@@ -131,10 +96,10 @@ def test_ten_clients_one_upstream_get(tmp_path):
 
             async def ten() -> list[str]:
                 async with aiohttp.ClientSession() as s:
-                    return await asyncio.gather(*(_pull_hash(s, url) for _ in range(10)))
+                    return await asyncio.gather(*(pull_hash(s, url) for _ in range(10)))
             assert asyncio.run(ten()) == [digest] * 10
             assert counts[digest] == 1
-            assert os.path.getsize(_blob_file(srv.root, digest)) == 200 << 20
+            assert os.path.getsize(blob_file(srv.root, digest)) == 200 << 20
             # cached: an eleventh client never reaches the upstream
             assert asyncio.run(ten()) == [digest] * 10
             assert counts[digest] == 1
@@ -142,18 +107,18 @@ def test_ten_clients_one_upstream_get(tmp_path):
 
 def test_lying_upstream_is_an_error_and_nothing_is_cached(tmp_path):
     with docker_registry(str(tmp_path)) as up:
-        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 3 << 20))
+        digest = asyncio.run(push_big_blob(up.host, str(tmp_path / "blob"), 3 << 20))
         with lying_proxy(up.host, digest) as liar, \
                 start_ocikit_serve(str(tmp_path), config=proxy_config(liar)) as srv:
             url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
 
             async def pull() -> None:
                 async with aiohttp.ClientSession() as s:
-                    await _pull_hash(s, url)
+                    await pull_hash(s, url)
             for _ in range(2):  # the second try goes upstream again: nothing was kept
                 with pytest.raises(aiohttp.ClientPayloadError):
                     asyncio.run(pull())
-            assert not os.path.exists(_blob_file(srv.root, digest))
+            assert not os.path.exists(blob_file(srv.root, digest))
 
 
 def test_tags_list_merges_cache_and_upstream(tmp_path):
@@ -247,7 +212,7 @@ def test_two_upstreams_one_with_credentials_from_an_auth_file(tmp_path):
 
 def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
     with docker_registry(str(tmp_path)) as up:
-        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 64 << 20))
+        digest = asyncio.run(push_big_blob(up.host, str(tmp_path / "blob"), 64 << 20))
         with start_ocikit_serve(str(tmp_path), config=proxy_config(up.host)) as srv:
             url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
 
@@ -256,7 +221,7 @@ def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
                     async with slow_s.get(url) as slow:  # subscribes, then reads nothing for a while
                         assert slow.status == 200
                         first = await slow.content.readexactly(1)
-                        fast = await _pull_hash(fast_s, url)  # finishes while the slow one sits
+                        fast = await pull_hash(fast_s, url)  # finishes while the slow one sits
                         h = hashlib.sha256(first)
                         async for chunk in slow.content.iter_chunked(1 << 20):  # the rest, from the stored copy
                             h.update(chunk)
@@ -266,7 +231,7 @@ def test_a_client_that_stops_reading_stalls_no_one(tmp_path):
 
 def test_a_client_that_comes_mid_blob_is_streamed_before_the_blob_is_stored(tmp_path):
     with docker_registry(str(tmp_path)) as up:
-        digest = asyncio.run(_push_big_blob(up.host, str(tmp_path / "blob"), 32 << 20))
+        digest = asyncio.run(push_big_blob(up.host, str(tmp_path / "blob"), 32 << 20))
         with gated_proxy(up.host, digest, 12 << 20) as (gated, gate), \
                 start_ocikit_serve(str(tmp_path), config=proxy_config(gated)) as srv:
             url = f"{srv.url}/v2/hub/big/blob/blobs/{digest}"
@@ -282,7 +247,7 @@ def test_a_client_that_comes_mid_blob_is_streamed_before_the_blob_is_stored(tmp_
                         assert late.status == 200
                         late_head = await asyncio.wait_for(late.content.readexactly(4 << 20), 60)
                         assert late_head == head
-                        assert not os.path.exists(_blob_file(srv.root, digest))
+                        assert not os.path.exists(blob_file(srv.root, digest))
                         gate.set()
                         h1, h2 = hashlib.sha256(head), hashlib.sha256(late_head)
                         async for chunk in first.content.iter_chunked(1 << 20):
@@ -295,7 +260,7 @@ def test_a_client_that_comes_mid_blob_is_streamed_before_the_blob_is_stored(tmp_
                 assert asyncio.run(run()) == (digest, digest)
             finally:
                 gate.set()
-            assert os.path.getsize(_blob_file(srv.root, digest)) == 32 << 20
+            assert os.path.getsize(blob_file(srv.root, digest)) == 32 << 20
 
 
 def test_concurrent_pulls_of_one_tag_make_one_upstream_manifest_get(tmp_path):

@@ -60,6 +60,10 @@ class ThreadedGet:
         self.requests = 0
         """GETs sent (redirects and resumptions included)."""
         self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        """The connection's socket, kept here: ``http.client`` lets go of it (``conn.sock`` is
+        ``None``) once an answer says ``Connection: close``, while its body is still read from it."""
+        self._resp: http.client.HTTPResponse | None = None
         self._aborted = False
         self._lock = threading.Lock()
 
@@ -67,10 +71,10 @@ class ThreadedGet:
         """Stop :meth:`run` soon (it raises ``ConnectionAbortedError``): its socket is shut down."""
         with self._lock:
             self._aborted = True
-            conn = self._conn
-        if conn is not None and conn.sock is not None:
-            try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+            sock = self._sock
+        if sock is not None:
+            try:  # the plain socket's shutdown, under TLS too: the reading thread keeps its SSL object
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -121,6 +125,10 @@ class ThreadedGet:
     def _close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
+            resp, self._resp = self._resp, None
+            self._sock = None
+        if resp is not None:
+            resp.close()
         if conn is not None:
             conn.close()
 
@@ -147,8 +155,17 @@ class ThreadedGet:
             target = (u.path or "/") + (f"?{u.query}" if u.query else "")
             try:
                 self.requests += 1
+                conn.connect()
+                with self._lock:  # abort() can shut it down from now on
+                    self._sock = conn.sock
+                    aborted = self._aborted
+                if aborted:
+                    raise ConnectionAbortedError(f"{self.what}: fetch cancelled")
                 conn.request("GET", target, headers=headers)
-                resp = conn.getresponse()
+                resp = self._resp = conn.getresponse()
+            except ConnectionAbortedError:
+                self._close()
+                raise
             except (OSError, http.client.HTTPException) as e:
                 self._close()
                 self._check_aborted()
