@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 import aiohttp
 
@@ -48,4 +49,13 @@ def blob_file(root: str, digest: str) -> str:
     return os.path.join(root, "blobs", alg, enc[:2], enc)
 
 
-__all__ = ["blob_file", "pull_hash", "push_big_blob"]
+def wait_stored(root: str, digest: str, size: int, timeout: float = 60.0) -> None:
+    """Poll until ``ocikit serve --root ROOT`` holds the whole blob ``digest`` (fails after ``timeout`` s)."""
+    path = blob_file(root, digest)
+    deadline = time.monotonic() + timeout
+    while not (os.path.exists(path) and os.path.getsize(path) == size):
+        assert time.monotonic() < deadline, f"{digest} not stored in {root} after {timeout} s"
+        time.sleep(0.05)
+
+
+__all__ = ["blob_file", "pull_hash", "push_big_blob", "wait_stored"]
