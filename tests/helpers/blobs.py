@@ -9,9 +9,11 @@ import time
 import aiohttp
 
 
-async def push_big_blob(host: str, path: str, size: int, repo: str = "big/blob") -> str:
+async def push_big_blob(host: str, path: str, size: int, repo: str = "big/blob",
+                        headers: dict[str, str] | None = None) -> str:
     """Write ``size`` random bytes to ``path`` and push them as one blob to ``repo`` of the registry
-    at ``host`` (a monolithic PUT streamed from the file); returns the blob's digest."""
+    at ``host`` (a monolithic PUT streamed from the file, ``headers`` sent with every request: an
+    ``Authorization``); returns the blob's digest."""
     h = hashlib.sha256()
     with open(path, "wb") as f:
         left = size
@@ -21,7 +23,7 @@ async def push_big_blob(host: str, path: str, size: int, repo: str = "big/blob")
             f.write(piece)
             left -= len(piece)
     digest = f"sha256:{h.hexdigest()}"
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers=headers) as s:
         async with s.post(f"http://{host}/v2/{repo}/blobs/uploads/") as r:
             assert r.status == 202
             loc = r.headers["Location"]

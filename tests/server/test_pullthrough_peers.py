@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import ssl
 import tempfile
 import time
@@ -22,7 +24,7 @@ from ocikit.testing import write_index
 from ocikit.transports.layout import OCILayout
 
 from helpers.app_servers import chunked_proxy, counting_proxy, cutting_proxy, gated_proxy, lying_proxy, \
-    manifest_counting_proxy, serve_app, staged_proxy
+    manifest_counting_proxy, recording_proxy, serve_app, staged_proxy, TokenIssuer, token_server
 from helpers.blobs import blob_file, pull_hash, push_big_blob, wait_stored
 from helpers.cli import expect_failure
 from helpers.rawhttp import error_code
@@ -43,15 +45,16 @@ def _blob_url(srv, digest: str) -> str:
 
 
 @contextlib.contextmanager
-def _through(tmp_path, size: int, proxy: Callable[[str, str], Any],
-             tls: tuple[str, str] | None = None) -> Iterator[tuple[str, Any, RunningServer]]:
+def _through(tmp_path, size: int, proxy: Callable[[str, str], Any], tls: tuple[str, str] | None = None,
+             settings: str = "") -> Iterator[tuple[str, Any, RunningServer]]:
     """docker-registry holding a random blob of ``size`` bytes in ``big/blob``, ``proxy(host, digest)``
     (a faulty proxy of helpers.app_servers) in front of it, and ``ocikit serve`` caching from that
-    proxy: yields the blob's digest, what the proxy yields beside its address, the server."""
+    proxy (``settings``: more of its config): yields the blob's digest, what the proxy yields beside
+    its address, the server."""
     with docker_registry(str(tmp_path)) as up:
         digest = asyncio.run(push_big_blob(up.host, str(tmp_path / "blob"), size))
         with proxy(up.host, digest) as (host, extra), \
-                start_ocikit_serve(str(tmp_path), config=proxy_config(host), tls=tls) as srv:
+                start_ocikit_serve(str(tmp_path), config=settings + proxy_config(host), tls=tls) as srv:
             yield digest, extra, srv
 
 
@@ -205,8 +208,6 @@ def test_proxy_to_itself_is_refused(tmp_path):
 
 
 def test_two_upstreams_one_with_credentials_from_an_auth_file(tmp_path):
-    import base64
-
     import bcrypt
 
     skopeo = require("skopeo")
@@ -456,3 +457,51 @@ def test_a_head_of_an_uncached_big_blob_answers_once_it_is_stored(tmp_path):
             assert asyncio.run(head()) == (size, digest)
         finally:
             gate.set()
+
+
+def test_sigterm_while_a_fill_thread_waits_for_a_stalled_upstream(tmp_path):
+    """The fill thread is aborted (its socket shut down) and the client's sender stopped: the server exits."""
+    with _through(tmp_path, 8 << 20, lambda up, d: gated_proxy(up, d, 2 << 20), settings="shutdown_timeout: 1\n") \
+            as (digest, gate, srv):
+        async def follow_then_stop() -> int | None:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(_blob_url(srv, digest)) as r:
+                    assert r.status == 200
+                    await r.content.readexactly(1 << 20)
+                    srv.proc.send_signal(signal.SIGTERM)
+                    with pytest.raises(aiohttp.ClientPayloadError):  # cut short: never taken as complete
+                        await r.read()
+            return await asyncio.to_thread(srv.proc.wait, 30)
+        try:
+            assert asyncio.run(follow_then_stop()) == 0
+        finally:
+            gate.set()
+        assert not os.path.exists(blob_file(srv.root, digest))
+
+
+def test_a_token_upstream_the_fill_threads_get_carries_the_bearer_token(tmp_path):
+    issuer = TokenIssuer(str(tmp_path))
+    with token_server(issuer, {"alice": "wonderland"}) as (token_host, _):
+        auth = {"realm": f"http://{token_host}/token", "service": "test-registry", "issuer": issuer.issuer,
+                "rootcertbundle": issuer.cert}
+        with docker_registry(str(tmp_path), token=auth) as up:
+            async def push() -> str:
+                async with aiohttp.ClientSession() as s:
+                    basic = base64.b64encode(b"alice:wonderland").decode()
+                    async with s.get(f"http://{token_host}/token", headers={"Authorization": f"Basic {basic}"},
+                                     params={"service": "test-registry",
+                                             "scope": "repository:big/blob:pull,push"}) as r:
+                        token = (await r.json())["token"]
+                return await push_big_blob(up.host, str(tmp_path / "blob"), 2 << 20,
+                                           headers={"Authorization": f"Bearer {token}"})
+            digest = asyncio.run(push())
+            with recording_proxy(up.host) as (recorder, seen), \
+                    start_ocikit_serve(str(tmp_path), config=proxy_config(recorder)) as srv:  # pulls anonymously
+                async def pull() -> str:
+                    async with aiohttp.ClientSession() as s:
+                        return await pull_hash(s, _blob_url(srv, digest))
+                assert asyncio.run(pull()) == digest
+                wait_stored(srv.root, digest, 2 << 20)
+    # the proxy's client met the challenge and got a token for its HEAD; the thread's GET sent it
+    # (a 401 there would have been a second GET, the event loop's)
+    assert [m for m, p in seen if p.endswith(digest)] == ["HEAD", "GET"]
