@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 import threading
 import time
@@ -27,8 +28,9 @@ from .servers import free_port
 
 
 @contextlib.contextmanager
-def serve_app(app: web.Application) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1 in a background thread; yields ``127.0.0.1:PORT``; stops it on exit."""
+def serve_app(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1 in a background thread (https with ``ssl_context``); yields
+    ``127.0.0.1:PORT``; stops it on exit."""
     port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
@@ -39,7 +41,7 @@ def serve_app(app: web.Application) -> Iterator[str]:
         nonlocal stop
         stop = asyncio.Event()
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
         await site.start()
         ready.set()
         await stop.wait()

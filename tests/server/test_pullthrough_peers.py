@@ -29,8 +29,7 @@ from helpers.blobs import blob_file, pull_hash, push_big_blob, wait_stored
 from helpers.cli import expect_failure
 from helpers.rawhttp import error_code
 from helpers.peers import require, sh, skopeo_digest, skopeo_raw
-from helpers.servers import RunningServer, docker_registry, free_port, self_signed_cert, start_ocikit_serve, \
-    stop_pid
+from helpers.servers import RunningServer, docker_registry, free_port, start_ocikit_serve, stop_pid
 
 pytestmark = pytest.mark.peer
 
@@ -401,9 +400,9 @@ def test_an_upstream_answer_without_content_length_is_fetched_on_the_event_loop(
         assert asyncio.run(pull()) == digest
 
 
-def test_tls_clients_follow_a_blob_the_thread_receives(tmp_path):
+def test_tls_clients_follow_a_blob_the_thread_receives(tmp_path, tls_cert):
     size = 8 << 20
-    crt, key = self_signed_cert(str(tmp_path))
+    crt, key = tls_cert
     with _through(tmp_path, size, lambda up, d: staged_proxy(up, d, [1 << 20, 3 << 20]), tls=(crt, key)) \
             as (digest, gates, srv):
         ctx = ssl.create_default_context(cafile=crt)

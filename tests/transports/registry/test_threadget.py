@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import ssl
 import threading
 from typing import Iterator
 
@@ -200,10 +201,9 @@ def test_abort_stops_a_stalled_body(reg, blob):
             gate.set()
 
 
-def test_abort_stops_a_stalled_body_the_server_closes_after(payload):
-    """An answer with ``Connection: close`` (http.client then lets go of the socket)."""
-    gate = threading.Event()
-
+def _stalling_app(payload: bytes, gate: threading.Event) -> web.Application:
+    """Answers any GET under /v2/ with ``payload``'s length and ``Connection: close``, sends its first
+    MiB, then nothing until ``gate`` is set (http.client lets go of the socket of such an answer)."""
     async def stall(request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Length": str(len(payload))})
         resp.force_close()
@@ -215,9 +215,42 @@ def test_abort_stops_a_stalled_body_the_server_closes_after(payload):
 
     app = web.Application()
     app.router.add_get("/v2/{tail:.*}", stall)
-    with serve_app(app) as host:
+    return app
+
+
+@pytest.fixture(scope="module")
+def tls(tls_cert) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server, client) contexts for the self-signed 127.0.0.1 certificate."""
+    crt, key = tls_cert
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(crt, key)
+    return server, ssl.create_default_context(cafile=crt)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_abort_stops_a_stalled_body_the_server_closes_after(payload, tls, scheme):
+    gate = threading.Event()
+    with serve_app(_stalling_app(payload, gate), tls[0] if scheme == "https" else None) as host:
         try:
-            g = get(host, f"sha256:{hashlib.sha256(payload).hexdigest()}", len(payload), timeout=100)
+            g = ThreadedGet(f"{scheme}://{host}/v2/{REPO}/blobs/x", {}, len(payload),
+                            ssl_context=tls[1] if scheme == "https" else None, timeout=100, resumes=2, what="blob")
             assert isinstance(_abort_while_stalled(g), ConnectionAbortedError)
         finally:
             gate.set()
+
+
+def test_https_a_whole_body_and_a_certificate_not_trusted(payload, tls):
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=payload)
+
+    app = web.Application()
+    app.router.add_get("/v2/{tail:.*}", serve)
+    digest = f"sha256:{hashlib.sha256(payload).hexdigest()}"
+    with serve_app(app, tls[0]) as host:
+        url = f"https://{host}/v2/{REPO}/blobs/{digest}"
+        sink = Collected()
+        ThreadedGet(url, {}, len(payload), ssl_context=tls[1], timeout=60, resumes=2, what="blob").run(sink)
+        assert sink.digest == digest
+        untrusted = ThreadedGet(url, {}, len(payload), ssl_context=ssl.create_default_context(), timeout=60,
+                                resumes=2, what="blob")
+        assert "CERTIFICATE_VERIFY_FAILED" in _not_started(untrusted)
