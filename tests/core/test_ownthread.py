@@ -67,3 +67,31 @@ async def test_work_that_ends_before_the_cancellation_is_not_aborted():
     assert await task == 7
     task.cancel()  # too late: nothing to stop
     assert await task == 7
+
+
+async def test_a_second_cancellation_still_waits_for_the_work():
+    """The caller closes what the work uses once the cancellation reaches it (a spool's descriptor,
+    a socket): a second cancel (a shutdown cancelling every task) must not let it through sooner."""
+    started, stop = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def work() -> None:
+        started.set()
+        stop.wait(30)
+        time.sleep(0.3)
+        events.append("work ended")
+
+    def abort() -> None:
+        events.append("abort")
+        stop.set()
+
+    task = asyncio.create_task(run_in_own_thread(work, abort=abort, name="ocikit-test-twice"))
+    assert await asyncio.to_thread(started.wait, 30)
+    task.cancel()
+    while not events:  # the first cancellation reaches it: it aborts and waits for the work
+        await asyncio.sleep(0)
+    assert events == ["abort"]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert events == ["abort", "work ended"]
