@@ -180,6 +180,71 @@ def test_write_stream_hashes_writes_and_reports_a_background_flush_error(tmp_pat
         os.close(fd)
 
 
+def test_write_from_thread_hashes_writes_reports_and_a_background_flush_error(tmp_path, monkeypatch) -> None:
+    from ocikit.core.digest import Digester
+
+    parts = [os.urandom(n) for n in (1, 70_000, 0, 200_000, 5)]
+    threads: set[str] = set()
+
+    def produce(sink) -> None:  # type: ignore[no-untyped-def]
+        threads.add(threading.current_thread().name)
+        for p in parts:
+            if p:
+                sink(memoryview(p))
+
+    path = str(tmp_path / "f")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    ends: list[int] = []
+    try:
+        os.write(fd, b"head")
+        d = Digester()
+        end = asyncio.run(durable.write_from_thread(fd, produce, d, abort=lambda: None, offset=4,
+                                                    sync_every=1 << 16,
+                                                    written=lambda end, piece: ends.append(end)))
+    finally:
+        os.close(fd)
+    whole = b"".join(parts)
+    assert end == 4 + len(whole) and ends == [5, 70_005, 270_005, 270_010] and threads == {"ocikit-fill"}
+    assert open(path, "rb").read() == b"head" + whole and d.digest() == Digest.of(whole)
+    monkeypatch.setattr(durable, "sync_data", _full())
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        with pytest.raises(OSError) as e:
+            asyncio.run(durable.write_from_thread(fd, produce, None, abort=lambda: None, sync_every=1 << 16))
+        assert durable.is_disk_full(e.value)
+    finally:
+        os.close(fd)
+
+
+def test_write_from_thread_cancelled_aborts_the_producer_and_waits_for_it(tmp_path) -> None:
+    started, stop = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def produce(sink) -> None:  # type: ignore[no-untyped-def]
+        sink(memoryview(b"x" * 1000))
+        started.set()
+        stop.wait(30)
+        events.append("producer ended")
+        raise ConnectionAbortedError("aborted")
+
+    def abort() -> None:
+        events.append("abort")
+        stop.set()
+
+    async def run() -> None:
+        fd = os.open(str(tmp_path / "f"), os.O_WRONLY | os.O_CREAT)
+        try:
+            task = asyncio.create_task(durable.write_from_thread(fd, produce, None, abort=abort))
+            assert await asyncio.to_thread(started.wait, 30)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert events == ["abort", "producer ended"]  # before the caller may close fd
+        finally:
+            os.close(fd)
+    asyncio.run(run())
+
+
 # ---- the four writers, ENOSPC injected -------------------------------------------------------------
 
 

@@ -3,7 +3,9 @@
 - :func:`serve_app` runs any aiohttp app;
 - :func:`token_server` issues JWTs that docker-registry's ``auth: token:`` accepts;
 - :func:`cutting_proxy` forwards to a registry and cuts one blob response mid-way;
-- :func:`lying_proxy` forwards to a registry and flips bytes of one blob.
+- :func:`lying_proxy` forwards to a registry and flips bytes of one blob;
+- :func:`gated_proxy`, :func:`staged_proxy` hold one blob at given offsets until released;
+- :func:`chunked_proxy` forwards to a registry and answers blob GETs without a Content-Length.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import contextlib
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 import threading
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from aiohttp import ClientSession, web
 
@@ -25,8 +28,9 @@ from .servers import free_port
 
 
 @contextlib.contextmanager
-def serve_app(app: web.Application) -> Iterator[str]:
-    """Run ``app`` on 127.0.0.1 in a background thread; yields ``127.0.0.1:PORT``; stops it on exit."""
+def serve_app(app: web.Application, ssl_context: ssl.SSLContext | None = None) -> Iterator[str]:
+    """Run ``app`` on 127.0.0.1 in a background thread (https with ``ssl_context``); yields
+    ``127.0.0.1:PORT``; stops it on exit."""
     port = free_port()
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(app, access_log=None)
@@ -37,7 +41,7 @@ def serve_app(app: web.Application) -> Iterator[str]:
         nonlocal stop
         stop = asyncio.Event()
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
+        site = web.TCPSite(runner, "127.0.0.1", port, ssl_context=ssl_context)
         await site.start()
         ready.set()
         await stop.wait()
@@ -137,10 +141,12 @@ def token_server(issuer: TokenIssuer, users: dict[str, str], *, service: str = "
 
 def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: float = 0.0,
                seen: Callable[[web.Request], None] | None = None,
-               cut: Callable[[web.Request, bytes], bool] | None = None) -> web.Application:
+               cut: Callable[[web.Request, bytes], bool] | None = None,
+               chunked: bool = False) -> web.Application:
     """A reverse proxy to ``upstream``; ``mangle(request, blob_size)`` picks how to serve blob GETs;
     ``seen(request)`` is told of every request; ``cut(request, body)`` True drops the connection
-    instead of forwarding the request."""
+    instead of forwarding the request; ``chunked``: blob GETs are answered without a
+    Content-Length (chunked transfer encoding)."""
     state: dict[str, Any] = {}
 
     async def startup(app: web.Application) -> None:
@@ -166,7 +172,10 @@ def _proxy_app(upstream: str, mangle: Callable[[web.Request, int], Any], delay: 
             loc = out_headers.get("Location")
             if loc and upstream in loc:
                 out_headers["Location"] = loc.replace(upstream, request.host)
-            action = mangle(request, up.status) if request.method == "GET" and "/blobs/" in request.path else None
+            blob_get = request.method == "GET" and "/blobs/" in request.path
+            action = mangle(request, up.status) if blob_get else None
+            if chunked and blob_get:
+                out_headers.pop("Content-Length", None)
             resp = web.StreamResponse(status=up.status, headers=out_headers)
             await resp.prepare(request)
             sent = 0
@@ -225,6 +234,16 @@ def recording_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]
 
 
 @contextlib.contextmanager
+def chunked_proxy(upstream: str) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """Proxy that answers blob GETs with chunked transfer encoding (no Content-Length) and records
+    (method, path) of every request."""
+    seen: list[tuple[str, str]] = []
+    with serve_app(_proxy_app(upstream, lambda request, status: None, chunked=True,
+                              seen=lambda request: seen.append((request.method, request.path)))) as host:
+        yield host, seen
+
+
+@contextlib.contextmanager
 def push_cutting_proxy(upstream: str, cut_at: int) -> Iterator[tuple[str, dict[str, Any]]]:
     """Proxy that drops, once, the blob-upload PATCH whose bytes would take the upload past
     ``cut_at`` (not forwarded: the registry keeps what came before); ``stats["patches"]`` lists
@@ -272,23 +291,32 @@ def lying_proxy(upstream: str, digest: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def gated_proxy(upstream: str, digest: str, after: int) -> Iterator[tuple[str, threading.Event]]:
-    """Proxy that passes on the first ``after`` bytes of blob ``digest``, then holds the rest
-    until the yielded event is set (at most 120 s: a test that forgets never hangs)."""
-    gate = threading.Event()
+def staged_proxy(upstream: str, digest: str, stops: Sequence[int]) -> Iterator[tuple[str, list[threading.Event]]]:
+    """Proxy that holds blob ``digest`` once it passed on each of ``stops`` bytes (ascending), until
+    the matching event of the yielded list is set (at most 120 s each: a test that forgets never hangs)."""
+    gates = [threading.Event() for _ in stops]
 
     def mangle(request: web.Request, status: int) -> Any:
         if digest not in request.path or status not in (200, 206):
             return None
 
         def action(sent: int, chunk: bytes) -> bytes:
-            if sent >= after:
-                gate.wait(120)
+            for stop, gate in zip(stops, gates):
+                if sent >= stop:
+                    gate.wait(120)
             return chunk
         return action
 
     with serve_app(_proxy_app(upstream, mangle)) as host:
-        yield host, gate
+        yield host, gates
+
+
+@contextlib.contextmanager
+def gated_proxy(upstream: str, digest: str, after: int) -> Iterator[tuple[str, threading.Event]]:
+    """Proxy that passes on the first ``after`` bytes of blob ``digest``, then holds the rest
+    until the yielded event is set (at most 120 s: a test that forgets never hangs)."""
+    with staged_proxy(upstream, digest, [after]) as (host, gates):
+        yield host, gates[0]
 
 
 @contextlib.contextmanager

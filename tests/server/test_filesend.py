@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import threading
 
 import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from ocikit.server.filesend import PIECE, READAHEAD, file_response
+from ocikit.server.filesend import PIECE, READAHEAD, file_response, write_socket
 
 pytestmark = pytest.mark.asyncio
 
@@ -103,3 +106,69 @@ async def test_a_file_that_shrank_cuts_the_connection(server):
         assert r.status == 200   # the headers went out before the file was found short
         with pytest.raises(aiohttp.ClientPayloadError):
             await r.read()
+
+
+# ---- write_socket: a worker thread writing a span of a file to a non-blocking socket ----
+
+
+def _socketpair() -> tuple[socket.socket, socket.socket]:
+    out, peer = socket.socketpair()
+    out.setblocking(False)
+    return out, peer
+
+
+def _drain(peer: socket.socket, into: list[bytes]) -> threading.Thread:
+    def run() -> None:
+        while chunk := peer.recv(1 << 20):
+            into.append(chunk)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+async def test_write_socket_sends_the_span_exactly(data_file):
+    path, data = data_file
+    out, peer = _socketpair()
+    got: list[bytes] = []
+    reader = _drain(peer, got)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        await asyncio.to_thread(write_socket, out.fileno(), fd, 1000, SIZE - 2000, threading.Event())
+    finally:
+        os.close(fd)
+        out.close()
+    reader.join(30)
+    peer.close()
+    assert b"".join(got) == data[1000:SIZE - 1000]
+
+
+async def test_write_socket_stops_when_asked_even_while_the_socket_takes_everything(data_file):
+    path, _ = data_file
+    out, peer = _socketpair()
+    got: list[bytes] = []
+    reader = _drain(peer, got)
+    stop = threading.Event()
+    stop.set()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.to_thread(write_socket, out.fileno(), fd, 0, SIZE, stop)
+    finally:
+        os.close(fd)
+        out.close()
+    reader.join(30)
+    peer.close()
+    assert sum(map(len, got)) < SIZE
+
+
+async def test_write_socket_to_a_peer_that_left_is_a_connection_error(data_file):
+    path, _ = data_file
+    out, peer = _socketpair()
+    peer.close()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(ConnectionError):
+            await asyncio.to_thread(write_socket, out.fileno(), fd, 0, SIZE, threading.Event())
+    finally:
+        os.close(fd)
+        out.close()

@@ -17,7 +17,8 @@ T = TypeVar("T")
 
 async def run_in_own_thread(work: Callable[[], T], *, abort: Callable[[], None], name: str) -> T:
     """Run ``work()`` in a new daemon thread and return (or raise) what it did; on cancellation,
-    call ``abort()`` (from the event loop), wait for ``work`` to end, then re-raise."""
+    call ``abort()`` (from the event loop), wait for ``work`` to end (however often the task is
+    cancelled meanwhile), then re-raise."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[T] = loop.create_future()
 
@@ -44,10 +45,11 @@ async def run_in_own_thread(work: Callable[[], T], *, abort: Callable[[], None],
         return await asyncio.shield(done)
     except asyncio.CancelledError:
         abort()
-        try:
-            await done
-        except BaseException:  # noqa: BLE001 - the cancellation is what is reported
-            pass
+        while not done.done():  # shielded: a second cancellation must not end the wait either
+            try:
+                await asyncio.shield(done)
+            except BaseException:  # noqa: BLE001 - the cancellation is what is reported
+                pass
         raise
 
 

@@ -66,12 +66,15 @@ def plain_socket(request: web.Request) -> int | None:
 def write_socket(out: int, fd: int, offset: int, length: int, stop: threading.Event) -> None:
     """In a worker thread: write bytes ``[offset, offset + length)`` of ``fd`` to the non-blocking
     socket ``out`` (a ``dup`` of a :func:`plain_socket`), waiting for it to take them; ``stop``
-    set makes it raise ``ConnectionAbortedError`` within a second. A client that went away
-    raises ``ConnectionResetError`` (or ``BrokenPipeError``)."""
+    set makes it raise ``ConnectionAbortedError`` within a second (at the next piece, or while
+    it waits for the socket). A client that went away raises ``ConnectionResetError`` (or
+    ``BrokenPipeError``)."""
     end = offset + length
     poll = select.poll()
     poll.register(out, select.POLLOUT)
     while offset < end:
+        if stop.is_set():  # a client that takes everything never makes the wait below time out
+            raise ConnectionAbortedError("send cancelled")
         data = os.pread(fd, min(PIECE, end - offset), offset)
         if not data:
             raise OSError(f"file ended at byte {offset} of {end}")

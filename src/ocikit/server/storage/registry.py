@@ -214,26 +214,37 @@ class RegistryStorage:
                           written: Callable[[int, memoryview], None]) -> int:
         """Append exactly ``length`` bytes that ``fill`` receives in a thread of its own, hashed and
         written there (:meth:`StorageDriver.spool_fill`; drivers with local spools only);
-        ``written(end, piece)`` is called from that thread as the spool grows."""
+        ``written(end, piece)`` is called from that thread as the spool grows. More or fewer bytes:
+        :class:`BlobUploadInvalid`, and the spool is cut back as it was."""
         async with self._lock(upload_id):
             state = await self.upload_state(name, upload_id)
             digester = await self._digester(upload_id, state.offset)
             end = state.offset + length
+            at = state.offset
 
             def sink_end(pos: int, piece: memoryview) -> None:
+                nonlocal at
                 if pos > end:
                     raise _too_long(length)
+                at = pos
                 written(pos, piece)
 
+            class Exact:
+                """``fill``, ending short an error in its own thread (the driver then cuts the spool back)."""
+
+                def run(self, sink: Callable[[memoryview], None]) -> None:
+                    fill.run(sink)
+                    if at != end:
+                        raise _too_short(at - state.offset, length)
+
+                def abort(self) -> None:
+                    fill.abort()
+
             try:
-                new_size = await self.driver.spool_fill(upload_id, state.offset, fill, digester, sink_end)
+                return await self.driver.spool_fill(upload_id, state.offset, Exact(), digester, sink_end)
             except BaseException:
                 self._digesters.pop(upload_id, None)
                 raise
-            if new_size != end:
-                self._digesters.pop(upload_id, None)
-                raise _too_short(new_size - state.offset, length)
-            return new_size
 
     async def finish_upload(self, name: str, upload_id: str, digest: Digest, *,
                             verified: Callable[[], None] | None = None) -> int:

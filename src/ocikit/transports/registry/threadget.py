@@ -29,9 +29,10 @@ from ...core.errors import TransportError
 from ...durable import WRITE_MAX
 
 PIECE = WRITE_MAX
-"""Bytes received into the buffer before they are handed on: one call per ~MiB, each ``recv``
-as large as the socket allows; the size of the writes that suit the page cache best
-(:data:`ocikit.durable.WRITE_MAX`), since the consumer writes each piece as it is."""
+"""The most bytes handed on at once: each piece is what one ``recv`` got (on loopback mostly
+several hundred KiB, as the consumer hashes and writes the one before), at most the size of the
+writes that suit the page cache best (:data:`ocikit.durable.WRITE_MAX`), since the consumer
+writes each piece as it is."""
 REDIRECTS = (301, 302, 303, 307, 308)
 MAX_REDIRECTS = 8
 
@@ -62,6 +63,10 @@ class ThreadedGet:
         self.requests = 0
         """GETs sent (redirects and resumptions included)."""
         self._conn: http.client.HTTPConnection | None = None
+        self._sock: socket.socket | None = None
+        """The connection's socket, kept here: ``http.client`` lets go of it (``conn.sock`` is
+        ``None``) once an answer says ``Connection: close``, while its body is still read from it."""
+        self._resp: http.client.HTTPResponse | None = None
         self._aborted = False
         self._lock = threading.Lock()
 
@@ -69,10 +74,10 @@ class ThreadedGet:
         """Stop :meth:`run` soon (it raises ``ConnectionAbortedError``): its socket is shut down."""
         with self._lock:
             self._aborted = True
-            conn = self._conn
-        if conn is not None and conn.sock is not None:
-            try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+            sock = self._sock
+        if sock is not None:
+            try:  # the plain socket's shutdown, under TLS too: the reading thread keeps its SSL object
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -96,7 +101,11 @@ class ThreadedGet:
             try:
                 while offset < self.size:
                     try:
-                        n = resp.readinto(buf[:min(PIECE, self.size - offset)])
+                        # what has arrived, up to a piece (one recv once the head's buffer is
+                        # drained): a stalling upstream never holds back bytes that did come. The
+                        # body has a Content-Length (checked in _open) and the connection is closed
+                        # after it, so reading past the response's own count is safe.
+                        n = resp.fp.readinto1(buf[:min(PIECE, self.size - offset)]) if resp.fp else 0
                     except (OSError, http.client.HTTPException) as e:
                         n, error = 0, e
                     else:
@@ -123,6 +132,10 @@ class ThreadedGet:
     def _close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
+            resp, self._resp = self._resp, None
+            self._sock = None
+        if resp is not None:
+            resp.close()
         if conn is not None:
             conn.close()
 
@@ -149,8 +162,17 @@ class ThreadedGet:
             target = (u.path or "/") + (f"?{u.query}" if u.query else "")
             try:
                 self.requests += 1
+                conn.connect()
+                with self._lock:  # abort() can shut it down from now on
+                    self._sock = conn.sock
+                    aborted = self._aborted
+                if aborted:
+                    raise ConnectionAbortedError(f"{self.what}: fetch cancelled")
                 conn.request("GET", target, headers=headers)
-                resp = conn.getresponse()
+                resp = self._resp = conn.getresponse()
+            except ConnectionAbortedError:
+                self._close()
+                raise
             except (OSError, http.client.HTTPException) as e:
                 self._close()
                 self._check_aborted()
