@@ -6,8 +6,9 @@ by digest is fetched once and kept; a tag is re-checked upstream (a ``HEAD``) on
 than the entry's ``tag-ttl``. A blob is fetched once however many clients ask at the same time
 (:mod:`.blobfetch`) and streamed to them while it is stored. With the upstream unreachable,
 what is cached is still served: tags answer from the cache, marked ``Ocikit-Cache: stale``.
-Every proxied answer says where it came from in ``Ocikit-Cache`` (``hit``, ``fetched``,
-``stale``, ``merged``).
+Proxied answers say where they came from in ``Ocikit-Cache``: manifests ``hit``, ``fetched``,
+``stale`` or ``local``, tag lists ``merged`` or ``stale``, a blob fetched for this request
+``fetched`` (a blob already stored is the registry's usual answer, without the header).
 """
 
 from __future__ import annotations
