@@ -245,6 +245,46 @@ def test_write_from_thread_cancelled_aborts_the_producer_and_waits_for_it(tmp_pa
     asyncio.run(run())
 
 
+def test_write_from_thread_cancelled_twice_still_waits_for_a_running_flush(tmp_path, monkeypatch) -> None:
+    """A cancellation that comes while a background flush runs, and another while it is waited
+    for: the caller gets its CancelledError only once the flush is over (it may close fd then)."""
+    flushing, release = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def slow_sync(fd: int) -> None:
+        flushing.set()
+        release.wait(30)
+        events.append("flush ended")
+
+    monkeypatch.setattr(durable, "sync_data", slow_sync)
+
+    stop = threading.Event()
+
+    def produce(sink) -> None:  # type: ignore[no-untyped-def]
+        sink(memoryview(b"x" * 2048))  # past sync_every: a flush starts in the background
+        stop.wait(30)  # until aborted: the producer ends at once, the flush goes on
+        raise ConnectionAbortedError("aborted")
+
+    async def run() -> None:
+        fd = os.open(str(tmp_path / "f"), os.O_WRONLY | os.O_CREAT)
+        try:
+            task = asyncio.create_task(durable.write_from_thread(fd, produce, None, abort=stop.set,
+                                                                 sync_every=1024))
+            assert await asyncio.to_thread(flushing.wait, 30)
+            task.cancel()
+            await asyncio.sleep(0.1)
+            task.cancel()  # while the first cancellation waits
+            await asyncio.sleep(0.1)
+            assert not task.done()
+            release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert events == ["flush ended"]
+        finally:
+            os.close(fd)
+    asyncio.run(run())
+
+
 # ---- the four writers, ENOSPC injected -------------------------------------------------------------
 
 

@@ -512,8 +512,8 @@ async def write_from_thread(fd: int, produce: "Callable[[Callable[[memoryview], 
     try:
         await run_in_own_thread(lambda: produce(sink), abort=abort, name="ocikit-fill")
     except BaseException:
-        if syncing is not None:  # never let the caller close fd under a running flush
-            with contextlib.suppress(BaseException):
+        while syncing is not None and not syncing.done():  # never let the caller close fd under a
+            with contextlib.suppress(BaseException):       # running flush, however often cancelled
                 await asyncio.shield(asyncio.wrap_future(syncing))
         raise
     if syncing is not None:

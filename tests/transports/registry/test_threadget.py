@@ -254,3 +254,32 @@ def test_https_a_whole_body_and_a_certificate_not_trusted(payload, tls):
         untrusted = ThreadedGet(url, {}, len(payload), ssl_context=ssl.create_default_context(), timeout=60,
                                 resumes=2, what="blob")
         assert "CERTIFICATE_VERIFY_FAILED" in _not_started(untrusted)
+
+
+def test_a_resume_answered_with_the_whole_body_passes_over_what_came(payload):
+    """A server that ignores ``Range``: the first answer is cut after 1 MiB, the resume gets the
+    whole body again (200), and the bytes already handed on are not handed on twice."""
+    digest = f"sha256:{hashlib.sha256(payload).hexdigest()}"
+    asked: list[str | None] = []
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        asked.append(request.headers.get("Range"))
+        resp = web.StreamResponse(headers={"Content-Length": str(len(payload))})
+        await resp.prepare(request)
+        if len(asked) == 1:
+            await resp.write(payload[:1 << 20])
+            assert request.transport is not None
+            request.transport.close()  # cut mid-body
+            return resp
+        await resp.write(payload)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/v2/{tail:.*}", serve)
+    with serve_app(app) as host:
+        g = get(host, digest, len(payload))
+        sink = Collected()
+        g.run(sink)
+    assert sink.digest == digest and sum(sink.pieces) == len(payload)
+    assert asked[0] is None and asked[1] is not None and asked[1].startswith("bytes=") and len(asked) == 2

@@ -88,7 +88,7 @@ class ThreadedGet:
         failures = 0
         while True:
             try:
-                resp = self._open(offset)
+                resp, skip = self._open(offset)
             except NotStarted:
                 if offset == 0:
                     raise
@@ -105,7 +105,8 @@ class ThreadedGet:
                         # drained): a stalling upstream never holds back bytes that did come. The
                         # body has a Content-Length (checked in _open) and the connection is closed
                         # after it, so reading past the response's own count is safe.
-                        n = resp.fp.readinto1(buf[:min(PIECE, self.size - offset)]) if resp.fp else 0
+                        limit = min(PIECE, skip) if skip else min(PIECE, self.size - offset)
+                        n = resp.fp.readinto1(buf[:limit]) if resp.fp else 0
                     except (OSError, http.client.HTTPException) as e:
                         n, error = 0, e
                     else:
@@ -118,6 +119,9 @@ class ThreadedGet:
                             raise TransportError(f"{self.what}: connection lost at byte {offset} of {self.size} "
                                                  f"after {failures} tries{cause}") from None
                         break  # resume with Range
+                    if skip:  # a whole body for a resume: what was handed on already is passed over
+                        skip -= n
+                        continue
                     sink(buf[:n])
                     offset += n
             finally:
@@ -139,8 +143,9 @@ class ThreadedGet:
         if conn is not None:
             conn.close()
 
-    def _open(self, offset: int) -> http.client.HTTPResponse:
-        """Send the GET (from ``offset``), following redirects; the response whose body is bytes ``offset..``."""
+    def _open(self, offset: int) -> tuple[http.client.HTTPResponse, int]:
+        """Send the GET (from ``offset``), following redirects: the response, and how many bytes of
+        its body come before byte ``offset`` (a server that ignored ``Range`` sends the whole)."""
         url, headers = self.url, dict(self.headers)
         home = _origin(url)
         if offset:
@@ -185,11 +190,11 @@ class ThreadedGet:
                 continue
             length = resp.getheader("Content-Length", "")
             expected = self.size - offset
-            if resp.status == 200 and offset == 0 and length == str(expected):
-                return resp
+            if resp.status == 200 and length == str(self.size):
+                return resp, offset
             if resp.status == 206 and offset and length == str(expected) and (
                     resp.getheader("Content-Range") or "").startswith(f"bytes {offset}-"):
-                return resp
+                return resp, 0
             self._close()
             raise NotStarted(f"{self.what}: answered HTTP {resp.status} with Content-Length {length or 'none'} "
                              f"(expected {expected} bytes)")
