@@ -9,6 +9,7 @@ in the middle must do. Threads of the bench process, on a free 127.0.0.1 port; s
 
 from __future__ import annotations
 
+import abc
 import fcntl
 import hashlib
 import os
@@ -16,7 +17,7 @@ import socket
 import threading
 
 
-class Forwarder:
+class Forwarder(abc.ABC):
     """Accepts on a free 127.0.0.1 port and pairs each connection with one to ``host:port``;
     requests go up as they are; :meth:`_answers` moves what comes back."""
 
@@ -56,8 +57,9 @@ class Forwarder:
         except OSError:
             pass
 
+    @abc.abstractmethod
     def _answers(self, up: socket.socket, client: socket.socket, n: int) -> None:
-        raise NotImplementedError
+        """Move what ``up`` answers to ``client`` (connection number ``n``)."""
 
 
 class SpliceForwarder(Forwarder):

@@ -411,6 +411,41 @@ async def _hash_while_writing(loop: "asyncio.AbstractEventLoop", fd: int, parts:
         job.result()
 
 
+class _Flushes:
+    """An ``fdatasync`` of ``fd`` in the background every ``every`` bytes written (none with 0), one
+    at a time; a write-back error is raised once, at the next :meth:`wrote` or at :meth:`finish`."""
+
+    def __init__(self, fd: int, every: int, at: int) -> None:
+        self.fd = fd
+        self.every = every
+        self.synced = at
+        self.running: "concurrent.futures.Future[None] | None" = None
+
+    def wrote(self, pos: int) -> None:
+        """The file now holds ``pos`` bytes: start a flush if one is due and none runs."""
+        if self.every and pos - self.synced >= self.every and (self.running is None or self.running.done()):
+            if self.running is not None:
+                self.running.result()   # a write-back error is reported once: here
+            self.running, self.synced = sync_in_background(self.fd), pos
+
+    async def finish(self) -> None:
+        """Wait for the running flush (raising its error)."""
+        import asyncio
+
+        if self.running is not None:
+            await asyncio.wrap_future(self.running)
+            self.running = None
+
+    async def settle(self) -> None:
+        """After a failure: wait for the running flush, however often cancelled, ignoring its
+        error (the caller may then close ``fd``)."""
+        import asyncio
+
+        while self.running is not None and not self.running.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(asyncio.wrap_future(self.running))
+
+
 async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digester | None", *,
                        offset: int = 0, sync: bool = True, sync_every: int = 0,
                        pipeline: bool = True) -> int:
@@ -428,8 +463,8 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
 
     loop = asyncio.get_running_loop()
     pending: "asyncio.Future[None] | None" = None
-    syncing: "asyncio.Future[None] | None" = None
-    pos = synced = offset
+    flushes = _Flushes(fd, sync_every if sync else 0, offset)
+    pos = offset
     buf: list[bytes] = []
     size = 0
     try:
@@ -448,10 +483,7 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
                 pending = None
             pos += size
             buf, size = [], 0
-            if sync_every and sync and pos - synced >= sync_every and (syncing is None or syncing.done()):
-                if syncing is not None:
-                    syncing.result()   # a write-back error is reported once: here
-                syncing, synced = asyncio.wrap_future(sync_in_background(fd)), pos
+            flushes.wrote(pos)
         if pending is not None:
             await pending
             pending = None
@@ -461,15 +493,13 @@ async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digeste
             else:
                 await _hash_while_writing(loop, fd, buf, digester, pos if sync else None)
             pos += size
-        if syncing is not None:
-            await syncing
-            syncing = None
+        await flushes.finish()
         return pos
     except BaseException:
-        for fut in (pending, syncing):   # never let the caller close fd under running work
-            if fut is not None:
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(fut)
+        if pending is not None:   # never let the caller close fd under running work
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(pending)
+        await flushes.settle()
         raise
 
 
@@ -486,38 +516,24 @@ async def write_from_thread(fd: int, produce: "Callable[[Callable[[memoryview], 
     turn per piece). ``sync`` and ``sync_every`` as there. Cancelling calls ``abort`` and waits
     for the thread, so the caller may close ``fd`` at once, as after any failure.
     """
-    import asyncio
-
     from .core.ownthread import run_in_own_thread
 
-    pos = synced = offset
-    syncing: "concurrent.futures.Future[None] | None" = None
+    pos = offset
+    flushes = _Flushes(fd, sync_every if sync else 0, offset)
 
     def sink(piece: memoryview) -> None:
-        nonlocal pos, synced, syncing
-        n = len(piece)
-        if digester is not None:
-            digester.update(piece)
-        write_fully(fd, [piece], n)
-        if sync:
-            start_writeback(fd, pos, n)
-        pos += n
-        if sync_every and sync and pos - synced >= sync_every and (syncing is None or syncing.done()):
-            if syncing is not None:
-                syncing.result()   # a write-back error is reported once: here
-            syncing, synced = sync_in_background(fd), pos
+        nonlocal pos
+        pos += hash_and_write(fd, [piece], digester, pos if sync else None)
+        flushes.wrote(pos)
         if written is not None:
             written(pos, piece)
 
     try:
         await run_in_own_thread(lambda: produce(sink), abort=abort, name="ocikit-fill")
     except BaseException:
-        while syncing is not None and not syncing.done():  # never let the caller close fd under a
-            with contextlib.suppress(BaseException):       # running flush, however often cancelled
-                await asyncio.shield(asyncio.wrap_future(syncing))
+        await flushes.settle()  # never let the caller close fd under a running flush
         raise
-    if syncing is not None:
-        await asyncio.wrap_future(syncing)
+    await flushes.finish()
     return pos
 
 

@@ -81,6 +81,36 @@ def _read_all(sock: socket.socket, n: int) -> bytes:
     return bytes(out)
 
 
+class Rig:
+    """Inside a running loop: a :class:`SpoolSenders` of ``data``, the :class:`Filler` of its spool
+    file, and clients of it (:meth:`client`); everything is closed by :meth:`close`."""
+
+    def __init__(self, path: str, data: bytes, pause_after: int | None = None) -> None:
+        self.path = path
+        self.senders = SpoolSenders(len(data))
+        self.senders.start()
+        self.filler = Filler(path, data, self.senders, pause_after)
+        self._sockets: list[socket.socket] = []
+        self._fds: list[int] = []
+
+    def client(self) -> tuple[socket.socket, socket.socket, int]:
+        """(server side, client side, the spool opened for reading) of a new client."""
+        server, client = _client_pair()
+        spool = os.open(self.path, os.O_RDONLY)
+        self._sockets += [server, client]
+        self._fds.append(spool)
+        return server, client, spool
+
+    def fill(self) -> asyncio.Future[None]:
+        return asyncio.ensure_future(_run_fill(self.filler, self.senders))
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        for s in self._sockets:
+            s.close()
+
+
 async def _run_fill(filler: Filler, senders: SpoolSenders) -> None:
     filler.thread.start()
     filler.go.set()
@@ -90,24 +120,18 @@ async def _run_fill(filler: Filler, senders: SpoolSenders) -> None:
 
 def test_the_lead_is_sent_every_byte_but_the_last_by_the_filling_thread(tmp_path):
     data = _content(9 * PIECE + 1234)
-    path = str(tmp_path / "spool")
 
     async def run() -> tuple[int, bytes]:
-        senders = SpoolSenders(len(data))
-        senders.start()
-        filler = Filler(path, data, senders)
-        server, client = _client_pair()
-        spool = os.open(path, os.O_RDONLY)
+        rig = Rig(str(tmp_path / "spool"), data)
+        server, client, spool = rig.client()
         try:
             reader = asyncio.get_running_loop().run_in_executor(None, _read_all, client, len(data) - 1)
-            fill = asyncio.ensure_future(_run_fill(filler, senders))
-            sent = await senders.send(server.fileno(), spool, first=True)
+            fill = rig.fill()
+            sent = await rig.senders.send(server.fileno(), spool, first=True)
             await fill
             return sent, await reader
         finally:
-            os.close(spool)
-            server.close()
-            client.close()
+            rig.close()
 
     sent, got = asyncio.run(run())
     assert sent == len(data) - 1
@@ -116,30 +140,24 @@ def test_the_lead_is_sent_every_byte_but_the_last_by_the_filling_thread(tmp_path
 
 def test_a_lead_that_came_late_is_first_sent_what_it_missed(tmp_path):
     data = _content(6 * PIECE)
-    path = str(tmp_path / "spool")
 
     async def run() -> tuple[int, bytes]:
-        senders = SpoolSenders(len(data))
-        senders.start()
-        filler = Filler(path, data, senders, pause_after=2)
-        server, client = _client_pair()
-        spool = os.open(path, os.O_RDONLY)
+        rig = Rig(str(tmp_path / "spool"), data, pause_after=2)
+        server, client, spool = rig.client()
         loop = asyncio.get_running_loop()
         try:
-            fill = asyncio.ensure_future(_run_fill(filler, senders))
-            assert await loop.run_in_executor(None, filler.paused.wait, 60)
-            assert senders.filled == 2 * PIECE  # two pieces are in before the client comes
+            fill = rig.fill()
+            assert await loop.run_in_executor(None, rig.filler.paused.wait, 60)
+            assert rig.senders.filled == 2 * PIECE  # two pieces are in before the client comes
             reader = loop.run_in_executor(None, _read_all, client, len(data) - 1)
-            sending = asyncio.ensure_future(senders.send(server.fileno(), spool, first=True))
+            sending = asyncio.ensure_future(rig.senders.send(server.fileno(), spool, first=True))
             await asyncio.sleep(0.2)  # the lead is registered by then
-            filler.resume.set()
+            rig.filler.resume.set()
             sent = await sending
             await fill
             return sent, await reader
         finally:
-            os.close(spool)
-            server.close()
-            client.close()
+            rig.close()
 
     sent, got = asyncio.run(run())
     assert sent == len(data) - 1
@@ -149,28 +167,23 @@ def test_a_lead_that_came_late_is_first_sent_what_it_missed(tmp_path):
 def test_a_stalled_lead_is_let_go_and_the_fill_goes_on(tmp_path, monkeypatch):
     monkeypatch.setattr(spoolsend, "LEAD_PATIENCE", 0.3)
     data = _content(24 * PIECE)  # far more than the socket buffers hold
-    path = str(tmp_path / "spool")
 
     async def run() -> tuple[bool, bytes]:
-        senders = SpoolSenders(len(data))
-        senders.start()
-        filler = Filler(path, data, senders)
-        server, client = _client_pair()
-        spool = os.open(path, os.O_RDONLY)
+        rig = Rig(str(tmp_path / "spool"), data)
+        server, client, spool = rig.client()
+        loop = asyncio.get_running_loop()
         try:
-            sending = asyncio.ensure_future(senders.send(server.fileno(), spool, first=True))
+            sending = asyncio.ensure_future(rig.senders.send(server.fileno(), spool, first=True))
             await asyncio.sleep(0.1)
-            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            fill = rig.fill()
             # nobody reads: the filling thread waits for the lead's socket, then lets it go
-            filled_without_reader = await asyncio.get_running_loop().run_in_executor(None, filler.done.wait, 60)
-            got = await asyncio.get_running_loop().run_in_executor(None, _read_all, client, len(data) - 1)
+            filled_without_reader = await loop.run_in_executor(None, rig.filler.done.wait, 60)
+            got = await loop.run_in_executor(None, _read_all, client, len(data) - 1)
             await fill
             assert await sending == len(data) - 1
             return filled_without_reader, got
         finally:
-            os.close(spool)
-            server.close()
-            client.close()
+            rig.close()
 
     filled, got = asyncio.run(run())
     assert filled
@@ -179,37 +192,29 @@ def test_a_stalled_lead_is_let_go_and_the_fill_goes_on(tmp_path, monkeypatch):
 
 def test_a_second_client_lets_the_lead_go(tmp_path):
     data = _content(24 * PIECE)
-    path = str(tmp_path / "spool")
 
     async def run() -> tuple[bool, bytes, bytes]:
-        senders = SpoolSenders(len(data))
-        senders.start()
-        filler = Filler(path, data, senders)
-        lead_server, lead_client = _client_pair()
-        other_server, other_client = _client_pair()
-        spool = os.open(path, os.O_RDONLY)
-        spool2 = os.open(path, os.O_RDONLY)
+        rig = Rig(str(tmp_path / "spool"), data)
+        lead_server, lead_client, spool = rig.client()
+        other_server, other_client, spool2 = rig.client()
         loop = asyncio.get_running_loop()
         try:
-            leading = asyncio.ensure_future(senders.send(lead_server.fileno(), spool, first=True))
+            leading = asyncio.ensure_future(rig.senders.send(lead_server.fileno(), spool, first=True))
             await asyncio.sleep(0.1)
-            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            fill = rig.fill()
             await asyncio.sleep(0.3)  # the lead reads nothing: the fill waits on it (patience: 2 s)
-            senders.others_came()
-            other = asyncio.ensure_future(senders.send(other_server.fileno(), spool2, first=False))
+            rig.senders.others_came()
+            other = asyncio.ensure_future(rig.senders.send(other_server.fileno(), spool2, first=False))
             other_got = await loop.run_in_executor(None, _read_all, other_client, len(data) - 1)
             # the second client got everything while the lead still had not read a byte
-            filled_before_lead_read = filler.done.is_set()
+            filled_before_lead_read = rig.filler.done.is_set()
             lead_got = await loop.run_in_executor(None, _read_all, lead_client, len(data) - 1)
             await fill
             assert await other == len(data) - 1
             assert await leading == len(data) - 1
             return filled_before_lead_read, other_got, lead_got
         finally:
-            for fd in (spool, spool2):
-                os.close(fd)
-            for s in (lead_server, lead_client, other_server, other_client):
-                s.close()
+            rig.close()
 
     filled_first, other_got, lead_got = asyncio.run(run())
     assert filled_first
@@ -219,27 +224,22 @@ def test_a_second_client_lets_the_lead_go(tmp_path):
 
 def test_a_lead_that_goes_away_is_a_connection_error_and_the_fill_goes_on(tmp_path):
     data = _content(24 * PIECE)
-    path = str(tmp_path / "spool")
 
     async def run() -> bool:
-        senders = SpoolSenders(len(data))
-        senders.start()
-        filler = Filler(path, data, senders)
-        server, client = _client_pair()
-        spool = os.open(path, os.O_RDONLY)
+        rig = Rig(str(tmp_path / "spool"), data)
+        server, client, spool = rig.client()
         try:
-            sending = asyncio.ensure_future(senders.send(server.fileno(), spool, first=True))
+            sending = asyncio.ensure_future(rig.senders.send(server.fileno(), spool, first=True))
             await asyncio.sleep(0.1)
-            fill = asyncio.ensure_future(_run_fill(filler, senders))
+            fill = rig.fill()
             await asyncio.get_running_loop().run_in_executor(None, client.recv, 1 << 20)
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             client.close()  # a reset
             with pytest.raises(ConnectionError):
                 await sending
             await fill
-            return filler.done.is_set()
+            return rig.filler.done.is_set()
         finally:
-            os.close(spool)
-            server.close()
+            rig.close()
 
     assert asyncio.run(run())

@@ -94,7 +94,7 @@ class BlobFetch:
         self._loop_followers = 0
         self.spool: str | None = None
         """The spool's data file once the upload started (``None``: a driver without local spools)."""
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[None] = self._loop.create_future()
         self.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no warning
         self.task = asyncio.create_task(self._run())
 
@@ -169,8 +169,7 @@ class BlobFetch:
 
     def _checked(self) -> None:
         self.checked = True
-        for sub in self._subscribers:
-            sub.wake.set()
+        self._wake()
 
     @property
     def joinable(self) -> bool:
@@ -212,23 +211,10 @@ class BlobFetch:
                 if f is not None:
                     with f:
                         await resp.prepare(request)
-                        sent = 0
-                        sock_fd = plain_socket(request)
-                        if self._senders.filling and sock_fd is not None:
-                            try:
-                                sent = await self._senders.send(sock_fd, f.fileno(), first=self._clients == 1)
-                            except ConnectionError:
-                                if request.transport is not None:
-                                    request.transport.abort()  # the dispatcher then sees a client gone
-                                raise ConnectionResetError("client went away") from None
-                            except OSError:  # the spool was cut back under the thread: the fill failed
-                                await asyncio.wait([self.done])
-                                if self._verified() is not False:
-                                    raise
-                                if request.transport is not None:
-                                    request.transport.close()
-                                return resp
-                        return await self._follow(request, resp, sub, f, sent)
+                        sent = await self._from_threads(request, f.fileno())
+                        if sent is None:  # the fill failed: the client's connection was cut
+                            return resp
+                        return await self._follow(request, resp, sub, f.fileno(), sent)
                 # committed already: the stored blob, as any other
                 self._subscribers.remove(sub)
                 await self.wait()
@@ -252,36 +238,52 @@ class BlobFetch:
         except FileNotFoundError:  # renamed into place (or dropped) meanwhile
             return None
 
+    async def _from_threads(self, request: web.Request, spool_fd: int) -> int | None:
+        """While a thread fills the spool, send a plain-TCP client from threads (:mod:`.spoolsend`):
+        the bytes sent (0 when it cannot be), or ``None`` when the fill failed under them (the
+        client's connection is then cut)."""
+        sock_fd = plain_socket(request)
+        if not self._senders.filling or sock_fd is None:
+            return 0
+        try:
+            return await self._senders.send(sock_fd, spool_fd, first=self._clients == 1)
+        except ConnectionError:
+            if request.transport is not None:
+                request.transport.abort()  # the dispatcher then sees a client gone
+            raise ConnectionResetError("client went away") from None
+        except OSError:  # the spool was cut back under the thread: the fill failed
+            await asyncio.wait([self.done])
+            if self._verified() is not False:
+                raise
+            if request.transport is not None:
+                request.transport.close()
+            return None
+
     async def _follow(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber,
-                      f: IO[bytes], sent: int) -> web.StreamResponse:
+                      fd: int, sent: int) -> web.StreamResponse:
         """Send what the spool holds from byte ``sent`` on, piece by piece, as it grows; the last
         byte once verified."""
-        fd = f.fileno()
-        self._loop_followers += 1
+        self._loop_followers += 1  # the filling thread wakes the event loop for them
         try:
-            return await self._follow_on(request, resp, sub, fd, sent)
+            while True:
+                verified = self._verified()
+                if verified is False:
+                    if request.transport is not None:
+                        request.transport.close()
+                    return resp
+                limit = self.size if verified else min(os.fstat(fd).st_size, self.size - 1)
+                if limit > sent:
+                    if request.transport is None:
+                        raise ConnectionResetError("client went away")
+                    await send_span(resp, fd, sent, limit - sent)
+                    sent = limit
+                    continue
+                if verified:
+                    break
+                sub.wake.clear()
+                await sub.wake.wait()
         finally:
             self._loop_followers -= 1
-
-    async def _follow_on(self, request: web.Request, resp: web.StreamResponse, sub: _Subscriber,
-                         fd: int, sent: int) -> web.StreamResponse:
-        while True:
-            verified = self._verified()
-            if verified is False:
-                if request.transport is not None:
-                    request.transport.close()
-                return resp
-            limit = self.size if verified else min(os.fstat(fd).st_size, self.size - 1)
-            if limit > sent:
-                if request.transport is None:
-                    raise ConnectionResetError("client went away")
-                await send_span(resp, fd, sent, limit - sent)
-                sent = limit
-                continue
-            if verified:
-                break
-            sub.wake.clear()
-            await sub.wake.wait()
         await resp.write_eof()
         return resp
 

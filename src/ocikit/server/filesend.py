@@ -80,17 +80,34 @@ def write_socket(out: int, fd: int, offset: int, length: int, stop: threading.Ev
             raise OSError(f"file ended at byte {offset} of {end}")
         view = memoryview(data)
         while view:
-            try:
-                view = view[os.write(out, view):]
-                continue
-            except BlockingIOError:
-                pass
-            while not (events := poll.poll(1000)):
-                if stop.is_set():
-                    raise ConnectionAbortedError("send cancelled")
-            if events[0][1] & (select.POLLERR | select.POLLHUP):
-                raise ConnectionResetError("client went away")
+            view = view[write_view(out, view, poll, 1.0):]
+            if view and stop.is_set():
+                raise ConnectionAbortedError("send cancelled")
         offset += len(data)
+
+
+def write_view(out: int, view: memoryview, poll: select.poll, timeout: float) -> int:
+    """In a worker thread: write what the non-blocking socket ``out`` takes of ``view``, waiting
+    with ``poll`` (``out`` registered for ``POLLOUT``, maybe other descriptors for ``POLLIN``) while
+    it is full. Returns the bytes written: all, or fewer once a wait took ``timeout`` seconds or
+    another registered descriptor became ready. A client that went away raises
+    ``ConnectionResetError`` (or ``BrokenPipeError``)."""
+    written = 0
+    while written < len(view):
+        try:
+            written += os.write(out, view[written:])
+            continue
+        except BlockingIOError:
+            pass
+        events = poll.poll(timeout * 1000)
+        if not events:
+            return written
+        for fd, ev in events:
+            if fd != out:
+                return written
+            if ev & (select.POLLERR | select.POLLHUP):
+                raise ConnectionResetError("client went away")
+    return written
 
 
 def requested_span(request: web.Request, size: int) -> tuple[int, int, bool] | None:
@@ -142,4 +159,4 @@ async def file_response(request: web.Request, fd: int, size: int, headers: dict[
 
 
 __all__ = ["PIECE", "READAHEAD", "file_response", "plain_socket", "requested_span", "send_span", "span_response",
-           "write_socket"]
+           "write_socket", "write_view"]

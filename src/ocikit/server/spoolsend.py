@@ -27,7 +27,7 @@ import select
 import threading
 
 from ..core.ownthread import run_in_own_thread
-from .filesend import PIECE, write_socket
+from .filesend import PIECE, write_socket, write_view
 
 LEAD_PATIENCE = 2.0
 """Seconds the filling thread waits for the lead's socket to take anything before it lets the
@@ -58,22 +58,9 @@ class _Lead:
     def send(self, data: memoryview) -> bool:
         """In the filling thread: write all of ``data``; ``False`` when the lead is to be let go
         instead (asked to, or its socket took nothing for :data:`LEAD_PATIENCE` seconds)."""
-        while data:
-            try:
-                n = os.write(self.out, data)
-            except BlockingIOError:
-                events = self.poll.poll(LEAD_PATIENCE * 1000)
-                if not events:
-                    return False
-                for fd, ev in events:
-                    if fd == self.wake_r:
-                        return False
-                    if ev & (select.POLLERR | select.POLLHUP):
-                        raise ConnectionResetError("client went away")
-                continue
-            data = data[n:]
-            self.sent += n
-        return True
+        n = write_view(self.out, data, self.poll, LEAD_PATIENCE)
+        self.sent += n
+        return n == len(data)
 
     def close(self) -> None:
         for fd in (self.out, self.wake_r, self.wake_w):

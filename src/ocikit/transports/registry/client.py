@@ -36,7 +36,7 @@ from ...core.errors import (
 )
 from .auth import Authenticator, Challenge, ChallengeSyntaxError, Credentials, Scope, parse_challenges, \
     parse_token_response
-from .threadget import MAX_REDIRECTS, REDIRECTS, ThreadedGet
+from .threadget import MAX_REDIRECTS, REDIRECTS, ThreadedGet, origin
 from .retry import RETRYABLE_STATUS, RetryPolicy, backoff_delay, parse_retry_after
 
 log = logging.getLogger("ocikit.registry")
@@ -62,10 +62,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(h).is_loopback
     except ValueError:
         return False
-
-
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme, (url.host or "").lower(), url.port)
 
 
 _SSL_CACHE: dict[tuple[bool, tuple[str, ...]], ssl.SSLContext] = {}
@@ -314,7 +310,7 @@ class RegistryClient:
         resendable = data is None or isinstance(data, (bytes, bytearray, memoryview, str))
         # Credentials go only to the registry's own origin: a pagination Link or an upload
         # Location naming another host is followed without them, as redirects are.
-        home = _origin(url) == _origin(await self.base())
+        home = origin(str(url)) == origin(str(await self.base()))
         authz = await self.auth.header_for(need) if home else None
         attempt = 0
         auth_rounds = 0
@@ -398,7 +394,7 @@ class RegistryClient:
                 return resp
             loc = url.join(URL(resp.headers["Location"], encoded=True))
             resp.release()
-            if _origin(loc) != _origin(base):
+            if origin(str(loc)) != origin(str(base)):
                 headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
             if resp.status == 303:
                 method, data = "GET", None

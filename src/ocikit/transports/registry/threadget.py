@@ -43,7 +43,8 @@ class NotStarted(Exception):
     """Nothing of the body arrived: do the request the usual way (the reason is in the message)."""
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the default port filled in: where credentials may go."""
     u = urlsplit(url)
     return u.scheme, (u.hostname or "").lower(), u.port or (443 if u.scheme == "https" else 80)
 
@@ -147,7 +148,7 @@ class ThreadedGet:
         """Send the GET (from ``offset``), following redirects: the response, and how many bytes of
         its body come before byte ``offset`` (a server that ignored ``Range`` sends the whole)."""
         url, headers = self.url, dict(self.headers)
-        home = _origin(url)
+        home = origin(url)
         if offset:
             headers["Range"] = f"bytes={offset}-"
         for _ in range(MAX_REDIRECTS + 1):
@@ -185,7 +186,7 @@ class ThreadedGet:
             if resp.status in REDIRECTS and resp.getheader("Location"):
                 url = urljoin(url, resp.getheader("Location", ""))
                 self._close()
-                if _origin(url) != home:
+                if origin(url) != home:
                     headers.pop("Authorization", None)
                 continue
             length = resp.getheader("Content-Length", "")
@@ -202,4 +203,4 @@ class ThreadedGet:
         raise NotStarted(f"{self.what}: too many redirects")
 
 
-__all__ = ["NotStarted", "PIECE", "Sink", "ThreadedGet"]
+__all__ = ["NotStarted", "PIECE", "Sink", "ThreadedGet", "origin"]
