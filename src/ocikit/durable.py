@@ -441,9 +441,10 @@ class _Flushes:
         error (the caller may then close ``fd``)."""
         import asyncio
 
-        while self.running is not None and not self.running.done():
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(asyncio.wrap_future(self.running))
+        from .core.ownthread import wait_out
+
+        if self.running is not None:
+            await wait_out(asyncio.wrap_future(self.running))
 
 
 async def write_stream(fd: int, chunks: AsyncIterator[bytes], digester: "Digester | None", *,

@@ -243,3 +243,34 @@ def test_a_lead_that_goes_away_is_a_connection_error_and_the_fill_goes_on(tmp_pa
             rig.close()
 
     assert asyncio.run(run())
+
+
+def test_a_lead_cancelled_twice_keeps_its_socket_until_the_filling_thread_let_go(tmp_path):
+    """The request is cancelled while the filling thread is busy sending to the lead, and again
+    while it waits for the thread to let go: its socket stays open until then (closing it under
+    the thread could let bytes land on a reused descriptor)."""
+    data = _content(24 * PIECE)
+
+    async def run() -> tuple[bool, bool]:
+        rig = Rig(str(tmp_path / "spool"), data, pause_after=1)
+        server, client, spool = rig.client()
+        loop = asyncio.get_running_loop()
+        try:
+            fill = rig.fill()
+            assert await loop.run_in_executor(None, rig.filler.paused.wait, 60)
+            sending = asyncio.ensure_future(rig.senders.send(server.fileno(), spool, first=True))
+            await asyncio.sleep(0.1)  # the lead is registered; the filling thread is paused
+            sending.cancel()
+            await asyncio.sleep(0.1)
+            sending.cancel()
+            await asyncio.sleep(0.1)
+            waited = not sending.done()  # the filling thread has not let go of it yet
+            rig.filler.resume.set()
+            with pytest.raises(asyncio.CancelledError):
+                await sending
+            await fill
+            return waited, rig.filler.done.is_set()
+        finally:
+            rig.close()
+
+    assert asyncio.run(run()) == (True, True)

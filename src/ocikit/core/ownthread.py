@@ -45,12 +45,18 @@ async def run_in_own_thread(work: Callable[[], T], *, abort: Callable[[], None],
         return await asyncio.shield(done)
     except asyncio.CancelledError:
         abort()
-        while not done.done():  # shielded: a second cancellation must not end the wait either
-            try:
-                await asyncio.shield(done)
-            except BaseException:  # noqa: BLE001 - the cancellation is what is reported
-                pass
+        await wait_out(done)
         raise
 
 
-__all__ = ["run_in_own_thread"]
+async def wait_out(fut: "asyncio.Future[object]") -> None:
+    """Wait until ``fut`` is done, however often the awaiting task is cancelled meanwhile (each
+    wait is shielded, so ``fut`` itself is never cancelled); its outcome is not raised."""
+    while not fut.done():
+        try:
+            await asyncio.shield(fut)
+        except BaseException:  # noqa: BLE001 - a cancellation, or fut's own error: the caller's concern
+            pass
+
+
+__all__ = ["run_in_own_thread", "wait_out"]

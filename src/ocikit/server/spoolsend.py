@@ -26,7 +26,7 @@ import os
 import select
 import threading
 
-from ..core.ownthread import run_in_own_thread
+from ..core.ownthread import run_in_own_thread, wait_out
 from .filesend import PIECE, write_socket, write_view
 
 LEAD_PATIENCE = 2.0
@@ -160,7 +160,7 @@ class SpoolSenders:
             await asyncio.shield(lead.released)
         except asyncio.CancelledError:
             self.others_came()
-            await lead.released  # the filling thread lets go of it (or ends) before its socket closes
+            await wait_out(lead.released)  # the filling thread lets go of it (or ends) before its socket closes
             raise
         finally:
             if lead.released.done():
