@@ -133,7 +133,9 @@ class RegistryStorage:
         await self._index_repository(name)
         if touch and not await self.driver.touch(blob_key(digest)):
             raise BlobUnknown(f"blob unknown to registry: {digest}", detail={"digest": str(digest)})
-        await self.driver.put(repo_key(name, "_layers", digest.algorithm, digest.encoded), b"", durable=True)
+        link = repo_key(name, "_layers", digest.algorithm, digest.encoded)
+        if not await self.driver.touch(link):  # refreshed for a concurrent gc's grace, or written
+            await self.driver.put(link, b"", durable=True)
 
     async def mount_blob(self, name: str, source: str, digest: Digest) -> int | None:
         """Link a blob of ``source`` into ``name``; its size, or ``None`` when ``source`` lacks it (or a
@@ -386,8 +388,9 @@ class RegistryStorage:
         key = blob_key(digest)
         if not await d.touch(key):  # refreshed for a concurrent gc's grace, or written
             await d.put(key, raw)
-        await d.put(repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded),
-                    m.media_type.encode())
+        revision = repo_key(name, "_manifests", "revisions", digest.algorithm, digest.encoded)
+        if not await d.touch(revision):  # as the manifest's bytes above
+            await d.put(revision, m.media_type.encode())
         subject = m.subject.digest if m.subject is not None else None
         if m.subject is not None:
             entry = referrer_descriptor(m, digest).to_dict()
