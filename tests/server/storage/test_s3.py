@@ -195,43 +195,47 @@ async def test_gc_purges_abandoned_multipart_uploads_after_their_grace(seaweed):
 async def test_a_touch_during_a_gc_deletion_waits_and_tells_whether_the_key_survived(seaweed, monkeypatch):
     """The writer's half of the handshake with a gc deleting a key (no lock on S3): a touch that
     finds the gc's intent waits for it to go, then reports whether the key is still there."""
-    from ocikit.server.storage import s3 as s3mod
+    from ocikit.server.storage import s3intents
 
     d = driver(seaweed, "driver-intent")
     try:
         for kept in (True, False):
             key = f"blobs/k-{kept}"
             await d.put(key, b"x")
-            await d.put(s3mod.INTENTS + key, b"")  # a gc is about to decide on it
+            await d.put(s3intents.INTENTS + key, b"")  # a gc is about to decide on it
             touching = asyncio.ensure_future(d.touch(key))
             await asyncio.sleep(0.5)
             assert not touching.done()  # waits for the gc's decision
             if not kept:
                 await d.delete(key)
-            await d.delete(s3mod.INTENTS + key)
+            await d.delete(s3intents.INTENTS + key)
             assert await asyncio.wait_for(touching, 30) is kept
         # an intent a killed gc left behind is not waited for for ever
-        monkeypatch.setattr(s3mod, "STALE_INTENT", 0.0)
+        monkeypatch.setattr(s3intents, "STALE_INTENT", 0.0)
         await d.put("blobs/k-stale", b"x")
-        await d.put(s3mod.INTENTS + "blobs/k-stale", b"")
+        await d.put(s3intents.INTENTS + "blobs/k-stale", b"")
         assert await asyncio.wait_for(d.touch("blobs/k-stale"), 30) is True
     finally:
         await d.close()
 
 
 async def test_a_gc_deletion_announces_itself_withdraws_and_spares_the_last_second(seaweed):
-    from ocikit.server.storage import s3 as s3mod
+    from ocikit.server.storage import s3intents
 
     d = driver(seaweed, "driver-delete-older")
     try:
+        # written after the cutoff, mid-second: its LastModified (whole seconds) reads as before the
+        # cutoff, and it is spared all the same
+        await asyncio.sleep((1.3 - time.time() % 1) % 1)
+        cutoff = time.time()
         await d.put("blobs/a", b"x")
-        # modified now: with LastModified in whole seconds, a cutoff less than a second ahead spares it
-        assert await d.delete_if_older("blobs/a", time.time() + 0.5) is False
+        assert (await d.mtime("blobs/a") or 0) < cutoff  # the whole second hides the order
+        assert await d.delete_if_older("blobs/a", cutoff) is False
         assert await d.size("blobs/a") == 1
         assert await d.delete_if_older("blobs/a", time.time() + 5) is True
         assert await d.size("blobs/a") is None
-        assert await d.size(s3mod.INTENTS + "blobs/a") is None  # the intent is withdrawn
+        assert await d.size(s3intents.INTENTS + "blobs/a") is None  # the intent is withdrawn
         assert await d.delete_if_older("blobs/missing", time.time() + 5) is False
-        assert await d.size(s3mod.INTENTS + "blobs/missing") is None
+        assert await d.size(s3intents.INTENTS + "blobs/missing") is None
     finally:
         await d.close()

@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from ...core.digest import Digester
 from ...core.errors import StorageUnavailable, UsageError
 from .base import StorageDriver
-from . import s3relay
+from . import s3intents, s3relay
 from .s3parts import write_object
 from .s3settings import S3Settings
 
@@ -51,12 +51,6 @@ RELAY_PARALLEL = 3
 """Ranged GETs in flight for one relayed blob GET."""
 RELAY_TIMEOUT = 60.0
 """Seconds a relay may make no progress (neither S3 nor the client moving) before it gives up."""
-INTENTS = "gc.deleting/"
-"""Where a gc announces, one object per key, that it is about to delete that key (see :meth:`S3Driver.delete_if_older`)."""
-MTIME_RESOLUTION = 1.0
-"""Seconds: S3 keeps ``LastModified`` to the second, so a key touched 0.9 s ago may read as 1.9 s old."""
-STALE_INTENT = 30.0
-"""Seconds after which an intent is taken for one a killed gc left behind."""
 META_DATA = "ocikit-data"
 META_SIZE = "ocikit-size"
 
@@ -266,32 +260,11 @@ class S3Driver(StorageDriver):
             if _missing(e):
                 return False
             raise
-        return await self._outlasted_gc(key)
+        return await s3intents.outlasted_gc(self, key)
 
     async def delete_if_older(self, key: str, cutoff: float) -> bool:
-        """A gc's deletion, raced by writers that take no lock: it first announces itself (an intent
-        object per key, which :meth:`touch` looks for once it has refreshed a key), then reads the
-        age, deletes, and withdraws the intent. A writer whose refresh came before the age was read
-        makes it fresh; one whose refresh came after the intent sees the intent, waits for it to go
-        and then finds out whether the key is still there (both sides write, then read: S3's
-        strong consistency lets at least one see the other). The cutoff is taken one second
-        earlier, as ``LastModified`` has whole seconds."""
-        intent = INTENTS + key
-        await self.put(intent, b"")
-        try:
-            mtime = await self.mtime(key)
-            return mtime is not None and mtime < cutoff - MTIME_RESOLUTION and await self.delete(key)
-        finally:
-            await self._call("delete_object", Key=self._k(intent))
-
-    async def _outlasted_gc(self, key: str) -> bool:
-        """After ``key`` was refreshed: whether it is still there once no gc is deleting it."""
-        seen = False
-        while (h := await self._head(INTENTS + key)) is not None \
-                and time.time() - h["LastModified"].timestamp() < STALE_INTENT:
-            seen = True
-            await asyncio.sleep(0.05)
-        return not seen or await self._head(key) is not None
+        """A gc's deletion, announced to writers first (:mod:`.s3intents`)."""
+        return await s3intents.delete_if_older(self, key, cutoff)
 
     async def delete(self, key: str) -> bool:
         if self.guard is not None:
