@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .s3 import S3Driver
+from .base import StorageDriver
 
 INTENTS = "gc.deleting/"
 """Where a gc announces, one object per key, that it is about to delete that key."""
@@ -31,7 +29,7 @@ STALE_INTENT = 30.0
 """Seconds after which an intent is taken for one a killed gc left behind."""
 
 
-async def delete_if_older(driver: S3Driver, key: str, cutoff: float) -> bool:
+async def delete_if_older(driver: StorageDriver, key: str, cutoff: float) -> bool:
     """Delete ``key`` if it was last modified before ``cutoff`` (less a second), announced by an
     intent for the time of the decision; ``True`` if deleted."""
     intent = INTENTS + key
@@ -43,7 +41,7 @@ async def delete_if_older(driver: S3Driver, key: str, cutoff: float) -> bool:
         await driver.delete(intent)
 
 
-async def outlasted_gc(driver: S3Driver, key: str) -> bool:
+async def outlasted_gc(driver: StorageDriver, key: str) -> bool:
     """After ``key`` was refreshed: whether it is still there once no gc is deciding on it."""
     seen = False
     while (at := await driver.mtime(INTENTS + key)) is not None and time.time() - at < STALE_INTENT:
